@@ -1,0 +1,54 @@
+-- The audit journal: one row per `supercp apply` run, one row per step of a run, and the objects
+-- SuperCP owns on each node. Timestamps are unix milliseconds. Keep in step with
+-- ../sqlite/0001_journal.sql: the two differ only in column types.
+
+CREATE TABLE runs (
+    id          BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    node        TEXT    NOT NULL,
+    actor       TEXT    NOT NULL,
+    repo        TEXT    NOT NULL,
+    git_commit  TEXT,
+    git_author  TEXT,
+    git_dirty   BOOLEAN,
+    summary     TEXT    NOT NULL,
+    outcome     TEXT    NOT NULL
+                CHECK (outcome IN ('running', 'succeeded', 'failed', 'interrupted')),
+    started_at  BIGINT  NOT NULL,
+    finished_at BIGINT,
+    pid         BIGINT  NOT NULL,
+    error       TEXT,
+    gate_checks BIGINT  NOT NULL DEFAULT 0,
+    reloads     BIGINT  NOT NULL DEFAULT 0
+);
+
+-- mark_interrupted looks for the runs of a node that never recorded an outcome.
+CREATE INDEX runs_running_by_node ON runs (node) WHERE outcome = 'running';
+
+CREATE TABLE steps (
+    id             BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    run_id         BIGINT  NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+    seq            BIGINT  NOT NULL,
+    resource       TEXT    NOT NULL,
+    origin         TEXT    NOT NULL,
+    object         TEXT    NOT NULL,
+    action         TEXT    NOT NULL CHECK (action IN ('create', 'update', 'delete')),
+    status         TEXT    NOT NULL DEFAULT 'pending'
+                   CHECK (status IN ('pending', 'running', 'done', 'failed', 'interrupted')),
+    attempt        BIGINT  NOT NULL DEFAULT 0,
+    started_at     BIGINT,
+    finished_at    BIGINT,
+    before_hash    TEXT,
+    after_hash     TEXT,
+    -- JSON array of strings
+    log            TEXT    NOT NULL DEFAULT '[]',
+    before_content BYTEA,
+    UNIQUE (run_id, seq)
+);
+
+CREATE TABLE owned (
+    node        TEXT    NOT NULL,
+    object      TEXT    NOT NULL,
+    resource    TEXT    NOT NULL,
+    tenant_data BOOLEAN NOT NULL,
+    PRIMARY KEY (node, object)
+);

@@ -1,0 +1,118 @@
+//! What a node holds: the objects SuperCP renders (`Desired`) and what the drivers find
+//! (`Observed`). A closed set of kinds: adding one is a deliberate change the compiler walks
+//! through every `match`.
+
+use std::fmt;
+
+use sha2::{Digest, Sha256};
+
+use crate::diagnostic::Span;
+
+/// The kinds of object this version manages.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Object {
+    File { content: Vec<u8>, mode: u32, owner: Option<Owner> },
+    Dir { mode: u32, owner: Option<Owner> },
+}
+
+/// A Linux user and group, by name (resolved to ids by the drivers).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Owner {
+    pub user: String,
+    pub group: String,
+}
+
+/// A stable identifier of one object on a node: `file:/abs/path` or `dir:/abs/path`.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ObjectId(pub String);
+
+/// One object SuperCP wants on the node, and who asked for it.
+///
+/// `anchor` is a directory of the node's layout (root-owned, opened normally); `rel` is the
+/// path below it, which the drivers walk one component at a time without following symlinks.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Desired {
+    pub anchor: String,
+    pub rel: String,
+    pub object: Object,
+    /// `Kind/name` of the resource that asked for it.
+    pub resource: String,
+    /// Where that resource is declared.
+    pub origin: Span,
+    /// The service gate (`nginx`, `php-fpm`) that must check this object after a write.
+    pub gate: Option<String>,
+    /// Tenant data (homes, document roots): never deleted without the deletion policy and
+    /// `--allow-destroy`.
+    pub tenant_data: bool,
+}
+
+/// What a driver found at a path. `Blocked` means a symlink (or non-directory) sits at the path
+/// or at one of its managed ancestors: nothing below it may be touched.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Observed {
+    Absent,
+    File { content: Vec<u8>, mode: u32, uid: u32, gid: u32 },
+    Dir { mode: u32, uid: u32, gid: u32 },
+    Blocked { path: String, what: String },
+}
+
+impl Object {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Object::File { .. } => "file",
+            Object::Dir { .. } => "dir",
+        }
+    }
+
+    /// Content hash of what this object would put on disk (files: content; dirs: mode/owner).
+    pub fn digest(&self) -> String {
+        match self {
+            Object::File { content, .. } => digest_bytes(content),
+            Object::Dir { mode, owner } => {
+                digest_bytes(format!("dir {mode:o} {owner:?}").as_bytes())
+            }
+        }
+    }
+}
+
+impl Desired {
+    /// The absolute path on the node.
+    pub fn path(&self) -> String {
+        join(&self.anchor, &self.rel)
+    }
+
+    pub fn id(&self) -> ObjectId {
+        ObjectId(format!("{}:{}", self.object.kind(), self.path()))
+    }
+}
+
+impl ObjectId {
+    /// The path part of the id.
+    pub fn path(&self) -> &str {
+        self.0.split_once(':').map_or(self.0.as_str(), |(_, p)| p)
+    }
+
+    pub fn kind(&self) -> &str {
+        self.0.split_once(':').map_or("", |(k, _)| k)
+    }
+}
+
+impl fmt::Display for ObjectId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Hex SHA-256 of some bytes: the hash recorded before and after every step.
+pub fn digest_bytes(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// Joins an anchor directory and a relative path with exactly one `/`.
+pub fn join(anchor: &str, rel: &str) -> String {
+    if rel.is_empty() {
+        anchor.to_owned()
+    } else {
+        format!("{}/{}", anchor.trim_end_matches('/'), rel.trim_start_matches('/'))
+    }
+}

@@ -1,0 +1,281 @@
+//! The resource kinds of `apiVersion: supercp/v1`, as written in YAML (camelCase). Each spec
+//! derives a JSON Schema (schemars) written to `schemas/` by `supercp schema`.
+//!
+//! Fields that an error may point at are `Loc<T>`: they carry their line and column.
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::diagnostic::Loc;
+
+pub const API_VERSION: &str = "supercp/v1";
+
+/// The kinds this version knows, in the order they are listed in help texts.
+pub const KINDS: &[&str] = &["Node", "Package", "Tenant", "Domain"];
+
+/// The envelope every resource shares.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Document<S> {
+    /// Always `supercp/v1`.
+    pub api_version: Loc<String>,
+    pub kind: Loc<String>,
+    pub metadata: Metadata,
+    pub spec: S,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Metadata {
+    pub name: Loc<String>,
+    /// Free-form labels; values must pass the config-string grammar.
+    #[serde(default)]
+    pub labels: BTreeMap<String, Loc<String>>,
+}
+
+/// What happens to tenant data (homes, document roots) when its resource leaves the repo.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+pub enum DeletionPolicy {
+    /// Keep the data on disk; SuperCP stops managing it (the default).
+    #[default]
+    Retain,
+    /// Delete it, but only on an apply with `--allow-destroy`.
+    Delete,
+}
+
+/// Limits a tenant may use.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PackageSpec {
+    /// Domains (sites) a tenant of this package may have; aliases do not count.
+    pub max_domains: Option<Loc<u32>>,
+    /// Sum of PHP-FPM `pm.max_children` of the tenant's pool.
+    pub max_php_workers: Option<Loc<u32>>,
+    pub max_mailboxes: Option<Loc<u32>>,
+    pub max_databases: Option<Loc<u32>>,
+    /// Disk quota in MiB, enforced where the filesystem supports quotas.
+    pub disk_quota_mb: Option<Loc<u64>>,
+    /// Bandwidth or other notes for humans.
+    pub notes: Option<Loc<String>>,
+}
+
+/// A hosting customer: a Linux user and group with a home, a PHP pool and limits.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TenantSpec {
+    /// Name of a Package resource.
+    pub package: Loc<String>,
+    #[serde(default)]
+    pub php: Option<TenantPhp>,
+    #[serde(default)]
+    pub suspended: bool,
+    /// Login shell; `/usr/sbin/nologin` when unset.
+    pub shell: Option<Loc<String>>,
+    /// SSH public keys (one per entry) for `authorized_keys`.
+    #[serde(default)]
+    pub ssh_keys: Vec<Loc<String>>,
+    #[serde(default)]
+    pub cron: Vec<CronJob>,
+    #[serde(default)]
+    pub deletion_policy: DeletionPolicy,
+}
+
+/// The tenant's PHP-FPM pool.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TenantPhp {
+    /// A PHP version the node has installed, e.g. "8.2".
+    pub version: Loc<String>,
+    /// `pm.max_children` (default 5).
+    pub max_children: Option<Loc<u32>>,
+    /// `memory_limit`, e.g. `256M`.
+    pub memory_limit: Option<Loc<String>>,
+    /// `max_execution_time` in seconds.
+    pub max_execution_time: Option<Loc<u32>>,
+    /// `upload_max_filesize` and `post_max_size`, e.g. `64M`.
+    pub upload_max_filesize: Option<Loc<String>>,
+    /// Extra `php_admin_value` settings from the allowlist.
+    #[serde(default)]
+    pub ini: BTreeMap<String, Loc<String>>,
+}
+
+/// One line of the tenant's crontab.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CronJob {
+    /// Five cron fields, e.g. `*/5 * * * *`.
+    pub schedule: Loc<String>,
+    pub command: Loc<String>,
+}
+
+/// A site of a tenant.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DomainSpec {
+    /// Name of the Tenant resource that owns the site.
+    pub tenant: Loc<String>,
+    /// Other hostnames served by the same site.
+    #[serde(default)]
+    pub aliases: Vec<Loc<String>>,
+    /// Pass `.php` to the tenant's PHP-FPM pool.
+    #[serde(default)]
+    pub php: bool,
+    /// Document root below `domains/<domain>/` (default `public_html`).
+    pub document_root: Option<Loc<String>>,
+    /// Path redirects.
+    #[serde(default)]
+    pub redirects: Vec<Redirect>,
+    /// Redirect the whole site to this URL (keeping path and query).
+    pub redirect_to: Option<Loc<String>>,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Redirect {
+    /// A path on this site, starting with `/`.
+    pub from: Loc<String>,
+    /// A path or an absolute http(s) URL.
+    pub to: Loc<String>,
+    /// 301 (default), 302, 307 or 308.
+    pub code: Option<Loc<u16>>,
+}
+
+/// A machine SuperCP manages and the layout of its services. The sandbox node is one of these,
+/// embedded in the binary; a real Debian node is another (`examples/nodes/debian.yaml`).
+/// Paths are absolute on the node and prefixed with `root`.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NodeSpec {
+    /// web, mail, dns, db, backup.
+    #[serde(default)]
+    pub roles: Vec<String>,
+    #[serde(default)]
+    pub addresses: Vec<String>,
+    /// Prefix of every path below (`/` on a real node). `{state}` is the state directory.
+    #[serde(default = "default_root")]
+    pub root: String,
+    /// Set owners (chown) of managed objects; needs root. Off on the sandbox node.
+    #[serde(default)]
+    pub manage_ownership: bool,
+    /// `sqlite:PATH` or `postgres://…`; default `sqlite:{state}/audit.db`.
+    pub audit_url: Option<String>,
+    /// Directory of Tera templates that override the built-in ones by file name.
+    pub template_dir: Option<String>,
+    /// Where tenant homes live.
+    #[serde(default = "default_home_dir")]
+    pub home_dir: String,
+    pub web: WebLayout,
+    pub php: PhpLayout,
+    /// Service checks and reloads, run once per run for all writes they cover.
+    #[serde(default)]
+    pub gates: Vec<Gate>,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct WebLayout {
+    /// Directory of one vhost file per domain.
+    pub sites_dir: String,
+    /// When set, SuperCP renders nginx's main config here (sandbox and test prefixes).
+    pub main_config: Option<String>,
+    /// `listen` values of the HTTP server blocks.
+    #[serde(default = "default_listen")]
+    pub listen: Vec<String>,
+    /// nginx's worker user.
+    #[serde(default = "default_web_user")]
+    pub user: String,
+    /// nginx's FastCGI parameters file (a path on the node, not below `root`).
+    #[serde(default = "default_fastcgi_params")]
+    pub fastcgi_params: String,
+    /// nginx's MIME types file (a path on the node, not below `root`).
+    #[serde(default = "default_mime_types")]
+    pub mime_types: String,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PhpLayout {
+    /// PHP versions installed on the node.
+    pub versions: Vec<String>,
+    /// Pool directory; `{version}` is replaced by the tenant's PHP version.
+    pub pool_dir: String,
+    /// Directory of the pool sockets.
+    pub socket_dir: String,
+    /// When set, SuperCP renders php-fpm's main config here; `{version}` as above.
+    pub main_config: Option<String>,
+    /// Run every pool as this existing user instead of the tenant's own. Only for the sandbox
+    /// node, which creates no users.
+    pub run_as: Option<String>,
+}
+
+/// A service check and reload, as data: after all writes under `paths`, run `check` once; if it
+/// passes run `reload` once; if it fails put the previous files back.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Gate {
+    /// `nginx` or `php-fpm`: rendered objects name the gate they need.
+    pub name: String,
+    /// Command and arguments (no shell); `{root}` and `{state}` are replaced.
+    pub check: Vec<String>,
+    /// Command and arguments run after a passing check; empty for none.
+    #[serde(default)]
+    pub reload: Vec<String>,
+    /// Skip the gate (with a warning) when the check's program is not installed.
+    #[serde(default)]
+    pub optional: bool,
+}
+
+fn default_root() -> String {
+    "/".to_owned()
+}
+
+fn default_home_dir() -> String {
+    "/home".to_owned()
+}
+
+fn default_listen() -> Vec<String> {
+    vec!["80".to_owned()]
+}
+
+fn default_fastcgi_params() -> String {
+    "/etc/nginx/fastcgi_params".to_owned()
+}
+
+fn default_mime_types() -> String {
+    "/etc/nginx/mime.types".to_owned()
+}
+
+fn default_web_user() -> String {
+    "www-data".to_owned()
+}
+
+impl NodeSpec {
+    /// The node with `{state}` replaced by the state directory everywhere and `{root}` by the
+    /// resolved root in gate commands.
+    pub fn resolve(&self, state_dir: &str) -> NodeSpec {
+        let mut node = self.clone();
+        let sub = |s: &str| s.replace("{state}", state_dir);
+        node.root = sub(&node.root);
+        let root = node.root.clone();
+        let sub_all = |s: &str| sub(s).replace("{root}", root.trim_end_matches('/'));
+        node.audit_url = node.audit_url.as_deref().map(sub);
+        node.template_dir = node.template_dir.as_deref().map(sub_all);
+        for gate in &mut node.gates {
+            gate.check = gate.check.iter().map(|a| sub_all(a)).collect();
+            gate.reload = gate.reload.iter().map(|a| sub_all(a)).collect();
+        }
+        node
+    }
+
+    /// An absolute node path below `root`.
+    pub fn path(&self, node_path: &str) -> String {
+        crate::object::join(&self.root, node_path)
+    }
+
+    /// The pool directory of one PHP version, below `root`.
+    pub fn pool_dir(&self, version: &str) -> String {
+        self.path(&self.php.pool_dir.replace("{version}", version))
+    }
+}

@@ -1,0 +1,361 @@
+//! Files and directories: observe, write atomically, set mode and owner, delete — all through
+//! `*at` calls on descriptors opened with `O_NOFOLLOW`.
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
+
+use nix::errno::Errno;
+use nix::fcntl::{openat, renameat, OFlag};
+use nix::sys::stat::{fchmod, fstatat, mkdirat, Mode, SFlag};
+use nix::unistd::{fchown, unlinkat, Gid, Group, Uid, UnlinkatFlags, User};
+use supercp_core::object::{join, Observed};
+use supercp_core::{Desired, Object, Owner};
+
+/// Suffix of the temp file a write goes through (same directory, then `rename`).
+pub const TEMP_SUFFIX: &str = ".supercp-tmp";
+
+#[derive(Debug, thiserror::Error)]
+pub enum DriverError {
+    #[error("refusing to follow {what} at {path}: SuperCP never writes, chmods or chowns through a symlink")]
+    SymlinkRefused { path: String, what: String },
+    #[error("cannot open directory {path}: {source}")]
+    OpenFailed { path: String, source: Errno },
+    #[error("cannot write {path}: {source}")]
+    WriteFailed { path: String, source: std::io::Error },
+    #[error("cannot set mode or owner of {path}: {source}")]
+    MetadataFailed { path: String, source: Errno },
+    #[error("cannot delete {path}: {source}")]
+    DeleteFailed { path: String, source: Errno },
+    #[error("owner {user}:{group} of {path} does not exist on this node")]
+    UnknownOwner { path: String, user: String, group: String },
+    #[error("cannot flush writes under {path} to disk: {source}")]
+    SyncFailed { path: String, source: Errno },
+}
+
+/// Handle on the node's filesystem with cached anchor descriptors and owner ids.
+#[derive(Default)]
+pub struct Node {
+    anchors: HashMap<String, OwnedFd>,
+    owners: HashMap<Owner, Option<(Uid, Gid)>>,
+}
+
+/// Where a walk to an object's parent directory ended.
+enum Parent {
+    Open(OwnedFd),
+    Missing,
+    Blocked(Observed),
+}
+
+impl Node {
+    pub fn new() -> Node {
+        Node::default()
+    }
+
+    /// What is at `anchor/rel` now. Never follows a symlink below the anchor.
+    pub fn observe(&mut self, anchor: &str, rel: &str) -> Observed {
+        let (parent, name) = match self.walk_parent(anchor, rel) {
+            Ok(Parent::Open(fd)) => (fd, last_component(rel)),
+            Ok(Parent::Missing) | Err(_) => return Observed::Absent,
+            Ok(Parent::Blocked(b)) => return b,
+        };
+        let path = join(anchor, rel);
+        let stat = match fstatat(Some(parent.as_raw_fd()), name, nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW) {
+            Ok(s) => s,
+            Err(_) => return Observed::Absent,
+        };
+        let kind = SFlag::from_bits_truncate(stat.st_mode & SFlag::S_IFMT.bits());
+        let mode = stat.st_mode & 0o7777;
+        if kind == SFlag::S_IFDIR {
+            Observed::Dir { mode, uid: stat.st_uid, gid: stat.st_gid }
+        } else if kind == SFlag::S_IFREG {
+            let flags = OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK;
+            let Ok(fd) = open_at(parent.as_raw_fd(), name, flags, Mode::empty()) else {
+                return Observed::Blocked { path, what: "an unreadable file".into() };
+            };
+            let mut content = Vec::with_capacity(usize::try_from(stat.st_size).unwrap_or(0));
+            if std::fs::File::from(fd).read_to_end(&mut content).is_err() {
+                return Observed::Blocked { path, what: "an unreadable file".into() };
+            }
+            Observed::File { content, mode, uid: stat.st_uid, gid: stat.st_gid }
+        } else if kind == SFlag::S_IFLNK {
+            Observed::Blocked { path, what: "a symlink".into() }
+        } else {
+            Observed::Blocked { path, what: "a special file".into() }
+        }
+    }
+
+    /// Creates or updates one desired object: a file through a temp file and `rename`, a
+    /// directory with `mkdirat`; then mode and owner on the open descriptor.
+    ///
+    /// Durability is per batch: call `sync` after a batch of writes.
+    ///
+    /// # Errors
+    /// `SymlinkRefused` when a symlink sits at the path or a managed parent; I/O errors name
+    /// the path.
+    pub fn apply(&mut self, desired: &Desired) -> Result<(), DriverError> {
+        let path = desired.path();
+        let ids = match owner_of(&desired.object) {
+            Some(owner) => Some(self.resolve_owner(owner, &path)?),
+            None => None,
+        };
+        let parent = match self.walk_parent_creating(&desired.anchor, &desired.rel)? {
+            Parent::Open(fd) => fd,
+            Parent::Blocked(Observed::Blocked { path, what }) => return Err(DriverError::SymlinkRefused { path, what }),
+            Parent::Blocked(_) | Parent::Missing => unreachable_parent(&path),
+        };
+        let name = last_component(&desired.rel);
+        match &desired.object {
+            Object::File { content, mode, .. } => write_file(&parent, name, &path, content, *mode, ids),
+            Object::Dir { mode, .. } => ensure_dir(&parent, name, &path, *mode, ids),
+        }
+    }
+
+    /// Puts a file back as it was before a failed gate: the old content, or no file.
+    ///
+    /// # Errors
+    /// As for `apply`.
+    pub fn restore(&mut self, desired: &Desired, previous: Option<&[u8]>) -> Result<(), DriverError> {
+        match previous {
+            Some(content) => {
+                let mut old = desired.clone();
+                if let Object::File { content: c, .. } = &mut old.object {
+                    *c = content.to_vec();
+                }
+                self.apply(&old)
+            }
+            None => self.delete(&desired.anchor, &desired.rel),
+        }
+    }
+
+    /// Deletes `anchor/rel` (a directory with everything in it) without following symlinks.
+    ///
+    /// # Errors
+    /// `DeleteFailed` naming the path.
+    pub fn delete(&mut self, anchor: &str, rel: &str) -> Result<(), DriverError> {
+        let path = join(anchor, rel);
+        let parent = match self.walk_parent(anchor, rel)? {
+            Parent::Open(fd) => fd,
+            Parent::Missing => return Ok(()),
+            Parent::Blocked(Observed::Blocked { path, what }) => return Err(DriverError::SymlinkRefused { path, what }),
+            Parent::Blocked(_) => return Ok(()),
+        };
+        remove_tree(parent.as_raw_fd(), last_component(rel), &path)
+    }
+
+    /// Removes temp files a killed run left in `dir` (non-recursive).
+    pub fn remove_stale_temps(&mut self, dir: &str) {
+        let Ok(entries) = std::fs::read_dir(dir) else { return };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if name.starts_with('.') && name.ends_with(TEMP_SUFFIX) {
+                tracing::info!(path = %entry.path().display(), "removing a temp file left by an interrupted run");
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
+    }
+
+    /// Flushes every write on the filesystem of `anchor` to disk (one `syncfs` per batch
+    /// instead of one `fsync` per file).
+    ///
+    /// # Errors
+    /// `SyncFailed` naming the anchor.
+    pub fn sync(&mut self, anchor: &str) -> Result<(), DriverError> {
+        let fd = self.anchor(anchor)?;
+        nix::unistd::syncfs(fd).map_err(|source| DriverError::SyncFailed { path: anchor.to_owned(), source })
+    }
+
+    /// Ensures a layout directory (an anchor) exists. Anchors are root-owned node layout, not
+    /// tenant-writable, so the ordinary recursive create is safe here.
+    ///
+    /// # Errors
+    /// `WriteFailed` naming the directory.
+    pub fn ensure_anchor(&mut self, anchor: &str) -> Result<(), DriverError> {
+        std::fs::create_dir_all(anchor).map_err(|source| DriverError::WriteFailed { path: anchor.to_owned(), source })
+    }
+
+    fn anchor(&mut self, anchor: &str) -> Result<RawFd, DriverError> {
+        if let Some(fd) = self.anchors.get(anchor) {
+            return Ok(fd.as_raw_fd());
+        }
+        let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
+        let fd = open_at(libc_cwd(), anchor, flags, Mode::empty())
+            .map_err(|source| DriverError::OpenFailed { path: anchor.to_owned(), source })?;
+        let raw = fd.as_raw_fd();
+        self.anchors.insert(anchor.to_owned(), fd);
+        Ok(raw)
+    }
+
+    fn walk_parent(&mut self, anchor: &str, rel: &str) -> Result<Parent, DriverError> {
+        let Ok(anchor_fd) = self.anchor(anchor) else { return Ok(Parent::Missing) };
+        let mut current = dup(anchor_fd, anchor)?;
+        let components: Vec<&str> = rel.split('/').filter(|c| !c.is_empty()).collect();
+        let mut path = anchor.trim_end_matches('/').to_owned();
+        for component in components.iter().take(components.len().saturating_sub(1)) {
+            path = format!("{path}/{component}");
+            match open_dir_nofollow(current.as_raw_fd(), component) {
+                Ok(fd) => current = fd,
+                Err(Errno::ENOENT) => return Ok(Parent::Missing),
+                Err(Errno::ELOOP | Errno::ENOTDIR) => {
+                    let what = describe(current.as_raw_fd(), component);
+                    return Ok(Parent::Blocked(Observed::Blocked { path, what }));
+                }
+                Err(source) => return Err(DriverError::OpenFailed { path, source }),
+            }
+        }
+        Ok(Parent::Open(current))
+    }
+
+    /// Like `walk_parent`, creating missing parents (mode 0755; a managed parent is itself a
+    /// desired object and gets its mode and owner from its own step).
+    fn walk_parent_creating(&mut self, anchor: &str, rel: &str) -> Result<Parent, DriverError> {
+        self.ensure_anchor(anchor)?;
+        let anchor_fd = self.anchor(anchor)?;
+        let mut current = dup(anchor_fd, anchor)?;
+        let components: Vec<&str> = rel.split('/').filter(|c| !c.is_empty()).collect();
+        let mut path = anchor.trim_end_matches('/').to_owned();
+        for component in components.iter().take(components.len().saturating_sub(1)) {
+            path = format!("{path}/{component}");
+            match mkdirat(Some(current.as_raw_fd()), *component, Mode::from_bits_truncate(0o755)) {
+                Ok(()) | Err(Errno::EEXIST) => {}
+                Err(source) => return Err(DriverError::OpenFailed { path, source }),
+            }
+            match open_dir_nofollow(current.as_raw_fd(), component) {
+                Ok(fd) => current = fd,
+                Err(Errno::ELOOP | Errno::ENOTDIR) => {
+                    let what = describe(current.as_raw_fd(), component);
+                    return Ok(Parent::Blocked(Observed::Blocked { path, what }));
+                }
+                Err(source) => return Err(DriverError::OpenFailed { path, source }),
+            }
+        }
+        Ok(Parent::Open(current))
+    }
+
+    fn resolve_owner(&mut self, owner: &Owner, path: &str) -> Result<(Uid, Gid), DriverError> {
+        let ids = self.owners.entry(owner.clone()).or_insert_with(|| {
+            let uid = User::from_name(&owner.user).ok().flatten()?.uid;
+            let gid = Group::from_name(&owner.group).ok().flatten()?.gid;
+            Some((uid, gid))
+        });
+        ids.ok_or_else(|| DriverError::UnknownOwner {
+            path: path.to_owned(),
+            user: owner.user.clone(),
+            group: owner.group.clone(),
+        })
+    }
+
+    /// The uid and gid a desired owner maps to, if it exists on the node.
+    pub fn owner_ids(&mut self, owner: &Owner) -> Option<(u32, u32)> {
+        self.resolve_owner(owner, "").ok().map(|(u, g)| (u.as_raw(), g.as_raw()))
+    }
+}
+
+fn owner_of(object: &Object) -> Option<&Owner> {
+    match object {
+        Object::File { owner, .. } | Object::Dir { owner, .. } => owner.as_ref(),
+    }
+}
+
+fn write_file(parent: &OwnedFd, name: &str, path: &str, content: &[u8], mode: u32, ids: Option<(Uid, Gid)>) -> Result<(), DriverError> {
+    let temp = format!(".{name}{TEMP_SUFFIX}");
+    let _ = unlinkat(Some(parent.as_raw_fd()), temp.as_str(), UnlinkatFlags::NoRemoveDir);
+    let flags = OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+    let fd = open_at(parent.as_raw_fd(), &temp, flags, Mode::from_bits_truncate(0o600))
+        .map_err(|e| DriverError::WriteFailed { path: path.to_owned(), source: e.into() })?;
+    let meta = |source| DriverError::MetadataFailed { path: path.to_owned(), source };
+    fchmod(fd.as_raw_fd(), Mode::from_bits_truncate(mode)).map_err(meta)?;
+    if let Some((uid, gid)) = ids {
+        fchown(fd.as_raw_fd(), Some(uid), Some(gid)).map_err(meta)?;
+    }
+    let mut file = std::fs::File::from(fd);
+    file.write_all(content).map_err(|source| DriverError::WriteFailed { path: path.to_owned(), source })?;
+    drop(file);
+    renameat(Some(parent.as_raw_fd()), temp.as_str(), Some(parent.as_raw_fd()), name)
+        .map_err(|e| DriverError::WriteFailed { path: path.to_owned(), source: e.into() })
+}
+
+fn ensure_dir(parent: &OwnedFd, name: &str, path: &str, mode: u32, ids: Option<(Uid, Gid)>) -> Result<(), DriverError> {
+    match mkdirat(Some(parent.as_raw_fd()), name, Mode::from_bits_truncate(mode)) {
+        Ok(()) | Err(Errno::EEXIST) => {}
+        Err(source) => return Err(DriverError::OpenFailed { path: path.to_owned(), source }),
+    }
+    let fd = match open_dir_nofollow(parent.as_raw_fd(), name) {
+        Ok(fd) => fd,
+        Err(Errno::ELOOP | Errno::ENOTDIR) => {
+            return Err(DriverError::SymlinkRefused { path: path.to_owned(), what: describe(parent.as_raw_fd(), name) })
+        }
+        Err(source) => return Err(DriverError::OpenFailed { path: path.to_owned(), source }),
+    };
+    let meta = |source| DriverError::MetadataFailed { path: path.to_owned(), source };
+    fchmod(fd.as_raw_fd(), Mode::from_bits_truncate(mode)).map_err(meta)?;
+    if let Some((uid, gid)) = ids {
+        fchown(fd.as_raw_fd(), Some(uid), Some(gid)).map_err(meta)?;
+    }
+    Ok(())
+}
+
+/// Removes `name` under `parent`: a file or symlink is unlinked (never followed); a directory
+/// is emptied through its own descriptor, then removed.
+fn remove_tree(parent: RawFd, name: &str, path: &str) -> Result<(), DriverError> {
+    let failed = |source| DriverError::DeleteFailed { path: path.to_owned(), source };
+    match unlinkat(Some(parent), name, UnlinkatFlags::NoRemoveDir) {
+        Ok(()) | Err(Errno::ENOENT) => return Ok(()),
+        Err(Errno::EISDIR | Errno::EPERM) => {}
+        Err(e) => return Err(failed(e)),
+    }
+    let dir_fd = open_dir_nofollow(parent, name).map_err(failed)?;
+    // The Dir owns (and closes) the descriptor from here on, also when from_fd fails.
+    let mut dir = nix::dir::Dir::from_fd(dir_fd.into_raw_fd()).map_err(failed)?;
+    let dir_raw = dir.as_raw_fd();
+    let names: Vec<String> = dir
+        .iter()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.as_str() != "." && n.as_str() != "..")
+        .collect();
+    for child in names {
+        remove_tree(dir_raw, &child, &format!("{path}/{child}"))?;
+    }
+    drop(dir);
+    unlinkat(Some(parent), name, UnlinkatFlags::RemoveDir).map_err(failed)
+}
+
+fn open_dir_nofollow(parent: RawFd, name: &str) -> Result<OwnedFd, Errno> {
+    let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+    open_at(parent, name, flags, Mode::empty())
+}
+
+fn open_at(dir: RawFd, name: &str, flags: OFlag, mode: Mode) -> Result<OwnedFd, Errno> {
+    let fd = openat(Some(dir), name, flags, mode)?;
+    // SAFETY: openat just returned this descriptor and nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+fn dup(fd: RawFd, path: &str) -> Result<OwnedFd, DriverError> {
+    let new = nix::unistd::dup(fd).map_err(|source| DriverError::OpenFailed { path: path.to_owned(), source })?;
+    // SAFETY: dup just returned this descriptor and nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(new) })
+}
+
+fn describe(parent: RawFd, name: &str) -> String {
+    match fstatat(Some(parent), name, nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW) {
+        Ok(s) if SFlag::from_bits_truncate(s.st_mode & SFlag::S_IFMT.bits()) == SFlag::S_IFLNK => "a symlink".into(),
+        Ok(_) => "a file where a directory belongs".into(),
+        Err(_) => "something unreadable".into(),
+    }
+}
+
+fn last_component(rel: &str) -> &str {
+    rel.trim_end_matches('/').rsplit('/').next().unwrap_or(rel)
+}
+
+fn libc_cwd() -> RawFd {
+    nix::libc::AT_FDCWD
+}
+
+/// `walk_parent_creating` returns `Open` or `Blocked(Observed::Blocked)` only.
+fn unreachable_parent(path: &str) -> ! {
+    panic!("bug: parent walk for {path} returned neither an open directory nor a refusal")
+}

@@ -1,0 +1,17 @@
+//! The only code that reads or changes the node: files and directories (`fs`), service gates
+//! (`gate`) and the apply lock (`lock`).
+//!
+//! # Guarantees
+//! `observe` has no side effects: `supercp plan` runs it unprivileged.
+//! Below an object's anchor (a root-owned layout directory) no symlink is ever followed, when
+//! reading, creating, chmodding, chowning, writing or deleting: each path component is opened
+//! with `O_NOFOLLOW` relative to its parent's descriptor.
+//! # Assumptions
+//! `apply` is idempotent and tolerates a previous run that stopped half-way (a leftover temp
+//! file is replaced; a missing parent is created).
+
+pub mod fs;
+pub mod gate;
+pub mod lock;
+
+pub use fs::{DriverError, Node};

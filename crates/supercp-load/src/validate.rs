@@ -1,0 +1,348 @@
+//! Every rule on parsed resources: names, references, duplicates, hostnames claimed twice,
+//! package limits, and the strict grammar of strings that reach config files.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use supercp_core::catalog::{DomainEntry, TenantEntry};
+use supercp_core::names::{check_config_string, check_resource_name, NameError};
+use supercp_core::resource::{Document, DomainSpec, TenantSpec};
+use supercp_core::{Catalog, Diagnostic, DomainName, Loc, Resource, Span, TenantName};
+
+use crate::parse::ParsedDoc;
+use crate::LoadOptions;
+
+/// `php_admin_value` keys a tenant may set through `php.ini`.
+pub const INI_ALLOWLIST: &[&str] = &[
+    "display_errors", "error_reporting", "log_errors", "max_input_time", "max_input_vars",
+    "session.gc_maxlifetime", "date.timezone", "default_charset", "short_open_tag",
+    "output_buffering", "max_file_uploads", "allow_url_fopen", "zlib.output_compression",
+];
+
+/// Login shells a tenant may have.
+pub const SHELL_ALLOWLIST: &[&str] = &["/usr/sbin/nologin", "/bin/bash", "/bin/sh", "/usr/bin/rbash"];
+
+/// Collects every resource into a catalog, pushing a diagnostic for every problem.
+pub fn build_catalog(docs: Vec<ParsedDoc>, options: &LoadOptions, out: &mut Vec<Diagnostic>) -> Catalog {
+    let mut catalog = Catalog::default();
+    let mut seen: BTreeMap<(String, String), Span> = BTreeMap::new();
+    let mut tenant_docs = Vec::new();
+    let mut domain_docs = Vec::new();
+    for doc in docs {
+        let (kind, file, name) = match &doc {
+            ParsedDoc::Node(f, d) => ("Node", f, &d.metadata.name),
+            ParsedDoc::Package(f, d) => ("Package", f, &d.metadata.name),
+            ParsedDoc::Tenant(f, d) => ("Tenant", f, &d.metadata.name),
+            ParsedDoc::Domain(f, d) => ("Domain", f, &d.metadata.name),
+        };
+        let span = Span::new(file.clone(), name.line, name.col);
+        let key = (kind.to_owned(), name.value.to_ascii_lowercase());
+        if let Some(first) = seen.get(&key) {
+            out.push(
+                Diagnostic::new(
+                    span,
+                    format!("duplicate {kind} {:?}, first declared at {first}", name.value),
+                    "give each resource of a kind a unique metadata.name",
+                )
+                .resource(format!("{kind}/{}", name.value))
+                .field("metadata.name"),
+            );
+            continue;
+        }
+        seen.insert(key, span.clone());
+        match doc {
+            ParsedDoc::Node(f, d) => {
+                let cx = Cx::new(&f, "Node", &d.metadata.name.value, out);
+                check_labels(&cx, &d);
+                name_rule(&cx, &d.metadata.name, check_resource_name);
+                catalog.nodes.insert(d.metadata.name.value.clone(), resource(span, d));
+            }
+            ParsedDoc::Package(f, d) => {
+                let cx = Cx::new(&f, "Package", &d.metadata.name.value, out);
+                check_labels(&cx, &d);
+                name_rule(&cx, &d.metadata.name, check_resource_name);
+                if let Some(notes) = &d.spec.notes {
+                    cx.string("spec.notes", notes);
+                }
+                catalog.packages.insert(d.metadata.name.value.clone(), resource(span, d));
+            }
+            ParsedDoc::Tenant(f, d) => tenant_docs.push((f, span, d)),
+            ParsedDoc::Domain(f, d) => domain_docs.push((f, span, d)),
+        }
+    }
+    for (file, span, doc) in tenant_docs {
+        let cx = Cx::new(&file, "Tenant", &doc.metadata.name.value, out);
+        if let Some(entry) = check_tenant(&cx, span, doc, &catalog, options) {
+            catalog.tenants.insert(entry.name.clone(), entry);
+        }
+    }
+    let mut hostnames: BTreeMap<DomainName, Span> = BTreeMap::new();
+    for (file, span, doc) in domain_docs {
+        let cx = Cx::new(&file, "Domain", &doc.metadata.name.value, out);
+        if let Some(entry) = check_domain(&cx, span, doc, &catalog, &mut hostnames) {
+            catalog.domains.insert(entry.name.clone(), entry);
+        }
+    }
+    check_package_limits(&catalog, out);
+    catalog
+}
+
+/// Where diagnostics go for one resource.
+struct Cx<'a> {
+    file: &'a Arc<str>,
+    resource: String,
+    out: std::cell::RefCell<&'a mut Vec<Diagnostic>>,
+}
+
+impl<'a> Cx<'a> {
+    fn new(file: &'a Arc<str>, kind: &str, name: &str, out: &'a mut Vec<Diagnostic>) -> Cx<'a> {
+        Cx { file, resource: format!("{kind}/{name}"), out: std::cell::RefCell::new(out) }
+    }
+
+    fn error<T>(&self, field: &str, at: &Loc<T>, message: String, help: &str) {
+        let span = Span::new(self.file.clone(), at.line, at.col);
+        let d = Diagnostic::new(span, message, help).resource(&self.resource).field(field);
+        self.out.borrow_mut().push(d);
+    }
+
+    fn name_error<T>(&self, field: &str, at: &Loc<T>, e: NameError) {
+        self.error(field, at, e.message, e.help);
+    }
+
+    /// The config-string grammar; true when the value passed.
+    fn string(&self, field: &str, value: &Loc<String>) -> bool {
+        match check_config_string(&value.value) {
+            Ok(()) => true,
+            Err(e) => {
+                self.name_error(field, value, e);
+                false
+            }
+        }
+    }
+
+    /// A value that must match `ok`, with the help text to show when it does not.
+    fn pattern(&self, field: &str, value: &Loc<String>, ok: bool, what: &str) {
+        if self.string(field, value) && !ok {
+            self.error(field, value, format!("{:?} is not {what}", value.value), "see the field's description in schemas/");
+        }
+    }
+}
+
+fn resource<S>(origin: Span, doc: Document<S>) -> Resource<S> {
+    Resource { name: doc.metadata.name.value, origin, spec: doc.spec }
+}
+
+fn name_rule(cx: &Cx, name: &Loc<String>, rule: fn(&str) -> Result<(), NameError>) {
+    if let Err(e) = rule(&name.value) {
+        cx.name_error("metadata.name", name, e);
+    }
+}
+
+fn check_labels<S>(cx: &Cx, doc: &Document<S>) {
+    for (key, value) in &doc.metadata.labels {
+        cx.string(&format!("metadata.labels.{key}"), value);
+    }
+}
+
+fn check_tenant(cx: &Cx, span: Span, doc: Document<TenantSpec>, catalog: &Catalog, options: &LoadOptions) -> Option<TenantEntry> {
+    check_labels(cx, &doc);
+    let name = match TenantName::parse(&doc.metadata.name.value) {
+        Ok(n) if options.system_accounts.contains(n.as_str()) => {
+            cx.error(
+                "metadata.name",
+                &doc.metadata.name,
+                format!("tenant name {:?} is a system account of this node (UID below 1000)", n.as_str()),
+                "pick a name that is not an existing system account",
+            );
+            None
+        }
+        Ok(n) => Some(n),
+        Err(e) => {
+            cx.name_error("metadata.name", &doc.metadata.name, e);
+            None
+        }
+    };
+    let spec = &doc.spec;
+    if !catalog.packages.contains_key(&spec.package.value) {
+        cx.error(
+            "spec.package",
+            &spec.package,
+            format!("package {:?} does not exist", spec.package.value),
+            "declare a Package with this name or use an existing one",
+        );
+    }
+    if let Some(php) = &spec.php {
+        cx.pattern("spec.php.version", &php.version, is_php_version(&php.version.value), "a PHP version like 8.2");
+        if let Some(v) = &php.memory_limit {
+            cx.pattern("spec.php.memoryLimit", v, is_size(&v.value), "a size like 256M");
+        }
+        if let Some(v) = &php.upload_max_filesize {
+            cx.pattern("spec.php.uploadMaxFilesize", v, is_size(&v.value), "a size like 64M");
+        }
+        if let Some(c) = &php.max_children {
+            if c.value == 0 {
+                cx.error("spec.php.maxChildren", c, "maxChildren must be at least 1".into(), "set maxChildren to 1 or more");
+            }
+        }
+        for (key, value) in &php.ini {
+            let field = format!("spec.php.ini.{key}");
+            if INI_ALLOWLIST.contains(&key.as_str()) {
+                cx.pattern(&field, value, !value.value.contains(char::is_whitespace), "a single word");
+            } else {
+                cx.error(&field, value, format!("ini setting {key:?} is not on the allowlist"), "use one of the settings listed in docs/resources.md");
+            }
+        }
+    }
+    if let Some(shell) = &spec.shell {
+        if cx.string("spec.shell", shell) && !SHELL_ALLOWLIST.contains(&shell.value.as_str()) {
+            cx.error("spec.shell", shell, format!("shell {:?} is not allowed", shell.value), "use /usr/sbin/nologin, /bin/bash, /bin/sh or /usr/bin/rbash");
+        }
+    }
+    for (i, key) in spec.ssh_keys.iter().enumerate() {
+        cx.pattern(&format!("spec.sshKeys[{i}]"), key, is_ssh_key(&key.value), "an SSH public key (type, base64 key, optional comment)");
+    }
+    for (i, job) in spec.cron.iter().enumerate() {
+        cx.pattern(&format!("spec.cron[{i}].schedule"), &job.schedule, is_cron_schedule(&job.schedule.value), "five cron fields like */5 * * * *");
+        cx.string(&format!("spec.cron[{i}].command"), &job.command);
+    }
+    let name = name?;
+    Some(TenantEntry { resource: resource(span, doc), name })
+}
+
+fn check_domain(
+    cx: &Cx,
+    span: Span,
+    doc: Document<DomainSpec>,
+    catalog: &Catalog,
+    hostnames: &mut BTreeMap<DomainName, Span>,
+) -> Option<DomainEntry> {
+    check_labels(cx, &doc);
+    let spec = &doc.spec;
+    let mut claim = |field: &str, at: &Loc<String>| -> Option<DomainName> {
+        let host = match DomainName::parse(&at.value) {
+            Ok(h) => h,
+            Err(e) => {
+                cx.name_error(field, at, e);
+                return None;
+            }
+        };
+        let here = Span::new(cx.file.clone(), at.line, at.col);
+        if let Some(first) = hostnames.get(&host) {
+            cx.error(field, at, format!("hostname {:?} is already claimed at {first}", host.as_str()), "serve each hostname from one Domain only (as its name or an alias)");
+            return None;
+        }
+        hostnames.insert(host.clone(), here);
+        Some(host)
+    };
+    let name = claim("metadata.name", &doc.metadata.name);
+    let aliases: Vec<Option<DomainName>> =
+        spec.aliases.iter().enumerate().map(|(i, a)| claim(&format!("spec.aliases[{i}]"), a)).collect();
+    let tenant = match TenantName::parse(&spec.tenant.value) {
+        Ok(t) if catalog.tenants.contains_key(&t) => Some(t),
+        _ => {
+            cx.error("spec.tenant", &spec.tenant, format!("tenant {:?} does not exist", spec.tenant.value), "declare a Tenant with this name or use an existing one");
+            None
+        }
+    };
+    if let Some(root) = &spec.document_root {
+        cx.pattern("spec.documentRoot", root, is_relative_path(&root.value), "a relative path below the domain's folder (no '..')");
+    }
+    for (i, r) in spec.redirects.iter().enumerate() {
+        cx.pattern(&format!("spec.redirects[{i}].from"), &r.from, is_url_path(&r.from.value), "a path starting with '/'");
+        cx.pattern(&format!("spec.redirects[{i}].to"), &r.to, is_url_path(&r.to.value) || is_http_url(&r.to.value), "a path or an http(s) URL");
+        if let Some(code) = &r.code {
+            if ![301, 302, 307, 308].contains(&code.value) {
+                cx.error(&format!("spec.redirects[{i}].code"), code, format!("redirect code {} is not allowed", code.value), "use 301, 302, 307 or 308");
+            }
+        }
+    }
+    if let Some(to) = &spec.redirect_to {
+        cx.pattern("spec.redirectTo", to, is_http_url(&to.value), "an http(s) URL");
+    }
+    let aliases = aliases.into_iter().collect::<Option<Vec<_>>>()?;
+    Some(DomainEntry { resource: resource(span, doc), name: name?, tenant: tenant?, aliases })
+}
+
+fn check_package_limits(catalog: &Catalog, out: &mut Vec<Diagnostic>) {
+    let mut domain_count: BTreeMap<&TenantName, u32> = BTreeMap::new();
+    for d in catalog.domains.values() {
+        *domain_count.entry(&d.tenant).or_default() += 1;
+    }
+    for t in catalog.tenants.values() {
+        let Some(package) = catalog.packages.get(&t.resource.spec.package.value) else { continue };
+        let cx = Cx::new(&t.resource.origin.file, "Tenant", t.name.as_str(), out);
+        let used = domain_count.get(&t.name).copied().unwrap_or(0);
+        if let Some(max) = &package.spec.max_domains {
+            if used > max.value {
+                cx.error("spec.package", &t.resource.spec.package, format!("tenant has {used} domains but package {:?} allows {}", package.name, max.value), "raise the package's maxDomains or move domains to another tenant");
+            }
+        }
+        let workers = t.resource.spec.php.as_ref().and_then(|p| p.max_children.as_ref());
+        if let (Some(max), Some(workers)) = (&package.spec.max_php_workers, workers) {
+            if workers.value > max.value {
+                cx.error("spec.php.maxChildren", workers, format!("maxChildren {} exceeds package {:?}'s maxPhpWorkers {}", workers.value, package.name, max.value), "lower maxChildren or raise the package's maxPhpWorkers");
+            }
+        }
+    }
+}
+
+fn is_php_version(v: &str) -> bool {
+    let mut parts = v.split('.');
+    let ok = |p: Option<&str>| p.is_some_and(|p| !p.is_empty() && p.len() <= 2 && p.bytes().all(|b| b.is_ascii_digit()));
+    ok(parts.next()) && ok(parts.next()) && parts.next().is_none()
+}
+
+fn is_size(v: &str) -> bool {
+    let digits = v.trim_end_matches(['K', 'M', 'G']);
+    !digits.is_empty() && digits.len() + 1 >= v.len() && digits.bytes().all(|b| b.is_ascii_digit())
+}
+
+fn is_ssh_key(v: &str) -> bool {
+    let mut parts = v.split(' ');
+    let kind = parts.next().unwrap_or("");
+    let key = parts.next().unwrap_or("");
+    let kinds = ["ssh-ed25519", "ssh-rsa", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521", "sk-ssh-ed25519@openssh.com", "sk-ecdsa-sha2-nistp256@openssh.com"];
+    kinds.contains(&kind) && key.len() >= 16 && key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/' || b == b'=')
+}
+
+fn is_cron_schedule(v: &str) -> bool {
+    let fields: Vec<&str> = v.split_whitespace().collect();
+    fields.len() == 5 && fields.iter().all(|f| f.bytes().all(|b| b.is_ascii_digit() || b"*/,-".contains(&b)))
+}
+
+fn is_relative_path(v: &str) -> bool {
+    !v.is_empty()
+        && !v.starts_with('/')
+        && v.split('/').all(|c| !c.is_empty() && c != "." && c != ".." && c.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b)))
+}
+
+fn is_url_path(v: &str) -> bool {
+    v.starts_with('/') && v.bytes().all(|b| b.is_ascii_alphanumeric() || b"/._~%-+=&?:@!,*()".contains(&b))
+}
+
+fn is_http_url(v: &str) -> bool {
+    let rest = v.strip_prefix("https://").or_else(|| v.strip_prefix("http://"));
+    rest.is_some_and(|r| {
+        let (host, path) = r.split_once('/').map_or((r, ""), |(h, p)| (h, p));
+        let host = host.split(':').next().unwrap_or("");
+        DomainName::parse(host).is_ok() && is_url_path(&format!("/{path}"))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_and_versions_follow_their_grammar() {
+        assert!(is_size("256M") && is_size("1024") && !is_size("M") && !is_size("12MB"));
+        assert!(is_php_version("8.2") && !is_php_version("8") && !is_php_version("8.2.1"));
+    }
+
+    #[test]
+    fn urls_and_paths_follow_their_grammar() {
+        assert!(is_url_path("/old?x=1") && !is_url_path("old") && !is_url_path("/a b"));
+        assert!(is_http_url("https://example.com/x") && !is_http_url("ftp://example.com"));
+        assert!(is_relative_path("public_html/web") && !is_relative_path("../etc"));
+    }
+}

@@ -1,0 +1,364 @@
+//! `(Catalog, Node, Templates) → Vec<Desired>`: every object the node should hold.
+//!
+//! Owns: the Tera templates (built in, overridable by file name from a node's template dir) and
+//! the rules that turn resources into files and directories. Pure: no clock, no environment, no
+//! file reads; the caller passes override templates in as text.
+//!
+//! # Guarantees
+//! The same inputs give the same objects in the same order (parents before children).
+//! Every string that reaches a template was checked by the loader's grammar, or is checked here
+//! (node paths) before it is used.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use supercp_core::catalog::{DomainEntry, TenantEntry};
+use supercp_core::names::check_config_string;
+use supercp_core::resource::NodeSpec;
+use supercp_core::{Catalog, Desired, Diagnostic, Object, Owner, Resource, Span};
+use tera::{Context, Tera};
+
+/// Built-in templates, by the file name an override must use.
+pub const BUILTIN_TEMPLATES: &[(&str, &str)] = &[
+    ("vhost.conf.tera", include_str!("../../../templates/vhost.conf.tera")),
+    ("pool.conf.tera", include_str!("../../../templates/pool.conf.tera")),
+    ("nginx.conf.tera", include_str!("../../../templates/nginx.conf.tera")),
+    ("default-server.conf.tera", include_str!("../../../templates/default-server.conf.tera")),
+    ("php-fpm.conf.tera", include_str!("../../../templates/php-fpm.conf.tera")),
+];
+
+/// The gate names rendered objects ask for.
+pub const GATE_NGINX: &str = "nginx";
+pub const GATE_PHP_FPM: &str = "php-fpm";
+
+/// Compiled templates: the built-in set with a node's overrides on top.
+pub struct Templates {
+    tera: Tera,
+    /// Where each template came from, for error messages.
+    origins: BTreeMap<String, String>,
+}
+
+/// The node being rendered for: its name, where it is declared, and its resolved spec.
+pub struct NodeRef<'a> {
+    pub resource: &'a Resource<NodeSpec>,
+    /// `resource.spec` with `{state}` resolved.
+    pub spec: &'a NodeSpec,
+}
+
+impl Templates {
+    /// The built-in templates.
+    ///
+    /// # Panics
+    /// Never in a released binary: a test compiles every built-in template.
+    pub fn builtin() -> Templates {
+        Templates::with_overrides(&[]).unwrap_or_else(|d| panic!("built-in templates must compile: {d:?}"))
+    }
+
+    /// Built-in templates with overrides `(file name, text, shown path)`.
+    ///
+    /// # Errors
+    /// A diagnostic naming the override file for an unknown name or a template that does not
+    /// compile.
+    pub fn with_overrides(overrides: &[(String, String, String)]) -> Result<Templates, Vec<Diagnostic>> {
+        let mut tera = Tera::default();
+        tera.autoescape_on(vec![]);
+        let mut origins = BTreeMap::new();
+        let mut diagnostics = Vec::new();
+        let mut sources: BTreeMap<&str, &str> = BUILTIN_TEMPLATES.iter().copied().collect();
+        for (name, text, shown) in overrides {
+            if sources.contains_key(name.as_str()) {
+                sources.insert(name, text);
+                origins.insert(name.clone(), shown.clone());
+            } else {
+                let names: Vec<&str> = BUILTIN_TEMPLATES.iter().map(|t| t.0).collect();
+                diagnostics.push(Diagnostic::new(
+                    Span::new(shown.as_str().into(), 1, 1),
+                    format!("template {name:?} overrides no built-in template"),
+                    format!("name override files after a built-in template: {}", names.join(", ")),
+                ));
+            }
+        }
+        for (name, text) in sources {
+            if let Err(e) = tera.add_raw_template(name, text) {
+                let shown = origins.get(name).cloned().unwrap_or_else(|| format!("templates/{name}"));
+                diagnostics.push(Diagnostic::new(
+                    Span::new(shown.into(), 1, 1),
+                    format!("template does not compile: {}", error_chain(&e)),
+                    "fix the Tera syntax of the template",
+                ));
+            }
+        }
+        if diagnostics.is_empty() {
+            Ok(Templates { tera, origins })
+        } else {
+            Err(diagnostics)
+        }
+    }
+
+    fn render(&self, name: &str, context: &Context, resource: &str, origin: &Span) -> Result<Vec<u8>, Diagnostic> {
+        self.tera.render(name, context).map(String::into_bytes).map_err(|e| {
+            let shown = self.origins.get(name).cloned().unwrap_or_else(|| format!("templates/{name}"));
+            Diagnostic::new(
+                origin.clone(),
+                format!("rendering {shown} failed: {}", error_chain(&e)),
+                "fix the template or the resource",
+            )
+            .resource(resource)
+        })
+    }
+}
+
+/// Renders every object of the catalog for one node.
+///
+/// # Errors
+/// Diagnostics for node strings that break the config grammar, unknown PHP versions, and
+/// template errors; all of them, not just the first.
+pub fn render(catalog: &Catalog, node: &NodeRef, templates: &Templates) -> Result<Vec<Desired>, Vec<Diagnostic>> {
+    let mut r = Renderer { node, templates, out: Vec::new(), files: Vec::new(), diagnostics: Vec::new() };
+    r.check_node();
+    if !r.diagnostics.is_empty() {
+        return Err(r.diagnostics);
+    }
+    let mut by_tenant: BTreeMap<&supercp_core::TenantName, Vec<&DomainEntry>> = BTreeMap::new();
+    for d in catalog.domains.values() {
+        by_tenant.entry(&d.tenant).or_default().push(d);
+    }
+    r.node_objects(catalog);
+    for tenant in catalog.tenants.values() {
+        let domains = by_tenant.get(&tenant.name).map(Vec::as_slice).unwrap_or(&[]);
+        r.tenant(tenant, domains);
+    }
+    if r.diagnostics.is_empty() {
+        let mut all = r.out;
+        all.extend(r.files);
+        Ok(all)
+    } else {
+        Err(r.diagnostics)
+    }
+}
+
+struct Renderer<'a> {
+    node: &'a NodeRef<'a>,
+    templates: &'a Templates,
+    /// Directories, in parent-before-child order.
+    out: Vec<Desired>,
+    /// Files, rendered after every directory exists.
+    files: Vec<Desired>,
+    diagnostics: Vec<Diagnostic>,
+}
+
+impl<'a> Renderer<'a> {
+    fn spec(&self) -> &'a NodeSpec {
+        self.node.spec
+    }
+
+    fn node_resource(&self) -> String {
+        format!("Node/{}", self.node.resource.name)
+    }
+
+    /// Node paths come from the operator's node file: same grammar as repo strings.
+    fn check_node(&mut self) {
+        let s = self.spec();
+        let mut strings = vec![&s.root, &s.home_dir, &s.web.sites_dir, &s.web.user, &s.web.fastcgi_params, &s.web.mime_types, &s.php.socket_dir];
+        strings.extend(s.web.listen.iter());
+        strings.extend(s.web.main_config.iter());
+        strings.extend(s.php.run_as.iter());
+        let pool_dir = s.php.pool_dir.replace("{version}", "0");
+        let main = s.php.main_config.as_ref().map(|m| m.replace("{version}", "0"));
+        let mut problems = Vec::new();
+        for value in strings.into_iter().chain([&pool_dir]).chain(main.iter()) {
+            if let Err(e) = check_config_string(value) {
+                problems.push(Diagnostic::new(self.node.resource.origin.clone(), e.message, e.help).resource(self.node_resource()));
+            }
+        }
+        self.diagnostics.extend(problems);
+    }
+
+    fn dir(&mut self, anchor: String, rel: String, mode: u32, owner: Option<Owner>, resource: &str, origin: &Span, tenant_data: bool) {
+        self.out.push(Desired {
+            anchor,
+            rel,
+            object: Object::Dir { mode, owner },
+            resource: resource.to_owned(),
+            origin: origin.clone(),
+            gate: None,
+            tenant_data,
+        });
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn file(&mut self, path: &str, template: &str, context: &Context, resource: &str, origin: &Span, gate: &str) {
+        match self.templates.render(template, context, resource, origin) {
+            Ok(content) => {
+                let (anchor, rel) = path.rsplit_once('/').unwrap_or(("", path));
+                self.files.push(Desired {
+                    anchor: if anchor.is_empty() { "/".into() } else { anchor.to_owned() },
+                    rel: rel.to_owned(),
+                    object: Object::File { content, mode: 0o644, owner: None },
+                    resource: resource.to_owned(),
+                    origin: origin.clone(),
+                    gate: Some(gate.to_owned()),
+                    tenant_data: false,
+                });
+            }
+            Err(d) => self.diagnostics.push(d),
+        }
+    }
+
+    fn node_objects(&mut self, catalog: &Catalog) {
+        let spec = self.spec();
+        let resource = self.node_resource();
+        let origin = self.node.resource.origin.clone();
+        let root = spec.root.trim_end_matches('/').to_owned();
+        let sites_dir = spec.path(&spec.web.sites_dir);
+        let mut base = Context::new();
+        base.insert("node", &self.node.resource.name);
+        base.insert("origin", &origin.to_string());
+        base.insert("root", &root);
+        let wants_runtime_dirs = spec.web.main_config.is_some() || spec.php.main_config.is_some();
+        if wants_runtime_dirs {
+            for rel in ["run", "var/log/nginx", "var/lib/nginx"] {
+                self.dir(if root.is_empty() { "/".into() } else { root.clone() }, rel.into(), 0o755, None, &resource, &origin, false);
+            }
+        }
+        if let Some(main) = spec.web.main_config.clone() {
+            let mut cx = base.clone();
+            cx.insert("sites_dir", &sites_dir);
+            cx.insert("mime_types", &spec.web.mime_types);
+            self.file(&spec.path(&main), "nginx.conf.tera", &cx, &resource, &origin, GATE_NGINX);
+        }
+        let mut cx = base.clone();
+        cx.insert("listen", &spec.web.listen);
+        self.file(&format!("{sites_dir}/00-default.conf"), "default-server.conf.tera", &cx, &resource, &origin, GATE_NGINX);
+        if let Some(main) = spec.php.main_config.clone() {
+            let versions: std::collections::BTreeSet<&str> = catalog
+                .tenants
+                .values()
+                .filter_map(|t| t.resource.spec.php.as_ref().map(|p| p.version.value.as_str()))
+                .collect();
+            for version in versions {
+                let mut cx = base.clone();
+                cx.insert("version", version);
+                cx.insert("pool_dir", &spec.pool_dir(version));
+                let path = spec.path(&main.replace("{version}", version));
+                self.file(&path, "php-fpm.conf.tera", &cx, &resource, &origin, GATE_PHP_FPM);
+            }
+        }
+    }
+
+    fn tenant(&mut self, tenant: &TenantEntry, domains: &[&DomainEntry]) {
+        let spec = self.spec();
+        let name = tenant.name.as_str();
+        let resource = format!("Tenant/{name}");
+        let origin = tenant.resource.origin.clone();
+        let homes = spec.path(&spec.home_dir);
+        let home = format!("{homes}/{name}");
+        let owner = spec.manage_ownership.then(|| Owner { user: name.to_owned(), group: name.to_owned() });
+        let t = &tenant.resource.spec;
+        self.dir(homes.clone(), name.to_owned(), 0o750, owner.clone(), &resource, &origin, true);
+        for (rel, mode) in [("domains", 0o750), ("logs", 0o750), ("tmp", 0o700)] {
+            self.dir(homes.clone(), format!("{name}/{rel}"), mode, owner.clone(), &resource, &origin, true);
+        }
+        let upload_max = t.php.as_ref().and_then(|p| p.upload_max_filesize.as_ref()).map_or("64M".to_owned(), |v| v.value.clone());
+        let socket_dir = spec.path(&spec.php.socket_dir);
+        let socket = format!("{socket_dir}/{name}.sock");
+        for d in domains {
+            self.domain(d, &homes, owner.clone(), &upload_max, &socket);
+        }
+        let Some(php) = &t.php else { return };
+        if !domains.iter().any(|d| d.resource.spec.php) {
+            return; // a tenant with no PHP domain gets no pool
+        }
+        let version = php.version.value.as_str();
+        if !spec.php.versions.iter().any(|v| v == version) {
+            let at = origin.at(&php.version);
+            self.diagnostics.push(
+                Diagnostic::new(
+                    at,
+                    format!("PHP {version} is not installed on node {}", self.node.resource.name),
+                    format!("use one of the installed versions: {}", spec.php.versions.join(", ")),
+                )
+                .resource(&resource)
+                .field("spec.php.version"),
+            );
+            return;
+        }
+        let user = spec.php.run_as.clone().unwrap_or_else(|| name.to_owned());
+        let mut cx = Context::new();
+        cx.insert("tenant", name);
+        cx.insert("origin", &origin.to_string());
+        cx.insert("user", &user);
+        cx.insert("group", &user);
+        cx.insert("socket", &socket);
+        cx.insert("web_user", &spec.web.user);
+        cx.insert("home", &home);
+        cx.insert("max_children", &php.max_children.as_ref().map_or(5, |c| c.value));
+        cx.insert("memory_limit", &php.memory_limit.as_ref().map_or("128M", |v| v.value.as_str()));
+        cx.insert("max_execution_time", &php.max_execution_time.as_ref().map_or(30, |v| v.value));
+        cx.insert("upload_max", &upload_max);
+        let ini: BTreeMap<&str, &str> = php.ini.iter().map(|(k, v)| (k.as_str(), v.value.as_str())).collect();
+        cx.insert("ini", &ini);
+        let path = format!("{}/{name}.conf", spec.pool_dir(version));
+        self.file(&path, "pool.conf.tera", &cx, &resource, &origin, GATE_PHP_FPM);
+    }
+
+    fn domain(&mut self, d: &DomainEntry, homes: &str, owner: Option<Owner>, upload_max: &str, socket: &str) {
+        let spec = self.spec();
+        let domain = d.name.as_str();
+        let tenant = d.tenant.as_str();
+        let resource = format!("Domain/{domain}");
+        let origin = d.resource.origin.clone();
+        let s = &d.resource.spec;
+        let base = format!("{tenant}/domains/{domain}");
+        let docroot_rel = s.document_root.as_ref().map_or("public_html", |r| r.value.as_str());
+        self.dir(homes.to_owned(), base.clone(), 0o750, owner.clone(), &resource, &origin, true);
+        let mut rel = base.clone();
+        for component in docroot_rel.split('/') {
+            rel = format!("{rel}/{component}");
+            self.dir(homes.to_owned(), rel.clone(), 0o750, owner.clone(), &resource, &origin, true);
+        }
+        self.dir(homes.to_owned(), format!("{base}/logs"), 0o750, owner, &resource, &origin, true);
+        let mut server_names = vec![domain];
+        server_names.extend(d.aliases.iter().map(|a| a.as_str()));
+        let redirects: Vec<BTreeMap<&str, String>> = s
+            .redirects
+            .iter()
+            .map(|r| {
+                BTreeMap::from([
+                    ("from", r.from.value.clone()),
+                    ("to", r.to.value.clone()),
+                    ("code", r.code.as_ref().map_or(301, |c| c.value).to_string()),
+                ])
+            })
+            .collect();
+        let mut cx = Context::new();
+        cx.insert("domain", domain);
+        cx.insert("origin", &origin.to_string());
+        cx.insert("listen", &spec.web.listen);
+        cx.insert("server_names", &server_names);
+        cx.insert("document_root", &format!("{homes}/{base}/{docroot_rel}"));
+        cx.insert("logs_dir", &format!("{homes}/{base}/logs"));
+        cx.insert("php", &s.php);
+        cx.insert("fpm_socket", socket);
+        cx.insert("fastcgi_params", &spec.web.fastcgi_params);
+        cx.insert("upload_max", upload_max);
+        cx.insert("redirects", &redirects);
+        cx.insert("redirect_to", &s.redirect_to.as_ref().map(|r| r.value.clone()));
+        let path = format!("{}/{domain}.conf", spec.path(&spec.web.sites_dir));
+        self.file(&path, "vhost.conf.tera", &cx, &resource, &origin, GATE_NGINX);
+    }
+}
+
+/// Tera hides the useful part of an error in its source chain.
+fn error_chain(e: &tera::Error) -> String {
+    let mut parts = vec![e.to_string()];
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        parts.push(s.to_string());
+        source = s.source();
+    }
+    parts.join(": ")
+}
+
+/// Keeps `Arc` in the public signature stable for callers building spans.
+pub type SharedPath = Arc<str>;
