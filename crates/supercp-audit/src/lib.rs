@@ -155,6 +155,10 @@ pub struct OwnedObject {
     /// The object holds tenant data (a mailbox, a database, a web root), so deleting it needs
     /// more than "no resource asks for it".
     pub tenant_data: bool,
+    /// The layout directory the object's path is walked from (never following symlinks).
+    pub anchor: String,
+    /// `Retain` or `Delete` for tenant data, as declared when SuperCP last wrote it.
+    pub deletion_policy: Option<String>,
 }
 
 /// The audit journal on SQLite or PostgreSQL. Cheap to clone: clones share one pool.
@@ -634,8 +638,10 @@ impl Journal {
     /// [`AuditError::Query`] when the database fails.
     pub async fn owned(&self, node: &str) -> Result<Vec<OwnedObject>, AuditError> {
         const OP: &str = "owned";
-        let rows: Vec<(String, String, bool)> = on_pool!(self, pool => {
-            sqlx::query_as("SELECT object, resource, tenant_data FROM owned WHERE node = $1")
+        let rows: Vec<(String, String, bool, String, Option<String>)> = on_pool!(self, pool => {
+            sqlx::query_as(
+                "SELECT object, resource, tenant_data, anchor, deletion_policy FROM owned WHERE node = $1",
+            )
                 .bind(node)
                 .fetch_all(pool)
                 .await
@@ -644,11 +650,15 @@ impl Journal {
         // Sorted here, not in SQL: text collation differs between the databases.
         let mut owned: Vec<OwnedObject> = rows
             .into_iter()
-            .map(|(object, resource, tenant_data)| OwnedObject {
-                object,
-                resource,
-                tenant_data,
-            })
+            .map(
+                |(object, resource, tenant_data, anchor, deletion_policy)| OwnedObject {
+                    object,
+                    resource,
+                    tenant_data,
+                    anchor,
+                    deletion_policy,
+                },
+            )
             .collect();
         owned.sort_unstable_by(|a, b| a.object.cmp(&b.object));
         Ok(owned)
@@ -670,14 +680,17 @@ impl Journal {
             let mut tx = pool.begin().await.map_err(query_err(OP))?;
             for owned in add {
                 sqlx::query(
-                    "INSERT INTO owned (node, object, resource, tenant_data) \
-                     VALUES ($1, $2, $3, $4) ON CONFLICT (node, object) \
-                     DO UPDATE SET resource = excluded.resource, tenant_data = excluded.tenant_data",
+                    "INSERT INTO owned (node, object, resource, tenant_data, anchor, deletion_policy) \
+                     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (node, object) \
+                     DO UPDATE SET resource = excluded.resource, tenant_data = excluded.tenant_data, \
+                     anchor = excluded.anchor, deletion_policy = excluded.deletion_policy",
                 )
                 .bind(node)
                 .bind(&owned.object)
                 .bind(&owned.resource)
                 .bind(owned.tenant_data)
+                .bind(&owned.anchor)
+                .bind(&owned.deletion_policy)
                 .execute(&mut *tx)
                 .await
                 .map_err(query_err(OP))?;

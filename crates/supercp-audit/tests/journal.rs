@@ -585,6 +585,8 @@ fn owned(object: &str, resource: &str, tenant_data: bool) -> OwnedObject {
         object: object.into(),
         resource: resource.into(),
         tenant_data,
+        anchor: "/srv".into(),
+        deletion_policy: tenant_data.then(|| "Retain".into()),
     }
 }
 

@@ -50,5 +50,9 @@ CREATE TABLE owned (
     object      TEXT    NOT NULL,
     resource    TEXT    NOT NULL,
     tenant_data BOOLEAN NOT NULL,
+    -- the layout directory the object's path is walked from without following symlinks
+    anchor      TEXT    NOT NULL,
+    -- 'Retain' or 'Delete' for tenant data, as declared when SuperCP last wrote it
+    deletion_policy TEXT,
     PRIMARY KEY (node, object)
 );
