@@ -159,7 +159,12 @@ pub struct OwnedObject {
     pub anchor: String,
     /// `Retain` or `Delete` for tenant data, as declared when SuperCP last wrote it.
     pub deletion_policy: Option<String>,
+    /// The service gate (`nginx`, `php-fpm`) that must check a delete of this object.
+    pub gate: Option<String>,
 }
+
+/// A row of the `owned` table.
+type OwnedRow = (String, String, bool, String, Option<String>, Option<String>);
 
 /// The audit journal on SQLite or PostgreSQL. Cheap to clone: clones share one pool.
 #[derive(Debug, Clone)]
@@ -638,9 +643,10 @@ impl Journal {
     /// [`AuditError::Query`] when the database fails.
     pub async fn owned(&self, node: &str) -> Result<Vec<OwnedObject>, AuditError> {
         const OP: &str = "owned";
-        let rows: Vec<(String, String, bool, String, Option<String>)> = on_pool!(self, pool => {
+        let rows: Vec<OwnedRow> = on_pool!(self, pool => {
             sqlx::query_as(
-                "SELECT object, resource, tenant_data, anchor, deletion_policy FROM owned WHERE node = $1",
+                "SELECT object, resource, tenant_data, anchor, deletion_policy, gate \
+                 FROM owned WHERE node = $1",
             )
                 .bind(node)
                 .fetch_all(pool)
@@ -651,12 +657,13 @@ impl Journal {
         let mut owned: Vec<OwnedObject> = rows
             .into_iter()
             .map(
-                |(object, resource, tenant_data, anchor, deletion_policy)| OwnedObject {
+                |(object, resource, tenant_data, anchor, deletion_policy, gate)| OwnedObject {
                     object,
                     resource,
                     tenant_data,
                     anchor,
                     deletion_policy,
+                    gate,
                 },
             )
             .collect();
@@ -680,10 +687,11 @@ impl Journal {
             let mut tx = pool.begin().await.map_err(query_err(OP))?;
             for owned in add {
                 sqlx::query(
-                    "INSERT INTO owned (node, object, resource, tenant_data, anchor, deletion_policy) \
-                     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (node, object) \
+                    "INSERT INTO owned (node, object, resource, tenant_data, anchor, deletion_policy, gate) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (node, object) \
                      DO UPDATE SET resource = excluded.resource, tenant_data = excluded.tenant_data, \
-                     anchor = excluded.anchor, deletion_policy = excluded.deletion_policy",
+                     anchor = excluded.anchor, deletion_policy = excluded.deletion_policy, \
+                     gate = excluded.gate",
                 )
                 .bind(node)
                 .bind(&owned.object)
@@ -691,6 +699,7 @@ impl Journal {
                 .bind(owned.tenant_data)
                 .bind(&owned.anchor)
                 .bind(&owned.deletion_policy)
+                .bind(&owned.gate)
                 .execute(&mut *tx)
                 .await
                 .map_err(query_err(OP))?;

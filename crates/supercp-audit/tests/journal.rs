@@ -587,6 +587,7 @@ fn owned(object: &str, resource: &str, tenant_data: bool) -> OwnedObject {
         tenant_data,
         anchor: "/srv".into(),
         deletion_policy: tenant_data.then(|| "Retain".into()),
+        gate: (!tenant_data).then(|| "nginx".into()),
     }
 }
 

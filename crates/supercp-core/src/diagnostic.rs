@@ -50,7 +50,11 @@ impl Span {
 
     /// The span of a located value inside this span's file.
     pub fn at<T>(&self, loc: &Loc<T>) -> Span {
-        Span { file: self.file.clone(), line: loc.line, col: loc.col }
+        Span {
+            file: self.file.clone(),
+            line: loc.line,
+            col: loc.col,
+        }
     }
 }
 
@@ -67,7 +71,11 @@ impl<T> Loc<T> {
 
     /// A value made in code rather than read from a file (line 0: unknown).
     pub fn synthetic(value: T) -> Loc<T> {
-        Loc { value, line: 0, col: 0 }
+        Loc {
+            value,
+            line: 0,
+            col: 0,
+        }
     }
 }
 
@@ -96,8 +104,16 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Loc<T> {
         let spanned = serde_saphyr::Spanned::<T>::deserialize(deserializer)?;
         let line = u32::try_from(spanned.referenced.line()).unwrap_or(u32::MAX);
         let col = u32::try_from(spanned.referenced.column()).unwrap_or(u32::MAX);
-        let line = if line == 0 { 0 } else { line.saturating_add(line_offset()) };
-        Ok(Loc { value: spanned.value, line, col })
+        let line = if line == 0 {
+            0
+        } else {
+            line.saturating_add(line_offset())
+        };
+        Ok(Loc {
+            value: spanned.value,
+            line,
+            col,
+        })
     }
 }
 

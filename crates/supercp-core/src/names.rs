@@ -24,12 +24,59 @@ pub struct DomainName(String);
 /// every service SuperCP drives. The loader also refuses any account the node reports below
 /// UID 1000.
 pub const RESERVED_TENANT_NAMES: &[&str] = &[
-    "root", "daemon", "bin", "sys", "sync", "games", "man", "lp", "mail", "news", "uucp",
-    "proxy", "www-data", "backup", "list", "irc", "gnats", "nobody", "nogroup", "admin", "adm",
-    "sudo", "staff", "users", "systemd-network", "systemd-resolve", "systemd-timesync",
-    "messagebus", "sshd", "nginx", "postfix", "postdrop", "dovecot", "dovenull", "vmail",
-    "mysql", "postgres", "pdns", "_rspamd", "rspamd", "redis", "supercp", "ftp", "pure-ftpd",
-    "tss", "polkitd", "avahi", "ntp", "_apt", "opendkim", "clamav", "debian-exim", "bind",
+    "root",
+    "daemon",
+    "bin",
+    "sys",
+    "sync",
+    "games",
+    "man",
+    "lp",
+    "mail",
+    "news",
+    "uucp",
+    "proxy",
+    "www-data",
+    "backup",
+    "list",
+    "irc",
+    "gnats",
+    "nobody",
+    "nogroup",
+    "admin",
+    "adm",
+    "sudo",
+    "staff",
+    "users",
+    "systemd-network",
+    "systemd-resolve",
+    "systemd-timesync",
+    "messagebus",
+    "sshd",
+    "nginx",
+    "postfix",
+    "postdrop",
+    "dovecot",
+    "dovenull",
+    "vmail",
+    "mysql",
+    "postgres",
+    "pdns",
+    "_rspamd",
+    "rspamd",
+    "redis",
+    "supercp",
+    "ftp",
+    "pure-ftpd",
+    "tss",
+    "polkitd",
+    "avahi",
+    "ntp",
+    "_apt",
+    "opendkim",
+    "clamav",
+    "debian-exim",
+    "bind",
 ];
 
 impl TenantName {
@@ -78,7 +125,8 @@ impl DomainName {
         };
         let bad = |why: &str| NameError {
             message: format!("domain {name:?} {why}"),
-            help: "use dot-separated labels of letters, digits and '-' (RFC 1123), e.g. example.com",
+            help:
+                "use dot-separated labels of letters, digits and '-' (RFC 1123), e.g. example.com",
         };
         if ascii.is_empty() || ascii.len() > 253 {
             return Err(bad("must be 1 to 253 characters long"));
@@ -93,8 +141,13 @@ impl DomainName {
             if label.starts_with('-') || label.ends_with('-') {
                 return Err(bad("has a label that starts or ends with '-'"));
             }
-            if !label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
-                return Err(bad("has a character other than a letter, digit, '-' or '.'"));
+            if !label
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            {
+                return Err(bad(
+                    "has a character other than a letter, digit, '-' or '.'",
+                ));
             }
         }
         Ok(DomainName(ascii))
@@ -112,7 +165,9 @@ impl DomainName {
 pub fn check_resource_name(name: &str) -> Result<(), NameError> {
     let ok = !name.is_empty()
         && name.len() <= 63
-        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
         && !name.starts_with(['-', '.']);
     if ok {
         Ok(())
@@ -136,7 +191,9 @@ pub fn check_config_string(value: &str) -> Result<(), NameError> {
         .find(|c| c.is_control() || matches!(c, ';' | '{' | '}' | '"' | '\'' | '`' | '\\' | '$'))
     {
         return Err(NameError {
-            message: format!("value {value:?} contains {c:?}, which could break out of a config file"),
+            message: format!(
+                "value {value:?} contains {c:?}, which could break out of a config file"
+            ),
             help: "remove newlines, NUL, ';', '{', '}', quotes, '\\' and '$' from the value",
         });
     }
@@ -179,15 +236,28 @@ mod tests {
 
     #[test]
     fn idn_domain_is_stored_as_punycode() {
-        assert_eq!(DomainName::parse("bücher.example").unwrap().as_str(), "xn--bcher-kva.example");
+        assert_eq!(
+            DomainName::parse("bücher.example").unwrap().as_str(),
+            "xn--bcher-kva.example"
+        );
     }
 
     #[test]
     fn domain_with_bad_label_is_rejected() {
-        for bad in ["-a.test", "a..test", "a_b.test", "localhost", "a.test;", "a.test\n"] {
+        for bad in [
+            "-a.test",
+            "a..test",
+            "a_b.test",
+            "localhost",
+            "a.test;",
+            "a.test\n",
+        ] {
             assert!(DomainName::parse(bad).is_err(), "{bad} must be refused");
         }
-        assert_eq!(DomainName::parse("WWW.Acme.Test").unwrap().as_str(), "www.acme.test");
+        assert_eq!(
+            DomainName::parse("WWW.Acme.Test").unwrap().as_str(),
+            "www.acme.test"
+        );
     }
 
     #[test]

@@ -11,8 +11,15 @@ use crate::diagnostic::Span;
 /// The kinds of object this version manages.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Object {
-    File { content: Vec<u8>, mode: u32, owner: Option<Owner> },
-    Dir { mode: u32, owner: Option<Owner> },
+    File {
+        content: Vec<u8>,
+        mode: u32,
+        owner: Option<Owner>,
+    },
+    Dir {
+        mode: u32,
+        owner: Option<Owner>,
+    },
 }
 
 /// A Linux user and group, by name (resolved to ids by the drivers).
@@ -51,9 +58,21 @@ pub struct Desired {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Observed {
     Absent,
-    File { content: Vec<u8>, mode: u32, uid: u32, gid: u32 },
-    Dir { mode: u32, uid: u32, gid: u32 },
-    Blocked { path: String, what: String },
+    File {
+        content: Vec<u8>,
+        mode: u32,
+        uid: u32,
+        gid: u32,
+    },
+    Dir {
+        mode: u32,
+        uid: u32,
+        gid: u32,
+    },
+    Blocked {
+        path: String,
+        what: String,
+    },
 }
 
 impl Object {
@@ -113,6 +132,10 @@ pub fn join(anchor: &str, rel: &str) -> String {
     if rel.is_empty() {
         anchor.to_owned()
     } else {
-        format!("{}/{}", anchor.trim_end_matches('/'), rel.trim_start_matches('/'))
+        format!(
+            "{}/{}",
+            anchor.trim_end_matches('/'),
+            rel.trim_start_matches('/')
+        )
     }
 }

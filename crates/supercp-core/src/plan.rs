@@ -125,6 +125,10 @@ impl fmt::Display for Reason {
 
 impl fmt::Display for Summary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} to create, {} to update, {} to delete", self.create, self.update, self.delete)
+        write!(
+            f,
+            "{} to create, {} to update, {} to delete",
+            self.create, self.update, self.delete
+        )
     }
 }

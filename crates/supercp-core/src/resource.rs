@@ -208,6 +208,8 @@ pub struct PhpLayout {
     /// Run every pool as this existing user instead of the tenant's own. Only for the sandbox
     /// node, which creates no users.
     pub run_as: Option<String>,
+    /// The group for `runAs` (default: the same name as the user).
+    pub run_as_group: Option<String>,
 }
 
 /// A service check and reload, as data: after all writes under `paths`, run `check` once; if it
@@ -278,4 +280,37 @@ impl NodeSpec {
     pub fn pool_dir(&self, version: &str) -> String {
         self.path(&self.php.pool_dir.replace("{version}", version))
     }
+}
+
+/// The JSON Schema of every kind, by file name (`Tenant.json` …), plus `supercp.json` that
+/// accepts any of them (for editors: `# yaml-language-server: $schema=…/supercp.json`).
+pub fn schemas() -> Vec<(String, serde_json::Value)> {
+    fn one<S: JsonSchema>(kind: &str) -> (String, serde_json::Value) {
+        let mut value = schemars::schema_for!(Document<S>).to_value();
+        value["title"] = serde_json::Value::String(kind.to_owned());
+        value["$id"] = serde_json::Value::String(format!("{kind}.json"));
+        value["properties"]["kind"] = serde_json::json!({ "const": kind });
+        value["properties"]["apiVersion"] = serde_json::json!({ "const": API_VERSION });
+        (format!("{kind}.json"), value)
+    }
+    let mut all = vec![
+        one::<NodeSpec>("Node"),
+        one::<PackageSpec>("Package"),
+        one::<TenantSpec>("Tenant"),
+        one::<DomainSpec>("Domain"),
+    ];
+    let refs: Vec<serde_json::Value> = KINDS
+        .iter()
+        .map(|k| serde_json::json!({ "$ref": format!("{k}.json") }))
+        .collect();
+    all.push((
+        "supercp.json".to_owned(),
+        serde_json::json!({
+            "$schema": "https://json-schema.org/draft/2020-12/schema",
+            "$id": "supercp.json",
+            "title": "SuperCP resource (apiVersion supercp/v1)",
+            "anyOf": refs,
+        }),
+    ));
+    all
 }

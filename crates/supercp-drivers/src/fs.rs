@@ -22,13 +22,20 @@ pub enum DriverError {
     #[error("cannot open directory {path}: {source}")]
     OpenFailed { path: String, source: Errno },
     #[error("cannot write {path}: {source}")]
-    WriteFailed { path: String, source: std::io::Error },
+    WriteFailed {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("cannot set mode or owner of {path}: {source}")]
     MetadataFailed { path: String, source: Errno },
     #[error("cannot delete {path}: {source}")]
     DeleteFailed { path: String, source: Errno },
     #[error("owner {user}:{group} of {path} does not exist on this node")]
-    UnknownOwner { path: String, user: String, group: String },
+    UnknownOwner {
+        path: String,
+        user: String,
+        group: String,
+    },
     #[error("cannot flush writes under {path} to disk: {source}")]
     SyncFailed { path: String, source: Errno },
 }
@@ -60,28 +67,53 @@ impl Node {
             Ok(Parent::Blocked(b)) => return b,
         };
         let path = join(anchor, rel);
-        let stat = match fstatat(Some(parent.as_raw_fd()), name, nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW) {
+        let stat = match fstatat(
+            Some(parent.as_raw_fd()),
+            name,
+            nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+        ) {
             Ok(s) => s,
             Err(_) => return Observed::Absent,
         };
         let kind = SFlag::from_bits_truncate(stat.st_mode & SFlag::S_IFMT.bits());
         let mode = stat.st_mode & 0o7777;
         if kind == SFlag::S_IFDIR {
-            Observed::Dir { mode, uid: stat.st_uid, gid: stat.st_gid }
+            Observed::Dir {
+                mode,
+                uid: stat.st_uid,
+                gid: stat.st_gid,
+            }
         } else if kind == SFlag::S_IFREG {
             let flags = OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK;
             let Ok(fd) = open_at(parent.as_raw_fd(), name, flags, Mode::empty()) else {
-                return Observed::Blocked { path, what: "an unreadable file".into() };
+                return Observed::Blocked {
+                    path,
+                    what: "an unreadable file".into(),
+                };
             };
             let mut content = Vec::with_capacity(usize::try_from(stat.st_size).unwrap_or(0));
             if std::fs::File::from(fd).read_to_end(&mut content).is_err() {
-                return Observed::Blocked { path, what: "an unreadable file".into() };
+                return Observed::Blocked {
+                    path,
+                    what: "an unreadable file".into(),
+                };
             }
-            Observed::File { content, mode, uid: stat.st_uid, gid: stat.st_gid }
+            Observed::File {
+                content,
+                mode,
+                uid: stat.st_uid,
+                gid: stat.st_gid,
+            }
         } else if kind == SFlag::S_IFLNK {
-            Observed::Blocked { path, what: "a symlink".into() }
+            Observed::Blocked {
+                path,
+                what: "a symlink".into(),
+            }
         } else {
-            Observed::Blocked { path, what: "a special file".into() }
+            Observed::Blocked {
+                path,
+                what: "a special file".into(),
+            }
         }
     }
 
@@ -101,12 +133,16 @@ impl Node {
         };
         let parent = match self.walk_parent_creating(&desired.anchor, &desired.rel)? {
             Parent::Open(fd) => fd,
-            Parent::Blocked(Observed::Blocked { path, what }) => return Err(DriverError::SymlinkRefused { path, what }),
+            Parent::Blocked(Observed::Blocked { path, what }) => {
+                return Err(DriverError::SymlinkRefused { path, what })
+            }
             Parent::Blocked(_) | Parent::Missing => unreachable_parent(&path),
         };
         let name = last_component(&desired.rel);
         match &desired.object {
-            Object::File { content, mode, .. } => write_file(&parent, name, &path, content, *mode, ids),
+            Object::File { content, mode, .. } => {
+                write_file(&parent, name, &path, content, *mode, ids)
+            }
             Object::Dir { mode, .. } => ensure_dir(&parent, name, &path, *mode, ids),
         }
     }
@@ -115,7 +151,11 @@ impl Node {
     ///
     /// # Errors
     /// As for `apply`.
-    pub fn restore(&mut self, desired: &Desired, previous: Option<&[u8]>) -> Result<(), DriverError> {
+    pub fn restore(
+        &mut self,
+        desired: &Desired,
+        previous: Option<&[u8]>,
+    ) -> Result<(), DriverError> {
         match previous {
             Some(content) => {
                 let mut old = desired.clone();
@@ -137,7 +177,9 @@ impl Node {
         let parent = match self.walk_parent(anchor, rel)? {
             Parent::Open(fd) => fd,
             Parent::Missing => return Ok(()),
-            Parent::Blocked(Observed::Blocked { path, what }) => return Err(DriverError::SymlinkRefused { path, what }),
+            Parent::Blocked(Observed::Blocked { path, what }) => {
+                return Err(DriverError::SymlinkRefused { path, what })
+            }
             Parent::Blocked(_) => return Ok(()),
         };
         remove_tree(parent.as_raw_fd(), last_component(rel), &path)
@@ -145,7 +187,9 @@ impl Node {
 
     /// Removes temp files a killed run left in `dir` (non-recursive).
     pub fn remove_stale_temps(&mut self, dir: &str) {
-        let Ok(entries) = std::fs::read_dir(dir) else { return };
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
         for entry in entries.flatten() {
             let name = entry.file_name();
             let name = name.to_string_lossy();
@@ -163,7 +207,10 @@ impl Node {
     /// `SyncFailed` naming the anchor.
     pub fn sync(&mut self, anchor: &str) -> Result<(), DriverError> {
         let fd = self.anchor(anchor)?;
-        nix::unistd::syncfs(fd).map_err(|source| DriverError::SyncFailed { path: anchor.to_owned(), source })
+        nix::unistd::syncfs(fd).map_err(|source| DriverError::SyncFailed {
+            path: anchor.to_owned(),
+            source,
+        })
     }
 
     /// Ensures a layout directory (an anchor) exists. Anchors are root-owned node layout, not
@@ -172,7 +219,10 @@ impl Node {
     /// # Errors
     /// `WriteFailed` naming the directory.
     pub fn ensure_anchor(&mut self, anchor: &str) -> Result<(), DriverError> {
-        std::fs::create_dir_all(anchor).map_err(|source| DriverError::WriteFailed { path: anchor.to_owned(), source })
+        std::fs::create_dir_all(anchor).map_err(|source| DriverError::WriteFailed {
+            path: anchor.to_owned(),
+            source,
+        })
     }
 
     fn anchor(&mut self, anchor: &str) -> Result<RawFd, DriverError> {
@@ -180,15 +230,21 @@ impl Node {
             return Ok(fd.as_raw_fd());
         }
         let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
-        let fd = open_at(libc_cwd(), anchor, flags, Mode::empty())
-            .map_err(|source| DriverError::OpenFailed { path: anchor.to_owned(), source })?;
+        let fd = open_at(libc_cwd(), anchor, flags, Mode::empty()).map_err(|source| {
+            DriverError::OpenFailed {
+                path: anchor.to_owned(),
+                source,
+            }
+        })?;
         let raw = fd.as_raw_fd();
         self.anchors.insert(anchor.to_owned(), fd);
         Ok(raw)
     }
 
     fn walk_parent(&mut self, anchor: &str, rel: &str) -> Result<Parent, DriverError> {
-        let Ok(anchor_fd) = self.anchor(anchor) else { return Ok(Parent::Missing) };
+        let Ok(anchor_fd) = self.anchor(anchor) else {
+            return Ok(Parent::Missing);
+        };
         let mut current = dup(anchor_fd, anchor)?;
         let components: Vec<&str> = rel.split('/').filter(|c| !c.is_empty()).collect();
         let mut path = anchor.trim_end_matches('/').to_owned();
@@ -217,7 +273,11 @@ impl Node {
         let mut path = anchor.trim_end_matches('/').to_owned();
         for component in components.iter().take(components.len().saturating_sub(1)) {
             path = format!("{path}/{component}");
-            match mkdirat(Some(current.as_raw_fd()), *component, Mode::from_bits_truncate(0o755)) {
+            match mkdirat(
+                Some(current.as_raw_fd()),
+                *component,
+                Mode::from_bits_truncate(0o755),
+            ) {
                 Ok(()) | Err(Errno::EEXIST) => {}
                 Err(source) => return Err(DriverError::OpenFailed { path, source }),
             }
@@ -248,7 +308,9 @@ impl Node {
 
     /// The uid and gid a desired owner maps to, if it exists on the node.
     pub fn owner_ids(&mut self, owner: &Owner) -> Option<(u32, u32)> {
-        self.resolve_owner(owner, "").ok().map(|(u, g)| (u.as_raw(), g.as_raw()))
+        self.resolve_owner(owner, "")
+            .ok()
+            .map(|(u, g)| (u.as_raw(), g.as_raw()))
     }
 }
 
@@ -258,37 +320,98 @@ fn owner_of(object: &Object) -> Option<&Owner> {
     }
 }
 
-fn write_file(parent: &OwnedFd, name: &str, path: &str, content: &[u8], mode: u32, ids: Option<(Uid, Gid)>) -> Result<(), DriverError> {
+fn write_file(
+    parent: &OwnedFd,
+    name: &str,
+    path: &str,
+    content: &[u8],
+    mode: u32,
+    ids: Option<(Uid, Gid)>,
+) -> Result<(), DriverError> {
     let temp = format!(".{name}{TEMP_SUFFIX}");
-    let _ = unlinkat(Some(parent.as_raw_fd()), temp.as_str(), UnlinkatFlags::NoRemoveDir);
-    let flags = OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
-    let fd = open_at(parent.as_raw_fd(), &temp, flags, Mode::from_bits_truncate(0o600))
-        .map_err(|e| DriverError::WriteFailed { path: path.to_owned(), source: e.into() })?;
-    let meta = |source| DriverError::MetadataFailed { path: path.to_owned(), source };
+    let _ = unlinkat(
+        Some(parent.as_raw_fd()),
+        temp.as_str(),
+        UnlinkatFlags::NoRemoveDir,
+    );
+    let flags =
+        OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+    let fd = open_at(
+        parent.as_raw_fd(),
+        &temp,
+        flags,
+        Mode::from_bits_truncate(0o600),
+    )
+    .map_err(|e| DriverError::WriteFailed {
+        path: path.to_owned(),
+        source: e.into(),
+    })?;
+    let meta = |source| DriverError::MetadataFailed {
+        path: path.to_owned(),
+        source,
+    };
     fchmod(fd.as_raw_fd(), Mode::from_bits_truncate(mode)).map_err(meta)?;
     if let Some((uid, gid)) = ids {
         fchown(fd.as_raw_fd(), Some(uid), Some(gid)).map_err(meta)?;
     }
     let mut file = std::fs::File::from(fd);
-    file.write_all(content).map_err(|source| DriverError::WriteFailed { path: path.to_owned(), source })?;
+    file.write_all(content)
+        .map_err(|source| DriverError::WriteFailed {
+            path: path.to_owned(),
+            source,
+        })?;
     drop(file);
-    renameat(Some(parent.as_raw_fd()), temp.as_str(), Some(parent.as_raw_fd()), name)
-        .map_err(|e| DriverError::WriteFailed { path: path.to_owned(), source: e.into() })
+    renameat(
+        Some(parent.as_raw_fd()),
+        temp.as_str(),
+        Some(parent.as_raw_fd()),
+        name,
+    )
+    .map_err(|e| DriverError::WriteFailed {
+        path: path.to_owned(),
+        source: e.into(),
+    })
 }
 
-fn ensure_dir(parent: &OwnedFd, name: &str, path: &str, mode: u32, ids: Option<(Uid, Gid)>) -> Result<(), DriverError> {
-    match mkdirat(Some(parent.as_raw_fd()), name, Mode::from_bits_truncate(mode)) {
+fn ensure_dir(
+    parent: &OwnedFd,
+    name: &str,
+    path: &str,
+    mode: u32,
+    ids: Option<(Uid, Gid)>,
+) -> Result<(), DriverError> {
+    match mkdirat(
+        Some(parent.as_raw_fd()),
+        name,
+        Mode::from_bits_truncate(mode),
+    ) {
         Ok(()) | Err(Errno::EEXIST) => {}
-        Err(source) => return Err(DriverError::OpenFailed { path: path.to_owned(), source }),
+        Err(source) => {
+            return Err(DriverError::OpenFailed {
+                path: path.to_owned(),
+                source,
+            })
+        }
     }
     let fd = match open_dir_nofollow(parent.as_raw_fd(), name) {
         Ok(fd) => fd,
         Err(Errno::ELOOP | Errno::ENOTDIR) => {
-            return Err(DriverError::SymlinkRefused { path: path.to_owned(), what: describe(parent.as_raw_fd(), name) })
+            return Err(DriverError::SymlinkRefused {
+                path: path.to_owned(),
+                what: describe(parent.as_raw_fd(), name),
+            })
         }
-        Err(source) => return Err(DriverError::OpenFailed { path: path.to_owned(), source }),
+        Err(source) => {
+            return Err(DriverError::OpenFailed {
+                path: path.to_owned(),
+                source,
+            })
+        }
     };
-    let meta = |source| DriverError::MetadataFailed { path: path.to_owned(), source };
+    let meta = |source| DriverError::MetadataFailed {
+        path: path.to_owned(),
+        source,
+    };
     fchmod(fd.as_raw_fd(), Mode::from_bits_truncate(mode)).map_err(meta)?;
     if let Some((uid, gid)) = ids {
         fchown(fd.as_raw_fd(), Some(uid), Some(gid)).map_err(meta)?;
@@ -299,7 +422,10 @@ fn ensure_dir(parent: &OwnedFd, name: &str, path: &str, mode: u32, ids: Option<(
 /// Removes `name` under `parent`: a file or symlink is unlinked (never followed); a directory
 /// is emptied through its own descriptor, then removed.
 fn remove_tree(parent: RawFd, name: &str, path: &str) -> Result<(), DriverError> {
-    let failed = |source| DriverError::DeleteFailed { path: path.to_owned(), source };
+    let failed = |source| DriverError::DeleteFailed {
+        path: path.to_owned(),
+        source,
+    };
     match unlinkat(Some(parent), name, UnlinkatFlags::NoRemoveDir) {
         Ok(()) | Err(Errno::ENOENT) => return Ok(()),
         Err(Errno::EISDIR | Errno::EPERM) => {}
@@ -334,14 +460,19 @@ fn open_at(dir: RawFd, name: &str, flags: OFlag, mode: Mode) -> Result<OwnedFd, 
 }
 
 fn dup(fd: RawFd, path: &str) -> Result<OwnedFd, DriverError> {
-    let new = nix::unistd::dup(fd).map_err(|source| DriverError::OpenFailed { path: path.to_owned(), source })?;
+    let new = nix::unistd::dup(fd).map_err(|source| DriverError::OpenFailed {
+        path: path.to_owned(),
+        source,
+    })?;
     // SAFETY: dup just returned this descriptor and nothing else owns it.
     Ok(unsafe { OwnedFd::from_raw_fd(new) })
 }
 
 fn describe(parent: RawFd, name: &str) -> String {
     match fstatat(Some(parent), name, nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW) {
-        Ok(s) if SFlag::from_bits_truncate(s.st_mode & SFlag::S_IFMT.bits()) == SFlag::S_IFLNK => "a symlink".into(),
+        Ok(s) if SFlag::from_bits_truncate(s.st_mode & SFlag::S_IFMT.bits()) == SFlag::S_IFLNK => {
+            "a symlink".into()
+        }
         Ok(_) => "a file where a directory belongs".into(),
         Err(_) => "something unreadable".into(),
     }

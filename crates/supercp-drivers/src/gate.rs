@@ -7,7 +7,11 @@ pub enum GateError {
     #[error("gate {gate}: `{program}` is not installed")]
     Missing { gate: String, program: String },
     #[error("gate {gate}: cannot run `{program}`: {source}")]
-    Spawn { gate: String, program: String, source: std::io::Error },
+    Spawn {
+        gate: String,
+        program: String,
+        source: std::io::Error,
+    },
     #[error("gate {gate}: empty command")]
     Empty { gate: String },
 }
@@ -27,16 +31,31 @@ pub struct GateRun {
 /// for any other failure to start it.
 pub fn run(gate: &str, argv: &[String]) -> Result<GateRun, GateError> {
     let Some((program, args)) = argv.split_first() else {
-        return Err(GateError::Empty { gate: gate.to_owned() });
+        return Err(GateError::Empty {
+            gate: gate.to_owned(),
+        });
     };
-    let output = Command::new(program).args(args).output().map_err(|source| {
-        if source.kind() == std::io::ErrorKind::NotFound {
-            GateError::Missing { gate: gate.to_owned(), program: program.clone() }
-        } else {
-            GateError::Spawn { gate: gate.to_owned(), program: program.clone(), source }
-        }
-    })?;
+    let output = Command::new(program)
+        .args(args)
+        .output()
+        .map_err(|source| {
+            if source.kind() == std::io::ErrorKind::NotFound {
+                GateError::Missing {
+                    gate: gate.to_owned(),
+                    program: program.clone(),
+                }
+            } else {
+                GateError::Spawn {
+                    gate: gate.to_owned(),
+                    program: program.clone(),
+                    source,
+                }
+            }
+        })?;
     let mut text = String::from_utf8_lossy(&output.stdout).into_owned();
     text.push_str(&String::from_utf8_lossy(&output.stderr));
-    Ok(GateRun { success: output.status.success(), output: text })
+    Ok(GateRun {
+        success: output.status.success(),
+        output: text,
+    })
 }

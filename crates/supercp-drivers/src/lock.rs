@@ -12,7 +12,10 @@ pub enum LockError {
     #[error("another apply holds {path} ({holder}); wait for it to finish")]
     Busy { path: String, holder: String },
     #[error("cannot open the lock file {path}: {source}")]
-    Open { path: String, source: std::io::Error },
+    Open {
+        path: String,
+        source: std::io::Error,
+    },
 }
 
 /// Held for the whole apply; released when dropped (or when the process dies).
@@ -32,10 +35,16 @@ pub fn acquire(path: &Path, started_unix_ms: i64) -> Result<ApplyLock, LockError
         .create(true)
         .truncate(false)
         .open(path)
-        .map_err(|source| LockError::Open { path: shown.clone(), source })?;
+        .map_err(|source| LockError::Open {
+            path: shown.clone(),
+            source,
+        })?;
     match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
         Ok(mut lock) => {
-            let note = format!("pid {} started at unix ms {started_unix_ms}\n", std::process::id());
+            let note = format!(
+                "pid {} started at unix ms {started_unix_ms}\n",
+                std::process::id()
+            );
             let _ = lock.set_len(0);
             let _ = lock.rewind();
             let _ = lock.write_all(note.as_bytes());
@@ -45,8 +54,15 @@ pub fn acquire(path: &Path, started_unix_ms: i64) -> Result<ApplyLock, LockError
             let mut holder = String::new();
             let _ = file.read_to_string(&mut holder);
             let holder = holder.trim();
-            let holder = if holder.is_empty() { "holder unknown".to_owned() } else { holder.to_owned() };
-            Err(LockError::Busy { path: shown, holder })
+            let holder = if holder.is_empty() {
+                "holder unknown".to_owned()
+            } else {
+                holder.to_owned()
+            };
+            Err(LockError::Busy {
+                path: shown,
+                holder,
+            })
         }
     }
 }

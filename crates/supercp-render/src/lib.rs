@@ -20,11 +20,26 @@ use tera::{Context, Tera};
 
 /// Built-in templates, by the file name an override must use.
 pub const BUILTIN_TEMPLATES: &[(&str, &str)] = &[
-    ("vhost.conf.tera", include_str!("../../../templates/vhost.conf.tera")),
-    ("pool.conf.tera", include_str!("../../../templates/pool.conf.tera")),
-    ("nginx.conf.tera", include_str!("../../../templates/nginx.conf.tera")),
-    ("default-server.conf.tera", include_str!("../../../templates/default-server.conf.tera")),
-    ("php-fpm.conf.tera", include_str!("../../../templates/php-fpm.conf.tera")),
+    (
+        "vhost.conf.tera",
+        include_str!("../../../templates/vhost.conf.tera"),
+    ),
+    (
+        "pool.conf.tera",
+        include_str!("../../../templates/pool.conf.tera"),
+    ),
+    (
+        "nginx.conf.tera",
+        include_str!("../../../templates/nginx.conf.tera"),
+    ),
+    (
+        "default-server.conf.tera",
+        include_str!("../../../templates/default-server.conf.tera"),
+    ),
+    (
+        "php-fpm.conf.tera",
+        include_str!("../../../templates/php-fpm.conf.tera"),
+    ),
 ];
 
 /// The gate names rendered objects ask for.
@@ -51,7 +66,8 @@ impl Templates {
     /// # Panics
     /// Never in a released binary: a test compiles every built-in template.
     pub fn builtin() -> Templates {
-        Templates::with_overrides(&[]).unwrap_or_else(|d| panic!("built-in templates must compile: {d:?}"))
+        Templates::with_overrides(&[])
+            .unwrap_or_else(|d| panic!("built-in templates must compile: {d:?}"))
     }
 
     /// Built-in templates with overrides `(file name, text, shown path)`.
@@ -59,7 +75,9 @@ impl Templates {
     /// # Errors
     /// A diagnostic naming the override file for an unknown name or a template that does not
     /// compile.
-    pub fn with_overrides(overrides: &[(String, String, String)]) -> Result<Templates, Vec<Diagnostic>> {
+    pub fn with_overrides(
+        overrides: &[(String, String, String)],
+    ) -> Result<Templates, Vec<Diagnostic>> {
         let mut tera = Tera::default();
         tera.autoescape_on(vec![]);
         let mut origins = BTreeMap::new();
@@ -74,13 +92,19 @@ impl Templates {
                 diagnostics.push(Diagnostic::new(
                     Span::new(shown.as_str().into(), 1, 1),
                     format!("template {name:?} overrides no built-in template"),
-                    format!("name override files after a built-in template: {}", names.join(", ")),
+                    format!(
+                        "name override files after a built-in template: {}",
+                        names.join(", ")
+                    ),
                 ));
             }
         }
         for (name, text) in sources {
             if let Err(e) = tera.add_raw_template(name, text) {
-                let shown = origins.get(name).cloned().unwrap_or_else(|| format!("templates/{name}"));
+                let shown = origins
+                    .get(name)
+                    .cloned()
+                    .unwrap_or_else(|| format!("templates/{name}"));
                 diagnostics.push(Diagnostic::new(
                     Span::new(shown.into(), 1, 1),
                     format!("template does not compile: {}", error_chain(&e)),
@@ -95,16 +119,29 @@ impl Templates {
         }
     }
 
-    fn render(&self, name: &str, context: &Context, resource: &str, origin: &Span) -> Result<Vec<u8>, Diagnostic> {
-        self.tera.render(name, context).map(String::into_bytes).map_err(|e| {
-            let shown = self.origins.get(name).cloned().unwrap_or_else(|| format!("templates/{name}"));
-            Diagnostic::new(
-                origin.clone(),
-                format!("rendering {shown} failed: {}", error_chain(&e)),
-                "fix the template or the resource",
-            )
-            .resource(resource)
-        })
+    fn render(
+        &self,
+        name: &str,
+        context: &Context,
+        resource: &str,
+        origin: &Span,
+    ) -> Result<Vec<u8>, Diagnostic> {
+        self.tera
+            .render(name, context)
+            .map(String::into_bytes)
+            .map_err(|e| {
+                let shown = self
+                    .origins
+                    .get(name)
+                    .cloned()
+                    .unwrap_or_else(|| format!("templates/{name}"));
+                Diagnostic::new(
+                    origin.clone(),
+                    format!("rendering {shown} failed: {}", error_chain(&e)),
+                    "fix the template or the resource",
+                )
+                .resource(resource)
+            })
     }
 }
 
@@ -113,8 +150,18 @@ impl Templates {
 /// # Errors
 /// Diagnostics for node strings that break the config grammar, unknown PHP versions, and
 /// template errors; all of them, not just the first.
-pub fn render(catalog: &Catalog, node: &NodeRef, templates: &Templates) -> Result<Vec<Desired>, Vec<Diagnostic>> {
-    let mut r = Renderer { node, templates, out: Vec::new(), files: Vec::new(), diagnostics: Vec::new() };
+pub fn render(
+    catalog: &Catalog,
+    node: &NodeRef,
+    templates: &Templates,
+) -> Result<Vec<Desired>, Vec<Diagnostic>> {
+    let mut r = Renderer {
+        node,
+        templates,
+        out: Vec::new(),
+        files: Vec::new(),
+        diagnostics: Vec::new(),
+    };
     r.check_node();
     if !r.diagnostics.is_empty() {
         return Err(r.diagnostics);
@@ -125,7 +172,10 @@ pub fn render(catalog: &Catalog, node: &NodeRef, templates: &Templates) -> Resul
     }
     r.node_objects(catalog);
     for tenant in catalog.tenants.values() {
-        let domains = by_tenant.get(&tenant.name).map(Vec::as_slice).unwrap_or(&[]);
+        let domains = by_tenant
+            .get(&tenant.name)
+            .map(Vec::as_slice)
+            .unwrap_or(&[]);
         r.tenant(tenant, domains);
     }
     if r.diagnostics.is_empty() {
@@ -159,22 +209,47 @@ impl<'a> Renderer<'a> {
     /// Node paths come from the operator's node file: same grammar as repo strings.
     fn check_node(&mut self) {
         let s = self.spec();
-        let mut strings = vec![&s.root, &s.home_dir, &s.web.sites_dir, &s.web.user, &s.web.fastcgi_params, &s.web.mime_types, &s.php.socket_dir];
+        let mut strings = vec![
+            &s.root,
+            &s.home_dir,
+            &s.web.sites_dir,
+            &s.web.user,
+            &s.web.fastcgi_params,
+            &s.web.mime_types,
+            &s.php.socket_dir,
+        ];
         strings.extend(s.web.listen.iter());
         strings.extend(s.web.main_config.iter());
         strings.extend(s.php.run_as.iter());
+        strings.extend(s.php.run_as_group.iter());
         let pool_dir = s.php.pool_dir.replace("{version}", "0");
-        let main = s.php.main_config.as_ref().map(|m| m.replace("{version}", "0"));
+        let main = s
+            .php
+            .main_config
+            .as_ref()
+            .map(|m| m.replace("{version}", "0"));
         let mut problems = Vec::new();
         for value in strings.into_iter().chain([&pool_dir]).chain(main.iter()) {
             if let Err(e) = check_config_string(value) {
-                problems.push(Diagnostic::new(self.node.resource.origin.clone(), e.message, e.help).resource(self.node_resource()));
+                problems.push(
+                    Diagnostic::new(self.node.resource.origin.clone(), e.message, e.help)
+                        .resource(self.node_resource()),
+                );
             }
         }
         self.diagnostics.extend(problems);
     }
 
-    fn dir(&mut self, anchor: String, rel: String, mode: u32, owner: Option<Owner>, resource: &str, origin: &Span, tenant_data: bool) {
+    fn dir(
+        &mut self,
+        anchor: String,
+        rel: String,
+        mode: u32,
+        owner: Option<Owner>,
+        resource: &str,
+        origin: &Span,
+        tenant_data: bool,
+    ) {
         self.out.push(Desired {
             anchor,
             rel,
@@ -187,14 +262,30 @@ impl<'a> Renderer<'a> {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn file(&mut self, path: &str, template: &str, context: &Context, resource: &str, origin: &Span, gate: &str) {
+    fn file(
+        &mut self,
+        path: &str,
+        template: &str,
+        context: &Context,
+        resource: &str,
+        origin: &Span,
+        gate: &str,
+    ) {
         match self.templates.render(template, context, resource, origin) {
             Ok(content) => {
                 let (anchor, rel) = path.rsplit_once('/').unwrap_or(("", path));
                 self.files.push(Desired {
-                    anchor: if anchor.is_empty() { "/".into() } else { anchor.to_owned() },
+                    anchor: if anchor.is_empty() {
+                        "/".into()
+                    } else {
+                        anchor.to_owned()
+                    },
                     rel: rel.to_owned(),
-                    object: Object::File { content, mode: 0o644, owner: None },
+                    object: Object::File {
+                        content,
+                        mode: 0o644,
+                        owner: None,
+                    },
                     resource: resource.to_owned(),
                     origin: origin.clone(),
                     gate: Some(gate.to_owned()),
@@ -218,30 +309,69 @@ impl<'a> Renderer<'a> {
         let wants_runtime_dirs = spec.web.main_config.is_some() || spec.php.main_config.is_some();
         if wants_runtime_dirs {
             for rel in ["run", "var/log/nginx", "var/lib/nginx"] {
-                self.dir(if root.is_empty() { "/".into() } else { root.clone() }, rel.into(), 0o755, None, &resource, &origin, false);
+                self.dir(
+                    if root.is_empty() {
+                        "/".into()
+                    } else {
+                        root.clone()
+                    },
+                    rel.into(),
+                    0o755,
+                    None,
+                    &resource,
+                    &origin,
+                    false,
+                );
             }
         }
         if let Some(main) = spec.web.main_config.clone() {
             let mut cx = base.clone();
             cx.insert("sites_dir", &sites_dir);
             cx.insert("mime_types", &spec.web.mime_types);
-            self.file(&spec.path(&main), "nginx.conf.tera", &cx, &resource, &origin, GATE_NGINX);
+            self.file(
+                &spec.path(&main),
+                "nginx.conf.tera",
+                &cx,
+                &resource,
+                &origin,
+                GATE_NGINX,
+            );
         }
         let mut cx = base.clone();
         cx.insert("listen", &spec.web.listen);
-        self.file(&format!("{sites_dir}/00-default.conf"), "default-server.conf.tera", &cx, &resource, &origin, GATE_NGINX);
+        self.file(
+            &format!("{sites_dir}/00-default.conf"),
+            "default-server.conf.tera",
+            &cx,
+            &resource,
+            &origin,
+            GATE_NGINX,
+        );
         if let Some(main) = spec.php.main_config.clone() {
             let versions: std::collections::BTreeSet<&str> = catalog
                 .tenants
                 .values()
-                .filter_map(|t| t.resource.spec.php.as_ref().map(|p| p.version.value.as_str()))
+                .filter_map(|t| {
+                    t.resource
+                        .spec
+                        .php
+                        .as_ref()
+                        .map(|p| p.version.value.as_str())
+                })
                 .collect();
             for version in versions {
                 let mut cx = base.clone();
                 cx.insert("version", version);
                 cx.insert("pool_dir", &spec.pool_dir(version));
                 let path = spec.path(&main.replace("{version}", version));
-                self.file(&path, "php-fpm.conf.tera", &cx, &resource, &origin, GATE_PHP_FPM);
+                self.file(
+                    &path,
+                    "php-fpm.conf.tera",
+                    &cx,
+                    &resource,
+                    &origin,
+                    GATE_PHP_FPM,
+                );
             }
         }
     }
@@ -253,13 +383,36 @@ impl<'a> Renderer<'a> {
         let origin = tenant.resource.origin.clone();
         let homes = spec.path(&spec.home_dir);
         let home = format!("{homes}/{name}");
-        let owner = spec.manage_ownership.then(|| Owner { user: name.to_owned(), group: name.to_owned() });
+        let owner = spec.manage_ownership.then(|| Owner {
+            user: name.to_owned(),
+            group: name.to_owned(),
+        });
         let t = &tenant.resource.spec;
-        self.dir(homes.clone(), name.to_owned(), 0o750, owner.clone(), &resource, &origin, true);
+        self.dir(
+            homes.clone(),
+            name.to_owned(),
+            0o750,
+            owner.clone(),
+            &resource,
+            &origin,
+            true,
+        );
         for (rel, mode) in [("domains", 0o750), ("logs", 0o750), ("tmp", 0o700)] {
-            self.dir(homes.clone(), format!("{name}/{rel}"), mode, owner.clone(), &resource, &origin, true);
+            self.dir(
+                homes.clone(),
+                format!("{name}/{rel}"),
+                mode,
+                owner.clone(),
+                &resource,
+                &origin,
+                true,
+            );
         }
-        let upload_max = t.php.as_ref().and_then(|p| p.upload_max_filesize.as_ref()).map_or("64M".to_owned(), |v| v.value.clone());
+        let upload_max = t
+            .php
+            .as_ref()
+            .and_then(|p| p.upload_max_filesize.as_ref())
+            .map_or("64M".to_owned(), |v| v.value.clone());
         let socket_dir = spec.path(&spec.php.socket_dir);
         let socket = format!("{socket_dir}/{name}.sock");
         for d in domains {
@@ -275,8 +428,14 @@ impl<'a> Renderer<'a> {
             self.diagnostics.push(
                 Diagnostic::new(
                     at,
-                    format!("PHP {version} is not installed on node {}", self.node.resource.name),
-                    format!("use one of the installed versions: {}", spec.php.versions.join(", ")),
+                    format!(
+                        "PHP {version} is not installed on node {}",
+                        self.node.resource.name
+                    ),
+                    format!(
+                        "use one of the installed versions: {}",
+                        spec.php.versions.join(", ")
+                    ),
                 )
                 .resource(&resource)
                 .field("spec.php.version"),
@@ -284,25 +443,59 @@ impl<'a> Renderer<'a> {
             return;
         }
         let user = spec.php.run_as.clone().unwrap_or_else(|| name.to_owned());
+        let group = spec
+            .php
+            .run_as_group
+            .clone()
+            .unwrap_or_else(|| user.clone());
         let mut cx = Context::new();
         cx.insert("tenant", name);
         cx.insert("origin", &origin.to_string());
         cx.insert("user", &user);
-        cx.insert("group", &user);
+        cx.insert("group", &group);
         cx.insert("socket", &socket);
         cx.insert("web_user", &spec.web.user);
         cx.insert("home", &home);
-        cx.insert("max_children", &php.max_children.as_ref().map_or(5, |c| c.value));
-        cx.insert("memory_limit", &php.memory_limit.as_ref().map_or("128M", |v| v.value.as_str()));
-        cx.insert("max_execution_time", &php.max_execution_time.as_ref().map_or(30, |v| v.value));
+        cx.insert(
+            "max_children",
+            &php.max_children.as_ref().map_or(5, |c| c.value),
+        );
+        cx.insert(
+            "memory_limit",
+            &php.memory_limit
+                .as_ref()
+                .map_or("128M", |v| v.value.as_str()),
+        );
+        cx.insert(
+            "max_execution_time",
+            &php.max_execution_time.as_ref().map_or(30, |v| v.value),
+        );
         cx.insert("upload_max", &upload_max);
-        let ini: BTreeMap<&str, &str> = php.ini.iter().map(|(k, v)| (k.as_str(), v.value.as_str())).collect();
+        let ini: BTreeMap<&str, &str> = php
+            .ini
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.value.as_str()))
+            .collect();
         cx.insert("ini", &ini);
         let path = format!("{}/{name}.conf", spec.pool_dir(version));
-        self.file(&path, "pool.conf.tera", &cx, &resource, &origin, GATE_PHP_FPM);
+        self.file(
+            &path,
+            "pool.conf.tera",
+            &cx,
+            &resource,
+            &origin,
+            GATE_PHP_FPM,
+        );
     }
 
-    fn domain(&mut self, d: &DomainEntry, homes: &str, owner: Option<Owner>, upload_max: &str, socket: &str) {
+    fn domain(
+        &mut self,
+        d: &DomainEntry,
+        homes: &str,
+        owner: Option<Owner>,
+        upload_max: &str,
+        socket: &str,
+    ) {
         let spec = self.spec();
         let domain = d.name.as_str();
         let tenant = d.tenant.as_str();
@@ -310,14 +503,41 @@ impl<'a> Renderer<'a> {
         let origin = d.resource.origin.clone();
         let s = &d.resource.spec;
         let base = format!("{tenant}/domains/{domain}");
-        let docroot_rel = s.document_root.as_ref().map_or("public_html", |r| r.value.as_str());
-        self.dir(homes.to_owned(), base.clone(), 0o750, owner.clone(), &resource, &origin, true);
+        let docroot_rel = s
+            .document_root
+            .as_ref()
+            .map_or("public_html", |r| r.value.as_str());
+        self.dir(
+            homes.to_owned(),
+            base.clone(),
+            0o750,
+            owner.clone(),
+            &resource,
+            &origin,
+            true,
+        );
         let mut rel = base.clone();
         for component in docroot_rel.split('/') {
             rel = format!("{rel}/{component}");
-            self.dir(homes.to_owned(), rel.clone(), 0o750, owner.clone(), &resource, &origin, true);
+            self.dir(
+                homes.to_owned(),
+                rel.clone(),
+                0o750,
+                owner.clone(),
+                &resource,
+                &origin,
+                true,
+            );
         }
-        self.dir(homes.to_owned(), format!("{base}/logs"), 0o750, owner, &resource, &origin, true);
+        self.dir(
+            homes.to_owned(),
+            format!("{base}/logs"),
+            0o750,
+            owner,
+            &resource,
+            &origin,
+            true,
+        );
         let mut server_names = vec![domain];
         server_names.extend(d.aliases.iter().map(|a| a.as_str()));
         let redirects: Vec<BTreeMap<&str, String>> = s
@@ -343,9 +563,19 @@ impl<'a> Renderer<'a> {
         cx.insert("fastcgi_params", &spec.web.fastcgi_params);
         cx.insert("upload_max", upload_max);
         cx.insert("redirects", &redirects);
-        cx.insert("redirect_to", &s.redirect_to.as_ref().map(|r| r.value.clone()));
+        cx.insert(
+            "redirect_to",
+            &s.redirect_to.as_ref().map(|r| r.value.clone()),
+        );
         let path = format!("{}/{domain}.conf", spec.path(&spec.web.sites_dir));
-        self.file(&path, "vhost.conf.tera", &cx, &resource, &origin, GATE_NGINX);
+        self.file(
+            &path,
+            "vhost.conf.tera",
+            &cx,
+            &resource,
+            &origin,
+            GATE_NGINX,
+        );
     }
 }
 

@@ -54,5 +54,7 @@ CREATE TABLE owned (
     anchor      TEXT    NOT NULL,
     -- 'Retain' or 'Delete' for tenant data, as declared when SuperCP last wrote it
     deletion_policy TEXT,
+    -- the service gate (nginx, php-fpm) that must check a delete of this object
+    gate        TEXT,
     PRIMARY KEY (node, object)
 );

@@ -1,0 +1,143 @@
+//! `supercp audit`: runs, and one run's steps, from the journal.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use supercp_audit::Journal;
+
+use crate::output::Format;
+use crate::Outcome;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Show the steps of this run.
+    #[arg(long)]
+    pub run: Option<i64>,
+    /// text or json (markdown is for plans).
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    /// The node file whose audit URL to read (default: the sandbox's `<state>/audit.db`).
+    #[arg(long)]
+    pub node: Option<PathBuf>,
+    /// How many runs to list.
+    #[arg(long, default_value_t = 50)]
+    pub limit: i64,
+}
+
+/// # Errors
+/// Journal and output failures; an unknown run id.
+pub fn exec(state: &Path, args: &Args) -> anyhow::Result<Outcome> {
+    let url = match supercp_engine::inputs::audit_url_for(args.node.as_deref(), state) {
+        Ok(url) => url,
+        Err(diagnostics) => {
+            super::print_diagnostics(diagnostics);
+            return Ok(Outcome::Invalid);
+        }
+    };
+    let rt = super::runtime()?;
+    let mut out = std::io::stdout().lock();
+    rt.block_on(async {
+        let journal = super::open_journal(state, &url).await?;
+        let result = show(&journal, args, &mut out).await;
+        journal.close().await;
+        result
+    })?;
+    out.flush()?;
+    Ok(Outcome::Success)
+}
+
+async fn show(journal: &Journal, args: &Args, out: &mut impl Write) -> anyhow::Result<()> {
+    let json = matches!(args.format, Format::Json);
+    match args.run {
+        None => {
+            let runs = journal.list_runs(args.limit).await?;
+            if json {
+                let value = serde_json::json!({ "format_version": 1, "runs": runs });
+                writeln!(out, "{}", serde_json::to_string_pretty(&value)?)?;
+            } else {
+                writeln!(
+                    out,
+                    "{:>5}  {:<11}  {:<14}  {:<10}  {:<12}  summary",
+                    "run", "outcome", "started", "node", "commit"
+                )?;
+                for r in runs {
+                    let commit = r
+                        .git_commit
+                        .as_deref()
+                        .map_or("-", |c| &c[..c.len().min(12)]);
+                    let dirty = if r.git_dirty == Some(true) {
+                        "+dirty"
+                    } else {
+                        ""
+                    };
+                    writeln!(
+                        out,
+                        "{:>5}  {:<11}  {:<14}  {:<10}  {:<12}  {}",
+                        r.id,
+                        r.outcome.as_str(),
+                        r.started_at,
+                        r.node,
+                        format!("{commit}{dirty}"),
+                        r.summary
+                    )?;
+                }
+            }
+        }
+        Some(id) => {
+            let (run, steps) = journal.get_run(id).await?.with_context(|| {
+                format!("run {id} is not in the journal; `supercp audit` lists the runs")
+            })?;
+            if json {
+                let value = serde_json::json!({ "format_version": 1, "run": run, "steps": steps });
+                writeln!(out, "{}", serde_json::to_string_pretty(&value)?)?;
+            } else {
+                writeln!(
+                    out,
+                    "run {}  {}  node {}  actor {}  {}",
+                    run.id,
+                    run.outcome.as_str(),
+                    run.node,
+                    run.actor,
+                    run.summary
+                )?;
+                if let Some(commit) = &run.git_commit {
+                    writeln!(
+                        out,
+                        "commit {commit}{}  {}",
+                        if run.git_dirty == Some(true) {
+                            " (dirty)"
+                        } else {
+                            ""
+                        },
+                        run.git_author.as_deref().unwrap_or("")
+                    )?;
+                }
+                writeln!(
+                    out,
+                    "gate checks {}  reloads {}",
+                    run.gate_checks, run.reloads
+                )?;
+                if let Some(error) = &run.error {
+                    writeln!(out, "error: {error}")?;
+                }
+                for s in steps {
+                    writeln!(
+                        out,
+                        "{:>5}  {:<11}  {:<6}  {}  {}  {}",
+                        s.seq,
+                        s.status.as_str(),
+                        s.action,
+                        s.object,
+                        s.resource,
+                        s.origin
+                    )?;
+                    for line in &s.log {
+                        writeln!(out, "         {line}")?;
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}

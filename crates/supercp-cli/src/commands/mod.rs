@@ -1,0 +1,76 @@
+//! One module per command: clap arguments and an `exec` that calls the engine.
+
+pub mod apply;
+pub mod audit;
+pub mod plan;
+pub mod schema;
+pub mod validate;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use supercp_core::diagnostic::sort_diagnostics;
+use supercp_core::{Desired, Diagnostic};
+use supercp_engine::Inputs;
+
+/// Where the repo and the node come from (shared by validate, plan and apply).
+#[derive(clap::Args, Debug, Clone)]
+pub struct Source {
+    /// The repo of YAML resources.
+    #[arg(long, default_value = ".")]
+    pub repo: PathBuf,
+    /// The node file; without it, the embedded sandbox node (everything under <state>/sandbox).
+    #[arg(long)]
+    pub node: Option<PathBuf>,
+}
+
+/// Loads and renders, or prints every diagnostic to stderr and returns `None`.
+pub fn load_and_render(state: &Path, source: &Source) -> Option<(Inputs, Vec<Desired>)> {
+    let inputs = match Inputs::load(&source.repo, source.node.as_deref(), state) {
+        Ok(inputs) => inputs,
+        Err(diagnostics) => {
+            print_diagnostics(diagnostics);
+            return None;
+        }
+    };
+    match inputs.render() {
+        Ok(desired) => Some((inputs, desired)),
+        Err(diagnostics) => {
+            print_diagnostics(diagnostics);
+            None
+        }
+    }
+}
+
+/// Prints diagnostics (sorted) and a count to stderr.
+pub fn print_diagnostics(mut diagnostics: Vec<Diagnostic>) {
+    sort_diagnostics(&mut diagnostics);
+    let mut err = std::io::stderr().lock();
+    for d in &diagnostics {
+        let _ = writeln!(err, "{d}");
+    }
+    let _ = writeln!(err, "{} error(s); nothing was applied", diagnostics.len());
+}
+
+/// Opens the audit journal, creating the state directory first (the SQLite file lives there).
+///
+/// # Errors
+/// When the directory cannot be created or the database cannot be opened.
+pub async fn open_journal(state: &Path, url: &str) -> anyhow::Result<supercp_audit::Journal> {
+    use anyhow::Context;
+    std::fs::create_dir_all(state)
+        .with_context(|| format!("cannot create the state directory {}", state.display()))?;
+    supercp_audit::Journal::open(url)
+        .await
+        .context("cannot open the audit journal")
+}
+
+/// A current-thread runtime for the journal's async calls.
+///
+/// # Errors
+/// When the runtime cannot start (no threads or file descriptors left).
+pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?)
+}

@@ -1,0 +1,95 @@
+//! The `supercp` binary: clap arguments, thin commands, output formats and exit codes.
+//!
+//! Exit codes (the contract CI pipelines rely on): 0 success or no changes, 1 error or invalid
+//! input, 2 changes present (`plan --detailed-exitcode`). stdout carries only what was asked
+//! for; diagnostics, progress and logs go to stderr. A broken pipe exits quietly.
+
+mod commands;
+mod output;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "supercp",
+    version,
+    about = "Declarative hosting control plane: validate, plan and apply a repo of YAML resources"
+)]
+struct Cli {
+    /// State directory: the sandbox root and the audit database.
+    #[arg(long, global = true, default_value = "state")]
+    state: PathBuf,
+    /// More logs on stderr (-v info, -vv debug). RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Load and check every resource; print every problem as file:line:col.
+    Validate(commands::validate::Args),
+    /// Show what apply would change.
+    Plan(commands::plan::Args),
+    /// Converge the node to the repo.
+    Apply(commands::apply::Args),
+    /// Runs and their steps, from the audit journal.
+    Audit(commands::audit::Args),
+    /// Write the JSON Schemas of every kind.
+    Schema(commands::schema::Args),
+}
+
+/// How a command ended, mapped to the exit code by `main` alone.
+pub enum Outcome {
+    Success,
+    Changes,
+    Invalid,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.verbose);
+    let result = match cli.command {
+        Command::Validate(args) => commands::validate::exec(&cli.state, &args),
+        Command::Plan(args) => commands::plan::exec(&cli.state, &args),
+        Command::Apply(args) => commands::apply::exec(&cli.state, &args),
+        Command::Audit(args) => commands::audit::exec(&cli.state, &args),
+        Command::Schema(args) => commands::schema::exec(&args),
+    };
+    match result {
+        Ok(Outcome::Success) => ExitCode::SUCCESS,
+        Ok(Outcome::Changes) => ExitCode::from(2),
+        Ok(Outcome::Invalid) => ExitCode::from(1),
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}

@@ -1,0 +1,560 @@
+//! apply(): lock → journal → steps → sync → gate → reload → verify → record.
+//!
+//! # Guarantees
+//! - One apply at a time per state directory (`<state>/apply.lock`).
+//! - A step is recorded `done` only after its writes are on disk (one `syncfs` per batch,
+//!   before the journal's transaction for that batch).
+//! - A gate whose check fails gets every file of its batch put back as it was; the previous
+//!   config stays live and the error names the resource and file:line that broke the check.
+//! - A step that would go through a symlink is refused and touches nothing.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use supercp_audit::{Journal, NewRun, NewStep, Outcome, OwnedObject, StepResult, StepStatus};
+use supercp_core::object::Observed;
+use supercp_core::plan::Summary;
+use supercp_core::resource::Gate;
+use supercp_core::{Action, Desired, Reason, Step};
+use supercp_drivers::{gate, lock, Node};
+use tracing::{info, warn};
+
+use crate::diff::diff;
+use crate::inputs::Inputs;
+use crate::plan::{plan, PlanOptions, Planned};
+use crate::progress::Progress;
+use crate::EngineError;
+
+/// What an operator allows an apply to do, and who runs it.
+#[derive(Clone, Debug, Default)]
+pub struct ApplyOptions {
+    pub plan: PlanOptions,
+    /// Recorded in the journal (e.g. `root@web1` or `ci`).
+    pub actor: String,
+    /// Test hook: stop (sleep) before executing the step with this index, so a test can kill
+    /// the process at a known point. Set from `SUPERCP_TEST_PAUSE_BEFORE_STEP`.
+    pub pause_before_step: Option<usize>,
+}
+
+/// What an apply did.
+#[derive(Clone, Debug, Default)]
+pub struct ApplyReport {
+    pub run: i64,
+    pub summary: Summary,
+    pub applied: usize,
+    pub failed: usize,
+    pub retained: usize,
+    pub gate_checks: i64,
+    pub reloads: i64,
+    /// Runs of this node found still `running` (killed) and marked interrupted.
+    pub interrupted: Vec<i64>,
+}
+
+/// Converges the node to `desired`.
+///
+/// # Errors
+/// `Lock` when another apply runs; `MassDelete` before anything is touched; `Gate` after a
+/// failed check (files restored); `StepsFailed` when some steps failed (the rest applied).
+pub async fn apply(
+    inputs: &Inputs,
+    desired: Vec<Desired>,
+    journal: &Journal,
+    options: &ApplyOptions,
+) -> Result<ApplyReport, EngineError> {
+    std::fs::create_dir_all(&inputs.state_dir).map_err(|e| {
+        EngineError::Gate(format!(
+            "cannot create the state directory {}: {e}",
+            inputs.state_dir.display()
+        ))
+    })?;
+    let _lock = lock::acquire(&inputs.state_dir.join("apply.lock"), now_ms())?;
+    let node = inputs.node_name().to_owned();
+    let interrupted = journal.mark_interrupted(&node).await?;
+    for run in &interrupted {
+        warn!(
+            run,
+            "an earlier apply was interrupted; this run finishes its work"
+        );
+    }
+    let Planned {
+        plan,
+        owned,
+        desired,
+    } = plan(desired, &node, journal, &options.plan).await?;
+    let git = crate::git::describe(&inputs.repo);
+    let summary = plan.summary();
+    let run = journal
+        .start_run(&NewRun {
+            node: node.clone(),
+            actor: options.actor.clone(),
+            repo: inputs.repo.display().to_string(),
+            git_commit: git.commit,
+            git_author: git.author,
+            git_dirty: git.dirty,
+            summary: if plan.is_empty() {
+                "no changes".into()
+            } else {
+                summary.to_string()
+            },
+            pid: std::process::id(),
+        })
+        .await?;
+    info!(run, %summary, "apply started");
+    let mut report = ApplyReport {
+        run,
+        summary,
+        retained: plan.retained.len(),
+        interrupted,
+        ..ApplyReport::default()
+    };
+    let mut ex = Executor {
+        fs: Node::new(),
+        journal,
+        run,
+        inputs,
+        pause: options.pause_before_step,
+        index: 0,
+    };
+    for dir in file_dirs(&plan.steps) {
+        ex.fs.remove_stale_temps(&dir);
+    }
+    let new_steps: Vec<NewStep> = plan.steps.iter().map(new_step).collect();
+    let ids = journal.add_steps(run, &new_steps).await?;
+    let mut done: Vec<bool> = vec![false; plan.steps.len()];
+    let mut progress = Progress::new("applying", plan.steps.len());
+    let mut start = 0;
+    let mut gate_error = None;
+    while start < plan.steps.len() {
+        let key = phase_key(&plan.steps[start]);
+        let end = (start..plan.steps.len())
+            .find(|&i| phase_key(&plan.steps[i]) != key)
+            .unwrap_or(plan.steps.len());
+        let outcome = ex
+            .phase(&plan.steps[start..end], &ids[start..end], &mut progress)
+            .await?;
+        for (i, ok) in outcome.ok.iter().enumerate() {
+            done[start + i] = *ok;
+        }
+        report.gate_checks += outcome.checks;
+        report.reloads += outcome.reloads;
+        if let Some(e) = outcome.gate_error {
+            gate_error = Some(e);
+            break;
+        }
+        start = end;
+    }
+    report.applied = done.iter().filter(|d| **d).count();
+    report.failed = plan.steps.len() - report.applied;
+    let (add, remove) = ownership(
+        &owned,
+        &desired,
+        &plan.steps,
+        &done,
+        &plan.retained,
+        &inputs.catalog,
+    );
+    journal.set_owned(&node, &add, &remove).await?;
+    for step in &plan.retained {
+        warn!(object = %step.id, resource = %step.resource, "tenant data left the repo and is kept (deletion policy Retain, or no --allow-destroy)");
+    }
+    if let Some(message) = gate_error {
+        journal
+            .finish_run(run, Outcome::Failed, Some(&message))
+            .await?;
+        return Err(EngineError::Gate(message));
+    }
+    if report.failed > 0 {
+        let message = format!("{} of {} steps failed", report.failed, plan.steps.len());
+        journal
+            .finish_run(run, Outcome::Failed, Some(&message))
+            .await?;
+        return Err(EngineError::StepsFailed {
+            failed: report.failed,
+            total: plan.steps.len(),
+            run,
+        });
+    }
+    journal.finish_run(run, Outcome::Succeeded, None).await?;
+    info!(run, applied = report.applied, "apply finished");
+    Ok(report)
+}
+
+struct Executor<'a> {
+    fs: Node,
+    journal: &'a Journal,
+    run: i64,
+    inputs: &'a Inputs,
+    pause: Option<usize>,
+    /// Index of the next step in execution order (for the pause hook).
+    index: usize,
+}
+
+struct PhaseOutcome {
+    ok: Vec<bool>,
+    checks: i64,
+    reloads: i64,
+    gate_error: Option<String>,
+}
+
+impl Executor<'_> {
+    /// Runs one batch: all its steps, one sync, then its gate's check and reload.
+    async fn phase(
+        &mut self,
+        steps: &[Step],
+        ids: &[i64],
+        progress: &mut Progress,
+    ) -> Result<PhaseOutcome, EngineError> {
+        self.journal.steps_running(ids, now_ms()).await?;
+        let mut results = Vec::with_capacity(steps.len());
+        let mut ok = Vec::with_capacity(steps.len());
+        for (step, id) in steps.iter().zip(ids) {
+            self.pause_if_asked();
+            let started = now_ms();
+            let outcome = self.execute(step);
+            let (status, log) = match outcome {
+                Ok(line) => (StepStatus::Done, vec![line]),
+                Err(e) => {
+                    warn!(run = self.run, object = %step.id, resource = %step.resource, error = %e, "step failed");
+                    (
+                        StepStatus::Failed,
+                        vec![format!("{} ({}): {e}", step.resource, step.origin)],
+                    )
+                }
+            };
+            ok.push(status == StepStatus::Done);
+            results.push(StepResult {
+                id: *id,
+                status,
+                after_hash: None,
+                log,
+                started_at: started,
+                finished_at: now_ms(),
+            });
+            progress.tick();
+        }
+        self.sync(steps)?;
+        let mut outcome = PhaseOutcome {
+            ok,
+            checks: 0,
+            reloads: 0,
+            gate_error: None,
+        };
+        let gate = steps.first().and_then(|s| s.gate.clone());
+        let gate = gate.and_then(|g| self.inputs.spec.gates.iter().find(|x| x.name == g).cloned());
+        if let (Some(gate), true) = (gate, outcome.ok.iter().any(|o| *o)) {
+            self.gate(&gate, steps, &mut results, &mut outcome)?;
+        }
+        self.verify(steps, &mut results, &mut outcome.ok);
+        self.journal.finish_steps(&results).await?;
+        self.journal
+            .count_gate(self.run, outcome.checks, outcome.reloads)
+            .await?;
+        Ok(outcome)
+    }
+
+    fn execute(&mut self, step: &Step) -> Result<String, String> {
+        let Some(desired) = &step.desired else {
+            return Err("no object for this step (a bug)".into());
+        };
+        if let Reason::Blocked { path, what } = &step.reason {
+            return Err(format!("refused: {what} at {path}; SuperCP never writes, chmods or chowns through it. Remove it and apply again"));
+        }
+        let result = match step.action {
+            Action::Create | Action::Update => self.fs.apply(desired),
+            Action::Delete => self.fs.delete(&desired.anchor, &desired.rel),
+        };
+        result
+            .map(|()| format!("{} {}", step.action, step.id))
+            .map_err(|e| e.to_string())
+    }
+
+    fn sync(&mut self, steps: &[Step]) -> Result<(), EngineError> {
+        let anchors: BTreeSet<&str> = steps
+            .iter()
+            .filter_map(|s| s.desired.as_ref())
+            .map(|d| d.anchor.as_str())
+            .collect();
+        for anchor in anchors {
+            if let Err(source) = self.fs.sync(anchor) {
+                // A deleted anchor cannot be synced; its parent filesystem was synced with others.
+                if std::path::Path::new(anchor).exists() {
+                    let step = &steps[0];
+                    return Err(EngineError::Driver {
+                        resource: step.resource.clone(),
+                        origin: step.origin.clone(),
+                        source,
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// One check for the whole batch; on failure every applied step is put back.
+    fn gate(
+        &mut self,
+        gate: &Gate,
+        steps: &[Step],
+        results: &mut [StepResult],
+        outcome: &mut PhaseOutcome,
+    ) -> Result<(), EngineError> {
+        let check = match gate::run(&gate.name, &gate.check) {
+            Ok(run) => run,
+            Err(gate::GateError::Missing { program, .. }) if gate.optional => {
+                warn!(gate = %gate.name, program = %program, "gate check skipped: the program is not installed");
+                for r in results.iter_mut() {
+                    r.log.push(format!(
+                        "gate {} skipped: `{program}` is not installed",
+                        gate.name
+                    ));
+                }
+                return Ok(());
+            }
+            Err(e) => return Err(EngineError::Gate(e.to_string())),
+        };
+        outcome.checks += 1;
+        if check.success {
+            info!(gate = %gate.name, "gate check passed");
+            if !gate.reload.is_empty() {
+                let reload = gate::run(&gate.name, &gate.reload)
+                    .map_err(|e| EngineError::Gate(e.to_string()))?;
+                outcome.reloads += 1;
+                if !reload.success {
+                    return Err(EngineError::Gate(format!(
+                        "gate {}: reload `{}` failed: {}",
+                        gate.name,
+                        gate.reload.join(" "),
+                        reload.output.trim()
+                    )));
+                }
+            }
+            return Ok(());
+        }
+        let culprits = culprits(steps, &check.output);
+        for ((step, result), applied) in steps
+            .iter()
+            .zip(results.iter_mut())
+            .zip(outcome.ok.iter_mut())
+        {
+            if *applied {
+                if let Some(desired) = &step.desired {
+                    let restored = match step.action {
+                        Action::Create => self.fs.delete(&desired.anchor, &desired.rel),
+                        Action::Update | Action::Delete => match &step.previous {
+                            Some(previous) => self.fs.restore(desired, Some(previous)),
+                            None => Ok(()),
+                        },
+                    };
+                    if let Err(e) = restored {
+                        result
+                            .log
+                            .push(format!("could not put the previous file back: {e}"));
+                    }
+                }
+                *applied = false;
+            }
+            result.status = StepStatus::Failed;
+            result
+                .log
+                .push(format!("rolled back: gate {} check failed", gate.name));
+        }
+        self.sync(steps)?;
+        let names: Vec<String> = culprits
+            .iter()
+            .map(|s| format!("{} ({})", s.resource, s.origin))
+            .collect();
+        outcome.gate_error = Some(format!(
+            "gate {}: `{}` failed after writing {}; the previous files were put back and the previous config stays live:\n{}",
+            gate.name,
+            gate.check.join(" "),
+            names.join(", "),
+            check.output.trim()
+        ));
+        Ok(())
+    }
+
+    /// Paired execution: after a step, observing again must show no difference. One that does
+    /// is a driver bug and is recorded as one.
+    fn verify(&mut self, steps: &[Step], results: &mut [StepResult], ok: &mut [bool]) {
+        for ((step, result), applied) in steps.iter().zip(results.iter_mut()).zip(ok.iter_mut()) {
+            if !*applied || step.action == Action::Delete {
+                continue;
+            }
+            let Some(desired) = &step.desired else {
+                continue;
+            };
+            let observed = self.fs.observe(&desired.anchor, &desired.rel);
+            let ids = match &desired.object {
+                supercp_core::Object::File { owner, .. }
+                | supercp_core::Object::Dir { owner, .. } => {
+                    owner.as_ref().and_then(|o| self.fs.owner_ids(o))
+                }
+            };
+            if observed == Observed::Absent || diff(desired, &observed, ids).is_some() {
+                warn!(object = %step.id, "driver bug: the object still differs after apply");
+                result.status = StepStatus::Failed;
+                result
+                    .log
+                    .push("driver bug: the object still differs after apply".into());
+                *applied = false;
+            }
+        }
+    }
+
+    fn pause_if_asked(&mut self) {
+        if self.pause == Some(self.index) {
+            eprintln!("supercp: test hook: paused before step {}", self.index);
+            loop {
+                std::thread::sleep(std::time::Duration::from_secs(3600));
+            }
+        }
+        self.index += 1;
+    }
+}
+
+/// Steps whose file the check's output names; all steps of the batch when it names none.
+fn culprits<'a>(steps: &'a [Step], output: &str) -> Vec<&'a Step> {
+    let named: Vec<&Step> = steps
+        .iter()
+        .filter(|s| output.contains(s.id.path()))
+        .collect();
+    if named.is_empty() {
+        steps.iter().collect()
+    } else {
+        named
+    }
+}
+
+/// Steps are batched by gate; ungated deletes run last, in their own batch.
+fn phase_key(step: &Step) -> (Option<String>, bool) {
+    (
+        step.gate.clone(),
+        step.gate.is_none() && step.action == Action::Delete,
+    )
+}
+
+fn new_step(step: &Step) -> NewStep {
+    NewStep {
+        resource: step.resource.clone(),
+        origin: if step.origin.line == 0 {
+            String::new()
+        } else {
+            step.origin.to_string()
+        },
+        object: step.id.0.clone(),
+        action: step.action.as_str().to_owned(),
+        before_hash: step.before.clone(),
+        after_hash: step.after.clone(),
+        before_content: step.previous.clone(),
+    }
+}
+
+/// Directories holding files of this plan (where a killed run may have left a temp file).
+fn file_dirs(steps: &[Step]) -> BTreeSet<String> {
+    steps
+        .iter()
+        .filter(|s| s.id.kind() == "file")
+        .filter_map(|s| s.desired.as_ref())
+        .map(|d| d.anchor.clone())
+        .collect()
+}
+
+/// What the journal must record as owned after this apply.
+fn ownership(
+    owned: &BTreeMap<String, OwnedObject>,
+    desired: &[Desired],
+    steps: &[Step],
+    done: &[bool],
+    retained: &[Step],
+    catalog: &supercp_core::Catalog,
+) -> (Vec<OwnedObject>, Vec<String>) {
+    let failed: BTreeSet<&str> = steps
+        .iter()
+        .zip(done)
+        .filter(|(s, d)| !**d && s.action != Action::Delete)
+        .map(|(s, _)| s.id.0.as_str())
+        .collect();
+    let policies: BTreeMap<String, String> = catalog
+        .tenants
+        .values()
+        .map(|t| {
+            (
+                format!("Tenant/{}", t.name),
+                format!("{:?}", t.resource.spec.deletion_policy),
+            )
+        })
+        .collect();
+    let mut add = Vec::new();
+    for d in desired {
+        let id = d.id().0;
+        if failed.contains(id.as_str()) {
+            continue;
+        }
+        let tenant = tenant_resource(d, catalog);
+        let record = OwnedObject {
+            object: id.clone(),
+            resource: d.resource.clone(),
+            tenant_data: d.tenant_data,
+            anchor: d.anchor.clone(),
+            deletion_policy: d.tenant_data.then(|| {
+                policies
+                    .get(&tenant)
+                    .cloned()
+                    .unwrap_or_else(|| "Retain".into())
+            }),
+            gate: d.gate.clone(),
+        };
+        if owned.get(&id) != Some(&record) {
+            add.push(record);
+        }
+    }
+    let wanted: BTreeSet<String> = desired.iter().map(|d| d.id().0).collect();
+    let mut remove: Vec<String> = steps
+        .iter()
+        .zip(done)
+        .filter(|(s, d)| **d && s.action == Action::Delete)
+        .map(|(s, _)| s.id.0.clone())
+        .collect();
+    // Retained data with policy Retain is released: SuperCP stops managing it.
+    remove.extend(
+        retained
+            .iter()
+            .filter(|s| {
+                owned
+                    .get(&s.id.0)
+                    .and_then(|o| o.deletion_policy.as_deref())
+                    != Some("Delete")
+            })
+            .map(|s| s.id.0.clone()),
+    );
+    // Owned objects that are gone from the node and the repo are forgotten.
+    let planned: BTreeSet<&str> = steps
+        .iter()
+        .chain(retained)
+        .map(|s| s.id.0.as_str())
+        .collect();
+    remove.extend(
+        owned
+            .keys()
+            .filter(|k| !wanted.contains(*k) && !planned.contains(k.as_str()))
+            .cloned(),
+    );
+    (add, remove)
+}
+
+/// The tenant whose deletion policy covers a tenant-data object.
+fn tenant_resource(d: &Desired, catalog: &supercp_core::Catalog) -> String {
+    match d.resource.split_once('/') {
+        Some(("Domain", name)) => supercp_core::DomainName::parse(name)
+            .ok()
+            .and_then(|n| catalog.domains.get(&n))
+            .map_or_else(String::new, |e| format!("Tenant/{}", e.tenant)),
+        _ => d.resource.clone(),
+    }
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}

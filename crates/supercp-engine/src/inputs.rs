@@ -1,0 +1,169 @@
+//! Everything a plan starts from: the repo's catalog, the node (a file, or the embedded
+//! sandbox node), and the templates (built in, plus the node's override directory).
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use supercp_core::resource::NodeSpec;
+use supercp_core::{Catalog, Desired, Diagnostic, Resource, Span};
+use supercp_load::LoadOptions;
+use supercp_render::{NodeRef, Templates};
+
+/// The embedded default node: renders under `<state>/sandbox`, needs no root.
+pub const SANDBOX_NODE: &str = include_str!("../../../examples/nodes/sandbox.yaml");
+
+/// A loaded, validated repo and the node it is rendered for.
+pub struct Inputs {
+    pub catalog: Catalog,
+    /// The node as declared (for its name and origin).
+    pub node: Resource<NodeSpec>,
+    /// `node.spec` with `{state}` and `{root}` resolved.
+    pub spec: NodeSpec,
+    pub templates: Templates,
+    pub state_dir: PathBuf,
+    pub repo: PathBuf,
+}
+
+impl Inputs {
+    /// Loads the repo, the node (or the sandbox node) and the templates.
+    ///
+    /// # Errors
+    /// Every diagnostic found, sorted; nothing is read from the node beyond `/etc/passwd`
+    /// (system accounts no tenant may be named after) and the template directory.
+    pub fn load(
+        repo: &Path,
+        node_file: Option<&Path>,
+        state_dir: &Path,
+    ) -> Result<Inputs, Vec<Diagnostic>> {
+        let node = match node_file {
+            Some(path) => supercp_load::load_node(path, &path.display().to_string())?,
+            None => supercp_load::load_node_text("(embedded sandbox node)".into(), SANDBOX_NODE)?,
+        };
+        let state = absolute(state_dir);
+        let spec = node.spec.resolve(&state.display().to_string());
+        let options = LoadOptions {
+            system_accounts: system_accounts(),
+        };
+        let catalog = supercp_load::load_repo(repo, &options);
+        let templates = load_templates(spec.template_dir.as_deref());
+        match (catalog, templates) {
+            (Ok(catalog), Ok(templates)) => Ok(Inputs {
+                catalog,
+                node,
+                spec,
+                templates,
+                state_dir: state,
+                repo: repo.to_path_buf(),
+            }),
+            (catalog, templates) => {
+                let mut all = catalog.err().unwrap_or_default();
+                all.extend(templates.err().unwrap_or_default());
+                Err(all)
+            }
+        }
+    }
+
+    /// Renders every desired object (pure).
+    ///
+    /// # Errors
+    /// Render diagnostics (templates, PHP versions, node strings).
+    pub fn render(&self) -> Result<Vec<Desired>, Vec<Diagnostic>> {
+        let node = NodeRef {
+            resource: &self.node,
+            spec: &self.spec,
+        };
+        supercp_render::render(&self.catalog, &node, &self.templates)
+    }
+
+    /// The audit journal URL: the node's, or `<state>/audit.db`.
+    pub fn audit_url(&self) -> String {
+        self.spec
+            .audit_url
+            .clone()
+            .unwrap_or_else(|| format!("sqlite:{}", self.state_dir.join("audit.db").display()))
+    }
+
+    pub fn node_name(&self) -> &str {
+        &self.node.name
+    }
+}
+
+/// The audit URL for commands that need no repo (`audit`): the node's, or the sandbox's.
+///
+/// # Errors
+/// Diagnostics of the node file.
+pub fn audit_url_for(
+    node_file: Option<&Path>,
+    state_dir: &Path,
+) -> Result<String, Vec<Diagnostic>> {
+    let node = match node_file {
+        Some(path) => supercp_load::load_node(path, &path.display().to_string())?,
+        None => supercp_load::load_node_text("(embedded sandbox node)".into(), SANDBOX_NODE)?,
+    };
+    let state = absolute(state_dir);
+    let spec = node.spec.resolve(&state.display().to_string());
+    Ok(spec
+        .audit_url
+        .unwrap_or_else(|| format!("sqlite:{}", state.join("audit.db").display())))
+}
+
+fn absolute(path: &Path) -> PathBuf {
+    if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        std::env::current_dir()
+            .map(|cwd| cwd.join(path))
+            .unwrap_or_else(|_| path.to_path_buf())
+    }
+}
+
+/// Accounts below UID 1000 on this machine (a tenant may not take their names).
+fn system_accounts() -> BTreeSet<String> {
+    let Ok(passwd) = std::fs::read_to_string("/etc/passwd") else {
+        return BTreeSet::new();
+    };
+    passwd
+        .lines()
+        .filter_map(|line| {
+            let mut fields = line.split(':');
+            let name = fields.next()?;
+            let uid: u32 = fields.nth(1)?.parse().ok()?;
+            (uid < 1000).then(|| name.to_owned())
+        })
+        .collect()
+}
+
+fn load_templates(dir: Option<&str>) -> Result<Templates, Vec<Diagnostic>> {
+    let Some(dir) = dir else {
+        return Ok(Templates::builtin());
+    };
+    let entries = std::fs::read_dir(dir).map_err(|e| {
+        vec![Diagnostic::new(
+            Span::new(dir.into(), 1, 1),
+            format!("cannot read the template directory: {e}"),
+            "fix templateDir in the node file or create the directory",
+        )]
+    })?;
+    let mut overrides = Vec::new();
+    let mut diagnostics = Vec::new();
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !name.ends_with(".tera") {
+            continue;
+        }
+        let shown = entry.path().display().to_string();
+        match std::fs::read_to_string(entry.path()) {
+            Ok(text) => overrides.push((name, text, shown)),
+            Err(e) => diagnostics.push(Diagnostic::new(
+                Span::new(shown.into(), 1, 1),
+                format!("cannot read the template: {e}"),
+                "check the file's permissions",
+            )),
+        }
+    }
+    if !diagnostics.is_empty() {
+        return Err(diagnostics);
+    }
+    overrides.sort();
+    Templates::with_overrides(&overrides)
+}

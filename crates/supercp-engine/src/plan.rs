@@ -1,0 +1,208 @@
+//! observe + diff + prune → `Plan`, in the order apply executes it.
+//!
+//! Order: directories and other ungated objects first (parents before children), then each
+//! gate's objects together (so one check covers all of them), then deletes of ungated objects,
+//! deepest first.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use supercp_audit::{Journal, OwnedObject};
+use supercp_core::object::Observed;
+use supercp_core::{Action, Desired, Object, ObjectId, Plan, Reason, Span, Step};
+use supercp_drivers::Node;
+
+use crate::diff::{diff, text_diff};
+use crate::progress::Progress;
+use crate::EngineError;
+
+/// What an operator allows a plan to do.
+#[derive(Clone, Debug)]
+pub struct PlanOptions {
+    /// Delete tenant data whose resource left the repo with `deletionPolicy: Delete`.
+    pub allow_destroy: bool,
+    /// Refuse a plan that deletes more than this share (percent) of the owned resources of
+    /// any kind (more than one resource).
+    pub max_delete_share: f64,
+}
+
+impl Default for PlanOptions {
+    fn default() -> PlanOptions {
+        PlanOptions {
+            allow_destroy: false,
+            max_delete_share: 25.0,
+        }
+    }
+}
+
+/// A plan together with what the journal knew when it was made.
+pub struct Planned {
+    pub plan: Plan,
+    /// Objects owned before this plan, by id.
+    pub owned: BTreeMap<String, OwnedObject>,
+    pub desired: Vec<Desired>,
+}
+
+/// Observes every desired and every owned object and builds the plan.
+///
+/// # Errors
+/// `MassDelete` when the plan deletes too much; `Audit` when the journal cannot be read.
+pub async fn plan(
+    desired: Vec<Desired>,
+    node_name: &str,
+    journal: &Journal,
+    options: &PlanOptions,
+) -> Result<Planned, EngineError> {
+    let owned: BTreeMap<String, OwnedObject> = journal
+        .owned(node_name)
+        .await?
+        .into_iter()
+        .map(|o| (o.object.clone(), o))
+        .collect();
+    let mut fs = Node::new();
+    let mut progress = Progress::new("observing", desired.len());
+    let mut steps = Vec::new();
+    for d in &desired {
+        let observed = fs.observe(&d.anchor, &d.rel);
+        let ids = owner(&d.object).and_then(|o| fs.owner_ids(o));
+        if let Some(step) = diff(d, &observed, ids) {
+            steps.push(step);
+        }
+        progress.tick();
+    }
+    let wanted: BTreeSet<ObjectId> = desired.iter().map(Desired::id).collect();
+    let mut deletes = Vec::new();
+    let mut retained = Vec::new();
+    for o in owned.values() {
+        let id = ObjectId(o.object.clone());
+        if wanted.contains(&id) {
+            continue;
+        }
+        let rel = id
+            .path()
+            .strip_prefix(o.anchor.trim_end_matches('/'))
+            .unwrap_or(id.path())
+            .trim_start_matches('/')
+            .to_owned();
+        let observed = fs.observe(&o.anchor, &rel);
+        if observed == Observed::Absent {
+            continue;
+        }
+        let previous = match &observed {
+            Observed::File { content, .. } => Some(content.clone()),
+            _ => None,
+        };
+        let step = Step {
+            id: id.clone(),
+            action: Action::Delete,
+            reason: Reason::NotInRepo,
+            resource: o.resource.clone(),
+            origin: Span::default(),
+            before: previous.as_deref().map(supercp_core::object::digest_bytes),
+            after: None,
+            diff: previous.as_deref().map(|p| text_diff(id.path(), p, b"")),
+            desired: Some(Desired {
+                anchor: o.anchor.clone(),
+                rel,
+                object: Object::Dir {
+                    mode: 0,
+                    owner: None,
+                },
+                resource: o.resource.clone(),
+                origin: Span::default(),
+                gate: o.gate.clone(),
+                tenant_data: o.tenant_data,
+            }),
+            previous,
+            gate: o.gate.clone(),
+            tenant_data: o.tenant_data,
+        };
+        let deletable = !o.tenant_data
+            || (options.allow_destroy && o.deletion_policy.as_deref() == Some("Delete"));
+        if deletable {
+            deletes.push(step);
+        } else {
+            retained.push(step);
+        }
+    }
+    check_mass_delete(&owned, &desired, options)?;
+    let plan = Plan {
+        steps: order(steps, deletes),
+        retained,
+        objects: desired.len(),
+    };
+    Ok(Planned {
+        plan,
+        owned,
+        desired,
+    })
+}
+
+fn owner(object: &Object) -> Option<&supercp_core::Owner> {
+    match object {
+        Object::File { owner, .. } | Object::Dir { owner, .. } => owner.as_ref(),
+    }
+}
+
+/// Execution order: ungated creates/updates, gate groups by name, ungated deletes deepest first.
+fn order(steps: Vec<Step>, deletes: Vec<Step>) -> Vec<Step> {
+    let mut ungated = Vec::new();
+    let mut gated: BTreeMap<String, Vec<Step>> = BTreeMap::new();
+    let mut ungated_deletes = Vec::new();
+    for step in steps.into_iter().chain(deletes) {
+        match (&step.gate, step.action) {
+            (Some(g), _) => gated.entry(g.clone()).or_default().push(step),
+            (None, Action::Delete) => ungated_deletes.push(step),
+            (None, _) => ungated.push(step),
+        }
+    }
+    ungated_deletes.sort_by(|a, b| {
+        b.id.path()
+            .len()
+            .cmp(&a.id.path().len())
+            .then_with(|| a.id.cmp(&b.id))
+    });
+    ungated
+        .into_iter()
+        .chain(gated.into_values().flatten())
+        .chain(ungated_deletes)
+        .collect()
+}
+
+/// Refuses a plan that removes more than the allowed share of any kind of resource (a
+/// resource is removed when SuperCP owns objects of it and the repo no longer declares it).
+/// Removing a single resource is always allowed.
+fn check_mass_delete(
+    owned: &BTreeMap<String, OwnedObject>,
+    desired: &[Desired],
+    options: &PlanOptions,
+) -> Result<(), EngineError> {
+    let kind = |resource: &str| resource.split('/').next().unwrap_or("").to_owned();
+    let declared: BTreeSet<&str> = desired.iter().map(|d| d.resource.as_str()).collect();
+    let owned_resources: BTreeSet<&str> = owned.values().map(|o| o.resource.as_str()).collect();
+    let mut per_kind: BTreeMap<String, (usize, usize)> = BTreeMap::new();
+    for r in owned_resources {
+        let entry = per_kind.entry(kind(r)).or_default();
+        entry.1 += 1;
+        if !declared.contains(r) {
+            entry.0 += 1;
+        }
+    }
+    for (k, (removed, total)) in per_kind {
+        if removed <= 1 {
+            continue;
+        }
+        #[allow(clippy::cast_precision_loss)]
+        let share = removed as f64 * 100.0 / total as f64;
+        if share > options.max_delete_share {
+            return Err(EngineError::MassDelete {
+                kind: k,
+                deleted: removed,
+                owned: total,
+                share,
+                limit: options.max_delete_share,
+                needed: share.ceil(),
+            });
+        }
+    }
+    Ok(())
+}
