@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Runs SuperCP's whole test suite on a Debian 12 machine, as root: installs the services the
+# tests start for real (nginx, PHP-FPM 8.2, PostgreSQL), then `cargo test --workspace`.
+# Services are installed but never started as system services: each test starts its own copy
+# on loopback under a temporary prefix.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+packages=(nginx php8.2-fpm php8.2-cli postgresql git ca-certificates)
+
+missing=()
+for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "test.sh: missing Debian packages: ${missing[*]}; run as root to install them" >&2
+        exit 1
+    fi
+    # Keep the packages from starting their system services (no systemd here, and the tests
+    # start their own instances).
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+        printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
+        chmod +x /usr/sbin/policy-rc.d
+    fi
+    echo "test.sh: installing ${missing[*]}" >&2
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if ! command -v cargo >/dev/null 2>&1; then
+    echo "test.sh: cargo is not installed; install Rust (1.89 or newer) with rustup first" >&2
+    exit 1
+fi
+
+cargo test --workspace --locked "$@"
