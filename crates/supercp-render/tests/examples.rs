@@ -1,0 +1,70 @@
+//! Snapshots of every rendered config of every repo under `examples/`, for each example node,
+//! so a template change shows up in review as plainly as a code change.
+//! Set `UPDATE_SNAPSHOTS=1` to rewrite them, then read the diff before committing.
+
+use std::path::{Path, PathBuf};
+
+use supercp_core::Object;
+use supercp_load::LoadOptions;
+use supercp_render::{NodeRef, Templates};
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn check_example(example: &str, node_file: &str) {
+    let repo = workspace().join("examples").join(example);
+    let catalog = supercp_load::load_repo(&repo, &LoadOptions::default()).unwrap_or_else(|d| panic!("{example} must load: {d:?}"));
+    let node_path = workspace().join("examples/nodes").join(node_file);
+    let node = supercp_load::load_node(&node_path, node_file).unwrap_or_else(|d| panic!("{node_file}: {d:?}"));
+    let spec = node.spec.resolve("/STATE");
+    let desired = supercp_render::render(&catalog, &NodeRef { resource: &node, spec: &spec }, &Templates::builtin())
+        .unwrap_or_else(|d| panic!("{example} must render: {d:?}"));
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/snapshots").join(format!("{example}-{}", node_file.trim_end_matches(".yaml")));
+    let update = std::env::var("UPDATE_SNAPSHOTS").is_ok();
+    let mut expected_files = Vec::new();
+    let mut listing = String::new();
+    for d in &desired {
+        let path = d.path();
+        match &d.object {
+            Object::File { content, mode, .. } => {
+                listing.push_str(&format!("file {mode:o} {path}\n"));
+                let snap = dir.join(path.trim_start_matches('/'));
+                expected_files.push(snap.clone());
+                let text = String::from_utf8_lossy(content);
+                if update {
+                    std::fs::create_dir_all(snap.parent().expect("parent")).expect("mkdir");
+                    std::fs::write(&snap, text.as_bytes()).expect("write snapshot");
+                } else {
+                    let want = std::fs::read_to_string(&snap).unwrap_or_else(|e| panic!("{}: {e}; run with UPDATE_SNAPSHOTS=1", snap.display()));
+                    assert_eq!(text, want, "{path} differs from {}; run with UPDATE_SNAPSHOTS=1 and review", snap.display());
+                }
+            }
+            Object::Dir { mode, owner } => listing.push_str(&format!("dir  {mode:o} {path} {owner:?}\n")),
+        }
+    }
+    let list_file = dir.join("OBJECTS.txt");
+    if update {
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        std::fs::write(&list_file, &listing).expect("write listing");
+    } else {
+        let want = std::fs::read_to_string(&list_file).unwrap_or_else(|e| panic!("{}: {e}; run with UPDATE_SNAPSHOTS=1", list_file.display()));
+        assert_eq!(listing, want, "the rendered objects changed; run with UPDATE_SNAPSHOTS=1 and review");
+    }
+}
+
+#[test]
+fn quickstart_renders_as_snapshotted_for_the_sandbox_node() {
+    check_example("quickstart", "sandbox.yaml");
+}
+
+#[test]
+fn quickstart_renders_as_snapshotted_for_a_debian_node() {
+    check_example("quickstart", "debian.yaml");
+}
+
+#[test]
+fn every_builtin_template_compiles() {
+    let _ = Templates::builtin();
+    assert!(Templates::with_overrides(&[("nope.tera".into(), String::new(), "x/nope.tera".into())]).is_err());
+}
