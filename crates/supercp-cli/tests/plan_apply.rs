@@ -13,18 +13,23 @@ use supercp_testkit::postgres::Postgres;
 fn on_both_journals(test: &str, body: impl Fn(&mut Prefix)) {
     let mut sqlite = Prefix::with_example("quickstart");
     body(&mut sqlite);
-    let Some(pg) = Postgres::start(test) else { return };
+    let Some(pg) = Postgres::start(test) else {
+        return;
+    };
     let url = pg.create_database("supercp");
     let mut prefix = Prefix::with_example("quickstart");
     prefix.node_with(&format!("  # test: the journal on PostgreSQL\n"));
     let node = prefix.node.clone().expect("node file");
-    let text = fs::read_to_string(&node).expect("node file").replace("sqlite:{state}/audit.db", &url);
+    let text = fs::read_to_string(&node)
+        .expect("node file")
+        .replace("sqlite:{state}/audit.db", &url);
     fs::write(&node, text).expect("node file");
     body(&mut prefix);
 }
 
 fn json(run: &common::Run) -> serde_json::Value {
-    serde_json::from_str(&run.stdout()).unwrap_or_else(|e| panic!("stdout is not JSON: {e}\n{}", run.described))
+    serde_json::from_str(&run.stdout())
+        .unwrap_or_else(|e| panic!("stdout is not JSON: {e}\n{}", run.described))
 }
 
 #[test]
@@ -34,11 +39,27 @@ fn fresh_sandbox_plans_changes_then_apply_converges_to_no_changes() {
         p.supercp(&["apply"]).expect_code(0);
         let vhost = p.sandbox().join("etc/nginx/sites-enabled/acme.test.conf");
         let text = fs::read_to_string(&vhost).expect("vhost written");
-        assert!(text.contains("server_name acme.test www.acme.test;"), "{text}");
+        assert!(
+            text.contains("server_name acme.test www.acme.test;"),
+            "{text}"
+        );
         assert!(text.contains("return 301 /new$is_args$args;"), "{text}");
-        assert!(p.sandbox().join("etc/php/8.2/fpm/pool.d/acme.conf").is_file(), "acme has PHP: a pool");
-        assert!(!p.sandbox().join("etc/php/8.2/fpm/pool.d/globex.conf").exists(), "globex has no PHP domain: no pool");
-        assert!(p.sandbox().join("home/globex/domains/static.globex.test/public_html").is_dir());
+        assert!(
+            p.sandbox()
+                .join("etc/php/8.2/fpm/pool.d/acme.conf")
+                .is_file(),
+            "acme has PHP: a pool"
+        );
+        assert!(
+            !p.sandbox()
+                .join("etc/php/8.2/fpm/pool.d/globex.conf")
+                .exists(),
+            "globex has no PHP domain: no pool"
+        );
+        assert!(p
+            .sandbox()
+            .join("home/globex/domains/static.globex.test/public_html")
+            .is_dir());
         p.supercp(&["plan", "--detailed-exitcode"]).expect_code(0);
     });
 }
@@ -52,7 +73,11 @@ fn hand_edit_of_a_managed_file_shows_in_the_plan_and_apply_puts_it_back() {
         fs::write(&vhost, format!("{original}# edited by hand\n")).expect("hand edit");
         let plan = p.supercp(&["plan", "--detailed-exitcode"]);
         plan.expect_code(2);
-        assert!(plan.stdout().contains("-# edited by hand"), "the diff shows the edit\n{}", plan.described);
+        assert!(
+            plan.stdout().contains("-# edited by hand"),
+            "the diff shows the edit\n{}",
+            plan.described
+        );
         let plan = p.supercp(&["plan", "--format", "json"]);
         let value = json(&plan);
         assert_eq!(value["format_version"], 1);
@@ -60,7 +85,14 @@ fn hand_edit_of_a_managed_file_shows_in_the_plan_and_apply_puts_it_back() {
         assert_eq!(steps.len(), 1, "{}", plan.described);
         assert_eq!(steps[0]["action"], "update");
         assert_eq!(steps[0]["resource"], "Domain/globex.test");
-        assert!(steps[0]["origin"].as_str().unwrap_or("").starts_with("globex.yaml:"), "{}", plan.described);
+        assert!(
+            steps[0]["origin"]
+                .as_str()
+                .unwrap_or("")
+                .starts_with("globex.yaml:"),
+            "{}",
+            plan.described
+        );
         p.supercp(&["apply"]).expect_code(0);
         assert_eq!(fs::read_to_string(&vhost).expect("vhost"), original);
         p.supercp(&["plan", "--detailed-exitcode"]).expect_code(0);
@@ -93,7 +125,10 @@ fn markdown_plan_is_a_pull_request_comment() {
     let run = p.supercp(&["plan", "--format", "markdown"]);
     run.expect_code(0);
     let md = run.stdout();
-    assert!(md.starts_with("### SuperCP plan for node `sandbox`"), "{md}");
+    assert!(
+        md.starts_with("### SuperCP plan for node `sandbox`"),
+        "{md}"
+    );
     assert!(md.contains("| `+` | `file:"), "{md}");
     assert!(md.contains("```diff"), "{md}");
 }
@@ -102,13 +137,29 @@ fn markdown_plan_is_a_pull_request_comment() {
 fn audit_lists_runs_with_their_git_commit_and_steps() {
     let p = Prefix::with_example("quickstart");
     let git = |args: &[&str]| {
-        let out = std::process::Command::new("git").args(args).current_dir(&p.repo).output().expect("git runs");
-        assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        let out = std::process::Command::new("git")
+            .args(args)
+            .current_dir(&p.repo)
+            .output()
+            .expect("git runs");
+        assert!(
+            out.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8_lossy(&out.stdout).trim().to_owned()
     };
     git(&["init", "-q"]);
     git(&["add", "."]);
-    git(&["-c", "user.name=Op", "-c", "user.email=op@example.test", "commit", "-qm", "first"]);
+    git(&[
+        "-c",
+        "user.name=Op",
+        "-c",
+        "user.email=op@example.test",
+        "commit",
+        "-qm",
+        "first",
+    ]);
     let head = git(&["rev-parse", "HEAD"]);
     p.supercp(&["apply"]).expect_code(0);
     let runs = json(&p.supercp(&["audit", "--format", "json"]));
@@ -119,7 +170,8 @@ fn audit_lists_runs_with_their_git_commit_and_steps() {
     let steps = json(&p.supercp(&["audit", "--run", &run["id"].to_string(), "--format", "json"]));
     let steps = steps["steps"].as_array().expect("steps");
     assert!(steps.iter().all(|s| s["status"] == "done"), "{steps:?}");
-    assert!(steps.iter().any(|s| s["resource"] == "Domain/acme.test" && s["origin"].as_str().unwrap_or("").starts_with("acme.yaml:")));
+    assert!(steps.iter().any(|s| s["resource"] == "Domain/acme.test"
+        && s["origin"].as_str().unwrap_or("").starts_with("acme.yaml:")));
     let text = p.supercp(&["audit"]).stdout();
     assert!(text.contains("succeeded"), "{text}");
 }
@@ -130,7 +182,8 @@ fn mtimes(p: &Prefix) -> Vec<(String, SystemTime)> {
         if name.contains("var/log") || name.contains("/logs/") || name.ends_with(".log") {
             continue; // the gate's own log files, not managed objects
         }
-        let meta = fs::symlink_metadata(p.sandbox().join(name.trim_end_matches('/'))).expect("metadata");
+        let meta =
+            fs::symlink_metadata(p.sandbox().join(name.trim_end_matches('/'))).expect("metadata");
         out.push((name, meta.modified().expect("mtime")));
     }
     out

@@ -21,19 +21,43 @@ fn failed_nginx_check_restores_the_previous_files_and_names_the_domain() {
     p.supercp(&["apply"]).expect_code(0);
     let before = managed_files(&p);
     let overrides = p.dir.path().join("templates");
-    let vhost = fs::read_to_string(common::workspace().join("templates/vhost.conf.tera")).expect("template");
-    let broken = vhost.replacen("server {", "server {\n{% if domain == \"globex.test\" %}    no_such_directive on;{% endif %}", 1);
+    let vhost = fs::read_to_string(common::workspace().join("templates/vhost.conf.tera"))
+        .expect("template");
+    let broken = vhost.replacen(
+        "server {",
+        "server {\n{% if domain == \"globex.test\" %}    no_such_directive on;{% endif %}",
+        1,
+    );
     common::write(&overrides.join("vhost.conf.tera"), &broken);
     p.node_with(&format!("  templateDir: {}\n", overrides.display()));
     let run = p.supercp(&["apply"]);
     run.expect_code(1);
     let err = run.stderr();
-    assert!(err.contains("Domain/globex.test (globex.yaml:11:18)"), "names the domain and its file:line\n{}", run.described);
-    assert!(!err.contains("Domain/acme.test ("), "names only the domain that broke the check\n{}", run.described);
-    assert_eq!(managed_files(&p), before, "the files on disk are the previous ones, byte for byte");
-    let runs: serde_json::Value = serde_json::from_str(&p.supercp(&["audit", "--format", "json"]).stdout()).expect("json");
+    assert!(
+        err.contains("Domain/globex.test (globex.yaml:11:18)"),
+        "names the domain and its file:line\n{}",
+        run.described
+    );
+    assert!(
+        !err.contains("Domain/acme.test ("),
+        "names only the domain that broke the check\n{}",
+        run.described
+    );
+    assert_eq!(
+        managed_files(&p),
+        before,
+        "the files on disk are the previous ones, byte for byte"
+    );
+    let runs: serde_json::Value =
+        serde_json::from_str(&p.supercp(&["audit", "--format", "json"]).stdout()).expect("json");
     assert_eq!(runs["runs"][0]["outcome"], "failed");
-    assert!(runs["runs"][0]["error"].as_str().unwrap_or("").contains("no_such_directive"), "{runs}");
+    assert!(
+        runs["runs"][0]["error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("no_such_directive"),
+        "{runs}"
+    );
 }
 
 #[test]
@@ -48,7 +72,9 @@ fn apply_killed_at_any_step_is_finished_by_the_next_apply() {
 
 #[test]
 fn apply_killed_mid_run_is_finished_on_a_postgres_journal() {
-    let Some(pg) = Postgres::start("apply_killed_mid_run_on_postgres") else { return };
+    let Some(pg) = Postgres::start("apply_killed_mid_run_on_postgres") else {
+        return;
+    };
     let mut reference = Prefix::with_example("quickstart");
     reference.node_with("");
     reference.supercp(&["apply"]).expect_code(0);
@@ -58,7 +84,9 @@ fn apply_killed_mid_run_is_finished_on_a_postgres_journal() {
         let url = pg.create_database(&format!("crash{pause}"));
         p.node_with("");
         let node = p.node.clone().expect("node");
-        let text = fs::read_to_string(&node).expect("node").replace("sqlite:{state}/audit.db", &url);
+        let text = fs::read_to_string(&node)
+            .expect("node")
+            .replace("sqlite:{state}/audit.db", &url);
         fs::write(&node, text).expect("node");
         crash_and_resume(p, pause, &expected);
     }
@@ -66,7 +94,12 @@ fn apply_killed_mid_run_is_finished_on_a_postgres_journal() {
 
 fn crash_and_resume(mut p: Prefix, pause: usize, expected: &[(String, String)]) {
     p.env = vec![("SUPERCP_TEST_PAUSE_BEFORE_STEP".into(), pause.to_string())];
-    let mut child = p.command(&["apply"]).stderr(Stdio::piped()).stdout(Stdio::null()).spawn().expect("spawn apply");
+    let mut child = p
+        .command(&["apply"])
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("spawn apply");
     let stderr = child.stderr.take().expect("stderr");
     let mut seen = String::new();
     for line in BufReader::new(stderr).lines() {
@@ -77,22 +110,55 @@ fn crash_and_resume(mut p: Prefix, pause: usize, expected: &[(String, String)]) 
             break;
         }
     }
-    assert!(seen.contains(&format!("paused before step {pause}")), "the apply reached the pause\n{seen}");
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGKILL).expect("kill -9");
+    assert!(
+        seen.contains(&format!("paused before step {pause}")),
+        "the apply reached the pause\n{seen}"
+    );
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .expect("kill -9");
     let _ = child.wait();
     p.env.clear();
     let resumed = p.supercp(&["apply"]);
     resumed.expect_code(0);
-    assert!(resumed.stderr().contains("interrupted"), "the next apply says it finishes an interrupted run\n{}", resumed.described);
-    assert_eq!(normalised(&p), expected, "killed before step {pause}: the end state equals an uninterrupted run");
-    assert!(p.snapshot().iter().all(|(n, _)| !n.ends_with(".supercp-tmp")), "no temp file remains");
-    let runs: serde_json::Value = serde_json::from_str(&p.supercp(&["audit", "--format", "json"]).stdout()).expect("json");
+    assert!(
+        resumed.stderr().contains("interrupted"),
+        "the next apply says it finishes an interrupted run\n{}",
+        resumed.described
+    );
+    assert_eq!(
+        normalised(&p),
+        expected,
+        "killed before step {pause}: the end state equals an uninterrupted run"
+    );
+    assert!(
+        p.snapshot()
+            .iter()
+            .all(|(n, _)| !n.ends_with(".supercp-tmp")),
+        "no temp file remains"
+    );
+    let runs: serde_json::Value =
+        serde_json::from_str(&p.supercp(&["audit", "--format", "json"]).stdout()).expect("json");
     assert_eq!(runs["runs"][0]["outcome"], "succeeded", "{runs}");
     assert_eq!(runs["runs"][1]["outcome"], "interrupted", "{runs}");
     let killed = runs["runs"][1]["id"].to_string();
-    let steps: serde_json::Value = serde_json::from_str(&p.supercp(&["audit", "--run", &killed, "--format", "json"]).stdout()).expect("json");
-    let statuses: Vec<&str> = steps["steps"].as_array().expect("steps").iter().filter_map(|s| s["status"].as_str()).collect();
-    assert!(statuses.contains(&"interrupted"), "the killed run shows where it stopped: {statuses:?}");
+    let steps: serde_json::Value = serde_json::from_str(
+        &p.supercp(&["audit", "--run", &killed, "--format", "json"])
+            .stdout(),
+    )
+    .expect("json");
+    let statuses: Vec<&str> = steps["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .filter_map(|s| s["status"].as_str())
+        .collect();
+    assert!(
+        statuses.contains(&"interrupted"),
+        "the killed run shows where it stopped: {statuses:?}"
+    );
     p.supercp(&["plan", "--detailed-exitcode"]).expect_code(0);
 }
 
@@ -109,18 +175,50 @@ fn managed_directory_replaced_by_a_symlink_is_never_followed() {
     std::os::unix::fs::symlink(outside.path(), &public_html).expect("symlink");
     let plan = p.supercp(&["plan", "--detailed-exitcode"]);
     plan.expect_code(2);
-    assert!(plan.stdout().contains("refused: a symlink at"), "{}", plan.described);
+    assert!(
+        plan.stdout().contains("refused: a symlink at"),
+        "{}",
+        plan.described
+    );
     let run = p.supercp(&["apply"]);
     run.expect_code(1);
-    assert!(run.stderr().contains("1 of 1 steps failed"), "{}", run.described);
+    assert!(
+        run.stderr().contains("1 of 1 steps failed"),
+        "{}",
+        run.described
+    );
     let audit = p.supercp(&["audit", "--run", "2"]).stdout();
-    assert!(audit.contains(&format!("refused: a symlink at {}", public_html.display())), "the journal names the path\n{audit}");
+    assert!(
+        audit.contains(&format!("refused: a symlink at {}", public_html.display())),
+        "the journal names the path\n{audit}"
+    );
     let after = fs::metadata(outside.path()).expect("meta");
-    assert_eq!(after.mode(), outside_meta.mode(), "no chmod through the symlink");
-    assert_eq!((after.uid(), after.gid()), (outside_meta.uid(), outside_meta.gid()), "no chown through the symlink");
-    assert_eq!(fs::read_to_string(outside.path().join("secret")).expect("file"), "keep me");
-    assert_eq!(fs::read_dir(outside.path()).expect("dir").count(), 1, "nothing was written into the target");
-    assert!(fs::symlink_metadata(&public_html).expect("link").file_type().is_symlink(), "the link was left for the operator");
+    assert_eq!(
+        after.mode(),
+        outside_meta.mode(),
+        "no chmod through the symlink"
+    );
+    assert_eq!(
+        (after.uid(), after.gid()),
+        (outside_meta.uid(), outside_meta.gid()),
+        "no chown through the symlink"
+    );
+    assert_eq!(
+        fs::read_to_string(outside.path().join("secret")).expect("file"),
+        "keep me"
+    );
+    assert_eq!(
+        fs::read_dir(outside.path()).expect("dir").count(),
+        1,
+        "nothing was written into the target"
+    );
+    assert!(
+        fs::symlink_metadata(&public_html)
+            .expect("link")
+            .file_type()
+            .is_symlink(),
+        "the link was left for the operator"
+    );
 }
 
 #[test]
@@ -135,14 +233,27 @@ fn symlinked_parent_directory_and_symlinked_config_file_are_never_followed() {
     let domain_dir = p.sandbox().join("home/globex/domains/globex.test");
     fs::remove_dir_all(&domain_dir).expect("remove domain dir");
     std::os::unix::fs::symlink(outside.path(), &domain_dir).expect("symlink");
-    let vhost = p.sandbox().join("etc/nginx/sites-enabled/static.globex.test.conf");
+    let vhost = p
+        .sandbox()
+        .join("etc/nginx/sites-enabled/static.globex.test.conf");
     fs::remove_file(&vhost).expect("remove vhost");
     std::os::unix::fs::symlink(outside.path().join("target.conf"), &vhost).expect("symlink");
     let run = p.supercp(&["apply"]);
     run.expect_code(1);
-    assert_eq!(fs::metadata(&fake).expect("meta").mode() & 0o777, 0o711, "no chmod below a symlinked parent");
-    assert_eq!(fs::read_to_string(outside.path().join("target.conf")).expect("file"), "original\n", "no write through a symlinked file");
-    assert!(!outside.path().join("logs").exists(), "nothing created below a symlinked parent");
+    assert_eq!(
+        fs::metadata(&fake).expect("meta").mode() & 0o777,
+        0o711,
+        "no chmod below a symlinked parent"
+    );
+    assert_eq!(
+        fs::read_to_string(outside.path().join("target.conf")).expect("file"),
+        "original\n",
+        "no write through a symlinked file"
+    );
+    assert!(
+        !outside.path().join("logs").exists(),
+        "nothing created below a symlinked parent"
+    );
 }
 
 #[test]
@@ -154,11 +265,27 @@ fn removing_a_domain_deletes_its_vhost_but_keeps_its_tenant_data() {
     fs::remove_file(p.repo.join("site3.yaml")).expect("remove from repo");
     let plan = p.supercp(&["plan", "--format", "json"]);
     let value: serde_json::Value = serde_json::from_str(&plan.stdout()).expect("json");
-    let deletes: Vec<&str> = value["steps"].as_array().expect("steps").iter().filter(|s| s["action"] == "delete").filter_map(|s| s["path"].as_str()).collect();
-    assert_eq!(deletes, vec![vhost.to_str().expect("utf-8")], "{}", plan.described);
+    let deletes: Vec<&str> = value["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .filter(|s| s["action"] == "delete")
+        .filter_map(|s| s["path"].as_str())
+        .collect();
+    assert_eq!(
+        deletes,
+        vec![vhost.to_str().expect("utf-8")],
+        "{}",
+        plan.described
+    );
     p.supercp(&["apply"]).expect_code(0);
     assert!(!vhost.exists(), "the vhost of a removed domain is deleted");
-    assert!(p.sandbox().join("home/shop/domains/site3.test/public_html").is_dir(), "tenant data is kept");
+    assert!(
+        p.sandbox()
+            .join("home/shop/domains/site3.test/public_html")
+            .is_dir(),
+        "tenant data is kept"
+    );
     p.supercp(&["plan", "--detailed-exitcode"]).expect_code(0);
 }
 
@@ -172,12 +299,24 @@ fn removing_thirty_percent_of_domains_is_refused_without_an_override() {
     let before = managed_files(&p);
     let run = p.supercp(&["apply"]);
     run.expect_code(1);
-    assert!(run.stderr().contains("3 of 10 Domain resources"), "{}", run.described);
-    assert!(run.stderr().contains("--max-delete-share 30"), "says how to override\n{}", run.described);
+    assert!(
+        run.stderr().contains("3 of 10 Domain resources"),
+        "{}",
+        run.described
+    );
+    assert!(
+        run.stderr().contains("--max-delete-share 30"),
+        "says how to override\n{}",
+        run.described
+    );
     assert_eq!(managed_files(&p), before, "nothing was deleted");
     p.supercp(&["plan"]).expect_code(1);
-    p.supercp(&["apply", "--max-delete-share", "30"]).expect_code(0);
-    assert!(!p.sandbox().join("etc/nginx/sites-enabled/site1.test.conf").exists());
+    p.supercp(&["apply", "--max-delete-share", "30"])
+        .expect_code(0);
+    assert!(!p
+        .sandbox()
+        .join("etc/nginx/sites-enabled/site1.test.conf")
+        .exists());
 }
 
 #[test]
@@ -187,21 +326,52 @@ fn tenant_data_is_deleted_only_with_policy_delete_and_allow_destroy() {
     let p = Prefix::with_files(&files);
     p.supercp(&["apply"]).expect_code(0);
     let home = p.sandbox().join("home/shop");
-    fs::write(home.join("domains/site1.test/public_html/index.html"), "tenant content").expect("content");
+    fs::write(
+        home.join("domains/site1.test/public_html/index.html"),
+        "tenant content",
+    )
+    .expect("content");
     for f in ["tenant.yaml", "site1.yaml", "site2.yaml"] {
         fs::remove_file(p.repo.join(f)).expect("remove");
     }
     let run = p.supercp(&["apply", "--max-delete-share", "100"]);
     run.expect_code(0);
     assert!(run.stderr().contains("kept"), "{}", run.described);
-    assert!(home.join("domains/site1.test/public_html/index.html").is_file(), "no --allow-destroy: tenant data stays");
-    assert!(!p.sandbox().join("etc/nginx/sites-enabled/site1.test.conf").exists(), "configs are pruned");
-    let plan = p.supercp(&["plan", "--allow-destroy", "--max-delete-share", "100", "--format", "json"]);
+    assert!(
+        home.join("domains/site1.test/public_html/index.html")
+            .is_file(),
+        "no --allow-destroy: tenant data stays"
+    );
+    assert!(
+        !p.sandbox()
+            .join("etc/nginx/sites-enabled/site1.test.conf")
+            .exists(),
+        "configs are pruned"
+    );
+    let plan = p.supercp(&[
+        "plan",
+        "--allow-destroy",
+        "--max-delete-share",
+        "100",
+        "--format",
+        "json",
+    ]);
     let value: serde_json::Value = serde_json::from_str(&plan.stdout()).expect("json");
-    assert!(value["summary"]["delete"].as_u64().unwrap_or(0) > 0, "{}", plan.described);
-    p.supercp(&["apply", "--allow-destroy", "--max-delete-share", "100"]).expect_code(0);
-    assert!(!home.exists(), "policy Delete with --allow-destroy removes the tenant's home");
-    assert!(p.sandbox().join("home/other").is_dir(), "another tenant is untouched");
+    assert!(
+        value["summary"]["delete"].as_u64().unwrap_or(0) > 0,
+        "{}",
+        plan.described
+    );
+    p.supercp(&["apply", "--allow-destroy", "--max-delete-share", "100"])
+        .expect_code(0);
+    assert!(
+        !home.exists(),
+        "policy Delete with --allow-destroy removes the tenant's home"
+    );
+    assert!(
+        p.sandbox().join("home/other").is_dir(),
+        "another tenant is untouched"
+    );
 }
 
 #[test]
@@ -213,13 +383,24 @@ fn tenant_data_with_policy_retain_survives_allow_destroy() {
     for f in ["tenant.yaml", "site1.yaml"] {
         fs::remove_file(p.repo.join(f)).expect("remove");
     }
-    p.supercp(&["apply", "--allow-destroy", "--max-delete-share", "100"]).expect_code(0);
-    assert!(p.sandbox().join("home/shop/domains/site1.test/public_html").is_dir(), "Retain keeps the data");
-    p.supercp(&["apply", "--allow-destroy", "--max-delete-share", "100"]).expect_code(0);
-    assert!(p.sandbox().join("home/shop").is_dir(), "released data is not deleted later either");
+    p.supercp(&["apply", "--allow-destroy", "--max-delete-share", "100"])
+        .expect_code(0);
+    assert!(
+        p.sandbox()
+            .join("home/shop/domains/site1.test/public_html")
+            .is_dir(),
+        "Retain keeps the data"
+    );
+    p.supercp(&["apply", "--allow-destroy", "--max-delete-share", "100"])
+        .expect_code(0);
+    assert!(
+        p.sandbox().join("home/shop").is_dir(),
+        "released data is not deleted later either"
+    );
 }
 
-const OTHER_TENANT: &str = "apiVersion: supercp/v1\nkind: Tenant\nmetadata: {name: other}\nspec: {package: basic}\n";
+const OTHER_TENANT: &str =
+    "apiVersion: supercp/v1\nkind: Tenant\nmetadata: {name: other}\nspec: {package: basic}\n";
 
 /// A package, tenant `shop` with `policy`, and `n` domains `siteN.test`, one file each.
 fn many_domains(n: usize, policy: &str) -> Vec<(&'static str, &'static str)> {
@@ -242,7 +423,10 @@ fn leak(s: &str) -> &'static str {
 
 /// Managed files and directories (service logs excluded), with content.
 fn managed_files(p: &Prefix) -> Vec<(String, Vec<u8>)> {
-    p.snapshot().into_iter().filter(|(n, _)| !n.ends_with(".log") && !n.starts_with("var/lib/nginx/")).collect()
+    p.snapshot()
+        .into_iter()
+        .filter(|(n, _)| !n.ends_with(".log") && !n.starts_with("var/lib/nginx/"))
+        .collect()
 }
 
 /// The sandbox as text with the prefix path replaced, so two prefixes compare equal.

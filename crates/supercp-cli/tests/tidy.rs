@@ -15,7 +15,11 @@ fn pure_crates_pull_in_no_tokio_sqlx_nix_or_axum() {
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
         .expect("cargo metadata runs");
-    assert!(output.status.success(), "cargo metadata: {}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "cargo metadata: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let meta: serde_json::Value = serde_json::from_slice(&output.stdout).expect("metadata JSON");
     let names: BTreeMap<&str, &str> = meta["packages"]
         .as_array()
@@ -27,12 +31,18 @@ fn pure_crates_pull_in_no_tokio_sqlx_nix_or_axum() {
     for node in meta["resolve"]["nodes"].as_array().expect("resolve nodes") {
         let id = node["id"].as_str().expect("id");
         let deps = node["deps"].as_array().expect("deps").iter().filter(|d| {
-            d["dep_kinds"].as_array().is_some_and(|kinds| kinds.iter().any(|k| k["kind"].is_null()))
+            d["dep_kinds"]
+                .as_array()
+                .is_some_and(|kinds| kinds.iter().any(|k| k["kind"].is_null()))
         });
         normal_deps.insert(id, deps.filter_map(|d| d["pkg"].as_str()).collect());
     }
     for krate in PURE {
-        let root = names.iter().find(|(_, n)| *n == krate).map(|(id, _)| *id).expect("crate in metadata");
+        let root = names
+            .iter()
+            .find(|(_, n)| *n == krate)
+            .map(|(id, _)| *id)
+            .expect("crate in metadata");
         let mut seen = BTreeSet::new();
         let mut stack = vec![root];
         while let Some(id) = stack.pop() {
@@ -40,7 +50,14 @@ fn pure_crates_pull_in_no_tokio_sqlx_nix_or_axum() {
                 stack.extend(normal_deps.get(id).into_iter().flatten().copied());
             }
         }
-        let pulled: Vec<&str> = seen.iter().filter_map(|id| names.get(id).copied()).filter(|n| FORBIDDEN.contains(n)).collect();
-        assert!(pulled.is_empty(), "{krate} must stay pure but depends on {pulled:?}");
+        let pulled: Vec<&str> = seen
+            .iter()
+            .filter_map(|id| names.get(id).copied())
+            .filter(|n| FORBIDDEN.contains(n))
+            .collect();
+        assert!(
+            pulled.is_empty(),
+            "{krate} must stay pure but depends on {pulled:?}"
+        );
     }
 }

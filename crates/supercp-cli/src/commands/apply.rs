@@ -67,9 +67,19 @@ pub fn exec(state: &Path, args: &Args) -> anyhow::Result<Outcome> {
 
 /// Who runs the apply, for the journal: `user@host`.
 fn actor() -> String {
-    let user = std::env::var("SUDO_USER")
-        .or_else(|_| std::env::var("USER"))
-        .unwrap_or_else(|_| "unknown".into());
+    use std::os::unix::fs::MetadataExt;
+    let user = ["SUDO_USER", "USER", "LOGNAME"]
+        .iter()
+        .find_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
+        .unwrap_or_else(|| {
+            // No login variables (CI, systemd): name the uid this process runs as.
+            let uid = std::fs::metadata("/proc/self").map_or(u32::MAX, |m| m.uid());
+            if uid == 0 {
+                "root".to_owned()
+            } else {
+                format!("uid {uid}")
+            }
+        });
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_owned())
         .unwrap_or_default();

@@ -28,7 +28,13 @@ impl Prefix {
         let repo = dir.path().join("repo");
         copy_dir(&workspace().join("examples").join(example), &repo);
         let state = dir.path().join("state");
-        Prefix { dir, repo, state, env: Vec::new(), node: None }
+        Prefix {
+            dir,
+            repo,
+            state,
+            env: Vec::new(),
+            node: None,
+        }
     }
 
     /// A prefix whose repo holds the given files.
@@ -39,7 +45,13 @@ impl Prefix {
             write(&repo.join(name), text);
         }
         let state = dir.path().join("state");
-        Prefix { dir, repo, state, env: Vec::new(), node: None }
+        Prefix {
+            dir,
+            repo,
+            state,
+            env: Vec::new(),
+            node: None,
+        }
     }
 
     pub fn sandbox(&self) -> PathBuf {
@@ -79,7 +91,8 @@ impl Prefix {
 
     /// Writes a node file: the sandbox node with `extra` lines appended under `spec:`.
     pub fn node_with(&mut self, extra_spec: &str) -> PathBuf {
-        let sandbox = fs::read_to_string(workspace().join("examples/nodes/sandbox.yaml")).expect("sandbox node");
+        let sandbox = fs::read_to_string(workspace().join("examples/nodes/sandbox.yaml"))
+            .expect("sandbox node");
         let text = sandbox.replacen("spec:\n", &format!("spec:\n{extra_spec}"), 1);
         let path = self.dir.path().join("node.yaml");
         write(&path, &text);
@@ -111,13 +124,21 @@ impl Run {
 
     #[track_caller]
     pub fn expect_code(&self, code: i32) -> &Run {
-        assert_eq!(self.code(), code, "unexpected exit code\n{}", self.described);
+        assert_eq!(
+            self.code(),
+            code,
+            "unexpected exit code\n{}",
+            self.described
+        );
         self
     }
 }
 
 pub fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("workspace root")
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .expect("workspace root")
 }
 
 pub fn write(path: &Path, text: &str) {
@@ -138,16 +159,25 @@ pub fn copy_dir(from: &Path, to: &Path) {
 }
 
 fn walk(root: &Path, dir: &Path, out: &mut Vec<(String, Vec<u8>)>) {
-    let Ok(entries) = fs::read_dir(dir) else { return };
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
     for entry in entries.flatten() {
         let path = entry.path();
-        let rel = path.strip_prefix(root).unwrap_or(&path).display().to_string();
+        let rel = path
+            .strip_prefix(root)
+            .unwrap_or(&path)
+            .display()
+            .to_string();
         let kind = entry.file_type().expect("file type");
         if kind.is_dir() {
             out.push((format!("{rel}/"), Vec::new()));
             walk(root, &path, out);
         } else if kind.is_symlink() {
-            out.push((rel, format!("-> {:?}", fs::read_link(&path).ok()).into_bytes()));
+            out.push((
+                rel,
+                format!("-> {:?}", fs::read_link(&path).ok()).into_bytes(),
+            ));
         } else {
             out.push((rel, fs::read(&path).unwrap_or_default()));
         }
@@ -157,7 +187,11 @@ fn walk(root: &Path, dir: &Path, out: &mut Vec<(String, Vec<u8>)>) {
 fn describe(cmd: &Command, output: &Output, prefix: &Path) -> String {
     let mut listing = Vec::new();
     walk(prefix, prefix, &mut listing);
-    let names: Vec<String> = listing.into_iter().map(|(n, _)| n).filter(|n| !n.contains("/var/lib/nginx/")).collect();
+    let names: Vec<String> = listing
+        .into_iter()
+        .map(|(n, _)| n)
+        .filter(|n| !n.contains("/var/lib/nginx/"))
+        .collect();
     format!(
         "command: {:?}\ncwd: {:?}\nexit: {:?}\n--- prefix ---\n{}\n--- stdout ---\n{}\n--- stderr ---\n{}",
         cmd,
