@@ -188,3 +188,27 @@ fn mtimes(p: &Prefix) -> Vec<(String, SystemTime)> {
     }
     out
 }
+
+#[test]
+fn broken_pipe_on_stdout_exits_quietly() {
+    let p = Prefix::with_example("quickstart");
+    let mut child = p
+        .command(&["plan"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    drop(child.stdout.take()); // the reader goes away before supercp writes the plan
+    let output = child.wait_with_output().expect("wait");
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "stderr: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        !String::from_utf8_lossy(&output.stderr).contains("error"),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}

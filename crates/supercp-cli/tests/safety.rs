@@ -437,3 +437,32 @@ fn normalised(p: &Prefix) -> Vec<(String, String)> {
         .map(|(n, c)| (n, String::from_utf8_lossy(&c).replace(&prefix, "PREFIX")))
         .collect()
 }
+
+#[test]
+fn second_apply_fails_at_once_naming_the_holder() {
+    let mut p = Prefix::with_example("quickstart");
+    p.env = vec![("SUPERCP_TEST_PAUSE_BEFORE_STEP".into(), "0".into())];
+    let mut first = p
+        .command(&["apply"])
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("spawn apply");
+    let stderr = first.stderr.take().expect("stderr");
+    for line in BufReader::new(stderr).lines() {
+        if line.expect("line").contains("paused before step") {
+            break;
+        }
+    }
+    p.env.clear();
+    let second = p.supercp(&["apply"]);
+    let _ = first.kill();
+    let _ = first.wait();
+    second.expect_code(1);
+    let err = second.stderr();
+    assert!(
+        err.contains(&format!("pid {} started at 20", first.id())),
+        "names the holder's pid and start time\n{}",
+        second.described
+    );
+}

@@ -11,6 +11,7 @@ pub mod names;
 pub mod object;
 pub mod plan;
 pub mod resource;
+pub mod time;
 
 pub use catalog::{Catalog, Resource};
 pub use diagnostic::{Diagnostic, Loc, Span};

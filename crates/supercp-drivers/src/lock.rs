@@ -42,8 +42,9 @@ pub fn acquire(path: &Path, started_unix_ms: i64) -> Result<ApplyLock, LockError
     match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
         Ok(mut lock) => {
             let note = format!(
-                "pid {} started at unix ms {started_unix_ms}\n",
-                std::process::id()
+                "pid {} started at {}\n",
+                std::process::id(),
+                supercp_core::time::utc(started_unix_ms)
             );
             let _ = lock.set_len(0);
             let _ = lock.rewind();

@@ -21,13 +21,24 @@ fn desired(anchor: &std::path::Path, rel: &str, object: Object) -> Desired {
 }
 
 fn nobody() -> Option<Owner> {
-    Some(Owner { user: "nobody".into(), group: "nogroup".into() })
+    Some(Owner {
+        user: "nobody".into(),
+        group: "nogroup".into(),
+    })
 }
 
 #[test]
 fn file_is_written_with_its_mode_and_observed_back() {
     let dir = tempfile::tempdir().expect("tmp");
-    let d = desired(dir.path(), "a/b/c.conf", Object::File { content: b"hello\n".to_vec(), mode: 0o640, owner: None });
+    let d = desired(
+        dir.path(),
+        "a/b/c.conf",
+        Object::File {
+            content: b"hello\n".to_vec(),
+            mode: 0o640,
+            owner: None,
+        },
+    );
     let mut node = Node::new();
     node.apply(&d).expect("apply");
     match node.observe(&d.anchor, &d.rel) {
@@ -37,21 +48,36 @@ fn file_is_written_with_its_mode_and_observed_back() {
         }
         other => panic!("expected a file, got {other:?}"),
     }
-    assert!(!dir.path().join("a/b/.c.conf.supercp-tmp").exists(), "no temp file remains");
+    assert!(
+        !dir.path().join("a/b/.c.conf.supercp-tmp").exists(),
+        "no temp file remains"
+    );
 }
 
 #[test]
 fn owner_is_set_on_a_new_directory_when_running_as_root() {
     if !supercp_testkit::services::is_root() {
-        assert!(!supercp_testkit::services::in_ci(), "CI runs as root: ownership must be tested there");
+        assert!(
+            !supercp_testkit::services::in_ci(),
+            "CI runs as root: ownership must be tested there"
+        );
         eprintln!("SKIPPED owner_is_set_on_a_new_directory_when_running_as_root: needs root");
         return;
     }
     let dir = tempfile::tempdir().expect("tmp");
-    let d = desired(dir.path(), "home", Object::Dir { mode: 0o750, owner: nobody() });
+    let d = desired(
+        dir.path(),
+        "home",
+        Object::Dir {
+            mode: 0o750,
+            owner: nobody(),
+        },
+    );
     Node::new().apply(&d).expect("apply");
     let meta = fs::metadata(dir.path().join("home")).expect("meta");
-    let nobody = nix::unistd::User::from_name("nobody").expect("lookup").expect("nobody exists");
+    let nobody = nix::unistd::User::from_name("nobody")
+        .expect("lookup")
+        .expect("nobody exists");
     assert_eq!(meta.uid(), nobody.uid.as_raw());
     assert_eq!(meta.mode() & 0o7777, 0o750);
 }
@@ -64,9 +90,20 @@ fn symlink_at_a_file_path_is_refused_and_its_target_is_untouched() {
     fs::write(&target, "root:x:0:0\n").expect("target");
     fs::set_permissions(&target, fs::Permissions::from_mode(0o600)).expect("chmod");
     std::os::unix::fs::symlink(&target, dir.path().join("site.conf")).expect("symlink");
-    let d = desired(dir.path(), "site.conf", Object::File { content: b"pwned\n".to_vec(), mode: 0o644, owner: None });
+    let d = desired(
+        dir.path(),
+        "site.conf",
+        Object::File {
+            content: b"pwned\n".to_vec(),
+            mode: 0o644,
+            owner: None,
+        },
+    );
     let mut node = Node::new();
-    assert!(matches!(node.observe(&d.anchor, &d.rel), Observed::Blocked { .. }));
+    assert!(matches!(
+        node.observe(&d.anchor, &d.rel),
+        Observed::Blocked { .. }
+    ));
     // apply replaces the link itself at worst (rename never follows); the target stays as it was
     let _ = node.apply(&d);
     assert_eq!(fs::read_to_string(&target).expect("target"), "root:x:0:0\n");
@@ -83,8 +120,16 @@ fn symlinked_parent_is_refused_without_chmod_or_chown_of_its_target() {
     let before = fs::metadata(&victim).expect("meta");
     fs::create_dir(dir.path().join("t")).expect("t");
     std::os::unix::fs::symlink(outside.path(), dir.path().join("t/domains")).expect("symlink");
-    let owner = if supercp_testkit::services::is_root() { nobody() } else { None };
-    let d = desired(dir.path(), "t/domains/public_html", Object::Dir { mode: 0o755, owner });
+    let owner = if supercp_testkit::services::is_root() {
+        nobody()
+    } else {
+        None
+    };
+    let d = desired(
+        dir.path(),
+        "t/domains/public_html",
+        Object::Dir { mode: 0o755, owner },
+    );
     let mut node = Node::new();
     match node.observe(&d.anchor, &d.rel) {
         Observed::Blocked { path, what } => {
@@ -108,18 +153,34 @@ fn deleting_a_tree_removes_a_symlink_inside_it_but_never_its_target() {
     fs::create_dir_all(dir.path().join("home/t/sub")).expect("tree");
     fs::write(dir.path().join("home/t/sub/file"), "y").expect("file");
     std::os::unix::fs::symlink(outside.path(), dir.path().join("home/t/link")).expect("symlink");
-    Node::new().delete(&dir.path().display().to_string(), "home/t").expect("delete");
+    Node::new()
+        .delete(&dir.path().display().to_string(), "home/t")
+        .expect("delete");
     assert!(!dir.path().join("home/t").exists());
-    assert_eq!(fs::read_to_string(outside.path().join("keep")).expect("kept"), "x");
+    assert_eq!(
+        fs::read_to_string(outside.path().join("keep")).expect("kept"),
+        "x"
+    );
 }
 
 #[test]
 fn apply_after_a_half_finished_write_converges() {
     let dir = tempfile::tempdir().expect("tmp");
     fs::write(dir.path().join(".site.conf.supercp-tmp"), "half").expect("leftover");
-    let d = desired(dir.path(), "site.conf", Object::File { content: b"full\n".to_vec(), mode: 0o644, owner: None });
+    let d = desired(
+        dir.path(),
+        "site.conf",
+        Object::File {
+            content: b"full\n".to_vec(),
+            mode: 0o644,
+            owner: None,
+        },
+    );
     let mut node = Node::new();
     node.apply(&d).expect("apply");
-    assert_eq!(fs::read_to_string(dir.path().join("site.conf")).expect("file"), "full\n");
+    assert_eq!(
+        fs::read_to_string(dir.path().join("site.conf")).expect("file"),
+        "full\n"
+    );
     assert!(!dir.path().join(".site.conf.supercp-tmp").exists());
 }

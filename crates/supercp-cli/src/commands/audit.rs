@@ -76,7 +76,7 @@ async fn show(journal: &Journal, args: &Args, out: &mut impl Write) -> anyhow::R
                         "{:>5}  {:<11}  {:<20}  {:>8}  {:<10}  {:<18}  {}",
                         r.id,
                         r.outcome.as_str(),
-                        utc(r.started_at),
+                        supercp_core::time::utc(r.started_at),
                         r.finished_at.map_or_else(
                             || "-".to_owned(),
                             |f| format!("{:.2}s", (f - r.started_at) as f64 / 1000.0)
@@ -101,7 +101,7 @@ async fn show(journal: &Journal, args: &Args, out: &mut impl Write) -> anyhow::R
                     "run {}  {}  started {}  node {}  actor {}  {}",
                     run.id,
                     run.outcome.as_str(),
-                    utc(run.started_at),
+                    supercp_core::time::utc(run.started_at),
                     run.node,
                     run.actor,
                     run.summary
@@ -145,36 +145,4 @@ async fn show(journal: &Journal, args: &Args, out: &mut impl Write) -> anyhow::R
         }
     }
     Ok(())
-}
-
-/// Unix milliseconds as `YYYY-MM-DDTHH:MM:SSZ` (UTC), without a date-time crate.
-fn utc(ms: i64) -> String {
-    let secs = ms.div_euclid(1000);
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Howard Hinnant's days-to-civil algorithm.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn unix_milliseconds_print_as_utc() {
-        assert_eq!(super::utc(0), "1970-01-01T00:00:00Z");
-        assert_eq!(super::utc(1_795_491_173_594), "2026-11-24T03:32:53Z");
-        assert_eq!(super::utc(951_782_400_000), "2000-02-29T00:00:00Z");
-    }
 }
