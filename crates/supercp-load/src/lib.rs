@@ -8,6 +8,7 @@
 //! Every problem of a repo is reported, sorted by file and line; a catalog is returned only
 //! when there is none. Parsing never panics on any input (a proptest and a fuzz target check it).
 
+mod outline;
 mod parse;
 mod validate;
 
@@ -44,7 +45,12 @@ pub fn load_repo(repo: &Path, options: &LoadOptions) -> Result<Catalog, Vec<Diag
     let mut diagnostics = Vec::new();
     let mut sources = Vec::new();
     for path in discover(repo, &mut diagnostics) {
-        let shown: Arc<str> = path.strip_prefix(repo).unwrap_or(&path).display().to_string().into();
+        let shown: Arc<str> = path
+            .strip_prefix(repo)
+            .unwrap_or(&path)
+            .display()
+            .to_string()
+            .into();
         match std::fs::read_to_string(&path) {
             Ok(text) => sources.push(Source { path: shown, text }),
             Err(e) => diagnostics.push(Diagnostic::new(
@@ -57,7 +63,10 @@ pub fn load_repo(repo: &Path, options: &LoadOptions) -> Result<Catalog, Vec<Diag
     let result = load_sources(&sources, options);
     match result {
         Ok(catalog) if diagnostics.is_empty() => Ok(catalog),
-        Ok(_) => Err(diagnostics),
+        Ok(_) => {
+            sort_diagnostics(&mut diagnostics);
+            Err(diagnostics)
+        }
         Err(mut more) => {
             diagnostics.append(&mut more);
             sort_diagnostics(&mut diagnostics);
@@ -73,12 +82,14 @@ pub fn load_repo(repo: &Path, options: &LoadOptions) -> Result<Catalog, Vec<Diag
 pub fn load_sources(sources: &[Source], options: &LoadOptions) -> Result<Catalog, Vec<Diagnostic>> {
     let mut diagnostics = Vec::new();
     let mut docs = Vec::new();
+    let mut declared = Vec::new();
     for source in sources {
         let parsed = parse_file(&source.path, &source.text);
         diagnostics.extend(parsed.diagnostics);
         docs.extend(parsed.docs);
+        declared.extend(parsed.declared);
     }
-    let catalog = validate::build_catalog(docs, options, &mut diagnostics);
+    let catalog = validate::build_catalog(docs, declared, options, &mut diagnostics);
     if diagnostics.is_empty() {
         Ok(catalog)
     } else {
@@ -108,7 +119,10 @@ pub fn load_node(path: &Path, shown: &str) -> Result<Resource<NodeSpec>, Vec<Dia
 /// # Errors
 /// Diagnostics when the text is not exactly one valid Node.
 pub fn load_node_text(file: Arc<str>, text: &str) -> Result<Resource<NodeSpec>, Vec<Diagnostic>> {
-    let source = Source { path: file.clone(), text: text.to_owned() };
+    let source = Source {
+        path: file.clone(),
+        text: text.to_owned(),
+    };
     let catalog = load_sources(&[source], &LoadOptions::default())?;
     let count = catalog.len();
     let mut nodes = catalog.nodes.into_values();
@@ -116,7 +130,9 @@ pub fn load_node_text(file: Arc<str>, text: &str) -> Result<Resource<NodeSpec>, 
         (Some(node), 1) => Ok(node),
         _ => Err(vec![Diagnostic::new(
             Span::new(file, 1, 1),
-            format!("a node file must hold exactly one resource of kind Node, found {count} resources"),
+            format!(
+                "a node file must hold exactly one resource of kind Node, found {count} resources"
+            ),
             "keep only the Node resource in the node file",
         )]),
     }
@@ -141,7 +157,9 @@ fn discover(repo: &Path, diagnostics: &mut Vec<Diagnostic>) -> Vec<PathBuf> {
         for entry in entries.flatten() {
             let name = entry.file_name();
             let name = name.to_string_lossy();
-            let Ok(kind) = entry.file_type() else { continue };
+            let Ok(kind) = entry.file_type() else {
+                continue;
+            };
             let path = entry.path();
             if kind.is_dir() {
                 let skipped = name.starts_with('.') || (dir == repo && name == "state");
@@ -155,4 +173,47 @@ fn discover(repo: &Path, diagnostics: &mut Vec<Diagnostic>) -> Vec<PathBuf> {
     }
     found.sort();
     found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str) -> Vec<String> {
+        let sources = [Source {
+            path: "repo.yaml".into(),
+            text: text.to_owned(),
+        }];
+        match load_sources(&sources, &LoadOptions::default()) {
+            Ok(_) => Vec::new(),
+            Err(ds) => ds
+                .iter()
+                .map(|d| d.to_string().lines().next().unwrap_or_default().to_owned())
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn reference_to_a_declared_but_broken_resource_is_not_reported_again() {
+        let text = "apiVersion: supercp/v1\nkind: Package\nmetadata: {name: basic}\nspec: {maxDomains: many}\n---\n\
+                    apiVersion: supercp/v1\nkind: Tenant\nmetadata: {name: acme}\nspec: {package: basic}\n";
+        let found = load(text);
+        assert_eq!(found.len(), 1, "{found:#?}");
+        assert!(
+            found[0].starts_with(
+                "repo.yaml:4:20: error: Package/basic: spec.maxDomains: expected a whole number"
+            ),
+            "{found:#?}"
+        );
+    }
+
+    #[test]
+    fn error_in_a_later_document_is_reported_at_its_file_line() {
+        let text = "apiVersion: supercp/v1\nkind: Package\nmetadata: {name: basic}\nspec: {}\n---\n\
+                    apiVersion: supercp/v1\nkind: Tenant\nmetadata: {name: acme}\nspec:\n  package: basic\n  shel: /bin/sh\n";
+        assert_eq!(
+            load(text),
+            ["repo.yaml:11:3: error: Tenant/acme: spec.shel: unknown field `shel`"]
+        );
+    }
 }

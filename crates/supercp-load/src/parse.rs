@@ -6,8 +6,12 @@ use std::sync::Arc;
 use serde::de::IgnoredAny;
 use serde::Deserialize;
 use supercp_core::diagnostic::with_line_offset;
-use supercp_core::resource::{Document, DomainSpec, NodeSpec, PackageSpec, TenantSpec, API_VERSION, KINDS};
+use supercp_core::resource::{
+    Document, DomainSpec, NodeSpec, PackageSpec, TenantSpec, API_VERSION, KINDS,
+};
 use supercp_core::{Diagnostic, Span};
+
+use crate::outline::{join, Outline, Pos, Role};
 
 /// A parsed document of a known kind.
 #[derive(Clone, Debug)]
@@ -23,6 +27,9 @@ pub enum ParsedDoc {
 pub struct Parsed {
     pub docs: Vec<ParsedDoc>,
     pub diagnostics: Vec<Diagnostic>,
+    /// `(kind, metadata.name)` of the documents that did not parse but named themselves: a
+    /// reference to one of them is not reported again as missing.
+    pub declared: Vec<(String, String)>,
 }
 
 /// Parses every YAML document of one file.
@@ -34,103 +41,332 @@ pub fn parse_file(file: &Arc<str>, text: &str) -> Parsed {
         }
         match parse_document(file, offset, chunk) {
             Ok(doc) => parsed.docs.push(doc),
-            Err(d) => parsed.diagnostics.push(d),
+            Err(failed) => {
+                parsed.diagnostics.push(failed.diagnostic);
+                parsed.declared.extend(failed.declared);
+            }
         }
     }
     parsed
 }
 
-fn parse_document(file: &Arc<str>, offset: u32, chunk: &str) -> Result<ParsedDoc, Diagnostic> {
-    let header: Document<IgnoredAny> =
-        deserialize(chunk, offset).map_err(|e| yaml_error(file, offset, chunk, &e, None))?;
+/// A document that did not parse: why, and what it declared if it got that far.
+struct Failed {
+    diagnostic: Diagnostic,
+    declared: Option<(String, String)>,
+}
+
+fn parse_document(file: &Arc<str>, offset: u32, chunk: &str) -> Result<ParsedDoc, Box<Failed>> {
+    // Read lazily: most documents parse and never need their outline.
+    let outline = std::cell::OnceCell::new();
+    let outline = || outline.get_or_init(|| Outline::read(chunk));
+    let fail = |diagnostic: Diagnostic| {
+        let o = outline();
+        let declared = o.scalar("kind").zip(o.scalar("metadata.name"));
+        Box::new(Failed {
+            diagnostic,
+            declared: declared.map(|(k, n)| (k.to_owned(), n.to_owned())),
+        })
+    };
+    let wrap = |e: serde_saphyr::Error| fail(yaml_error(file, offset, chunk, outline(), &e));
+    let header: Document<IgnoredAny> = deserialize(chunk, offset).map_err(wrap)?;
     let at = |line, col| Span::new(file.clone(), line, col);
-    if header.api_version.value != API_VERSION {
-        return Err(Diagnostic::new(
-            at(header.api_version.line, header.api_version.col),
-            format!("unknown apiVersion {:?}", header.api_version.value),
-            format!("write `apiVersion: {API_VERSION}`"),
-        )
-        .field("apiVersion"));
-    }
     let resource = format!("{}/{}", header.kind.value, header.metadata.name.value);
-    let kind = header.kind.value.as_str();
-    let wrap = |e: serde_saphyr::Error| yaml_error(file, offset, chunk, &e, Some(&resource));
+    if header.api_version.value != API_VERSION {
+        return Err(fail(
+            Diagnostic::new(
+                at(header.api_version.line, header.api_version.col),
+                format!("unknown apiVersion {:?}", header.api_version.value),
+                format!("write `apiVersion: {API_VERSION}`"),
+            )
+            .resource(resource)
+            .field("apiVersion"),
+        ));
+    }
     let file = file.clone();
-    Ok(match kind {
+    Ok(match header.kind.value.as_str() {
         "Node" => ParsedDoc::Node(file, deserialize(chunk, offset).map_err(wrap)?),
         "Package" => ParsedDoc::Package(file, deserialize(chunk, offset).map_err(wrap)?),
         "Tenant" => ParsedDoc::Tenant(file, deserialize(chunk, offset).map_err(wrap)?),
         "Domain" => ParsedDoc::Domain(file, deserialize(chunk, offset).map_err(wrap)?),
         other => {
-            return Err(Diagnostic::new(
-                at(header.kind.line, header.kind.col),
-                format!("unknown kind {other:?}"),
-                format!("use one of: {}", KINDS.join(", ")),
-            )
-            .field("kind"))
+            let known = KINDS
+                .iter()
+                .map(|k| format!("`{k}`"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let help = match closest(other, KINDS) {
+                Some(k) => format!("did you mean `{k}`? the kinds of {API_VERSION} are {known}"),
+                None => format!("use one of the kinds of {API_VERSION}: {known}"),
+            };
+            return Err(fail(
+                Diagnostic::new(
+                    at(header.kind.line, header.kind.col),
+                    format!("unknown kind {other:?}"),
+                    help,
+                )
+                .resource(resource)
+                .field("kind"),
+            ));
         }
     })
 }
 
-fn deserialize<T: for<'de> Deserialize<'de>>(chunk: &str, offset: u32) -> Result<T, serde_saphyr::Error> {
+fn deserialize<T: for<'de> Deserialize<'de>>(
+    chunk: &str,
+    offset: u32,
+) -> Result<T, serde_saphyr::Error> {
     with_line_offset(offset, || serde_saphyr::from_str(chunk))
 }
 
-/// Turns a YAML or type error into a diagnostic at its file line, naming the field (the key
-/// written on that line) when there is one.
-fn yaml_error(file: &Arc<str>, offset: u32, chunk: &str, error: &serde_saphyr::Error, resource: Option<&str>) -> Diagnostic {
-    let (line, col) = error
+/// Turns a YAML or type error into a diagnostic at its file line and column, naming the
+/// resource and the dotted path of the field (read back from the document's outline).
+fn yaml_error(
+    file: &Arc<str>,
+    offset: u32,
+    chunk: &str,
+    outline: &Outline,
+    error: &serde_saphyr::Error,
+) -> Diagnostic {
+    let error = error.without_snippet();
+    let pos: Pos = error
         .location()
-        .map(|l| (u32::try_from(l.line()).unwrap_or(0), u32::try_from(l.column()).unwrap_or(0)))
-        .unwrap_or((0, 0));
-    let line_text = chunk.lines().nth(line.saturating_sub(1) as usize).unwrap_or("");
-    let message = bare_message(error);
-    let help = help_for(&message);
-    let mut d = Diagnostic::new(Span::new(file.clone(), line.max(1) + offset, col.max(1)), message, help);
-    if let Some(resource) = resource {
+        .map(|l| {
+            (
+                u32::try_from(l.line()).unwrap_or(u32::MAX),
+                u32::try_from(l.column()).unwrap_or(u32::MAX),
+            )
+        })
+        .map_or((1, 1), |(line, col)| (line.max(1), col.max(1)));
+    let explained = explain(error, pos, outline, chunk);
+    let (line, col) = explained.pos;
+    let mut d = Diagnostic::new(
+        Span::new(file.clone(), line.saturating_add(offset), col),
+        explained.message,
+        explained.help,
+    );
+    if let Some(resource) = outline.resource() {
         d = d.resource(resource);
     }
-    if let Some(key) = key_on_line(line_text) {
-        d = d.field(key);
+    if let Some(field) = explained.field.filter(|f| !f.is_empty()) {
+        d = d.field(field);
     }
     d
+}
+
+/// A serde-saphyr error said in the words of a resource file.
+struct Explained {
+    pos: Pos,
+    field: Option<String>,
+    message: String,
+    help: String,
+}
+
+fn explain(error: &serde_saphyr::Error, pos: Pos, outline: &Outline, chunk: &str) -> Explained {
+    use serde_saphyr::Error as E;
+    let key_path = || outline.at(pos, Role::Key).map(|n| n.path.clone());
+    let value = outline.at(pos, Role::Value);
+    let value_path = || value.map(|n| n.path.clone());
+    let found = || value.map_or_else(String::new, |n| format!(", found {}", n.describe()));
+    let typed = |expected: &str| Explained {
+        pos,
+        field: value_path(),
+        message: format!("expected {expected}{}", found()),
+        help: help_for_type(expected),
+    };
+    match error {
+        E::SerdeMissingField { field, .. } => {
+            // serde-saphyr reports the last key it read in the mapping that lacks the field.
+            let mapping = outline.mapping_around(pos);
+            let parent = mapping.map_or("", |m| m.path.as_str());
+            let where_ = if parent.is_empty() {
+                "at the top level of the document".to_owned()
+            } else {
+                format!("under `{parent}`")
+            };
+            Explained {
+                pos: mapping.map_or(pos, |m| m.key.unwrap_or(m.start)),
+                field: Some(join(parent, field)),
+                message: "required field is missing".into(),
+                help: format!(
+                    "add `{field}:` {where_} (schemas/ lists the required fields of each kind)"
+                ),
+            }
+        }
+        E::SerdeUnknownField {
+            field, expected, ..
+        } => {
+            let known = expected
+                .iter()
+                .map(|f| format!("`{f}`"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let help = match closest(field, expected) {
+                Some(f) => format!("did you mean `{f}`? the fields here are {known}"),
+                None => format!("remove the field or use one of {known} (fields are camelCase)"),
+            };
+            Explained {
+                pos,
+                field: key_path(),
+                message: format!("unknown field `{field}`"),
+                help,
+            }
+        }
+        E::DuplicateMappingKey { key, .. } => Explained {
+            pos,
+            field: key_path(),
+            message: match key {
+                Some(k) => format!("key `{k}` is written twice in this mapping"),
+                None => "a key is written twice in this mapping".into(),
+            },
+            help: "keep only one of the two entries".into(),
+        },
+        E::SerdeUnknownVariant {
+            variant, expected, ..
+        } => Explained {
+            pos,
+            field: value_path(),
+            message: format!("unknown value `{variant}`"),
+            help: format!("use one of: {}", expected.join(", ")),
+        },
+        E::InvalidScalar { ty, .. } => typed(&expected_scalar(ty)),
+        E::InvalidBooleanStrict { .. } => typed("true or false"),
+        E::NullIntoString { .. } => typed("a string"),
+        E::Unexpected { expected, .. } => typed(match *expected {
+            "sequence start" => "a list",
+            "mapping start" => "a mapping of `key: value` lines",
+            "string scalar" => "a string",
+            other => other,
+        }),
+        E::SerdeInvalidType { expected, .. } | E::SerdeInvalidValue { expected, .. } => {
+            typed(expected)
+        }
+        E::SerdeInvalidLength { expected, .. } => typed(expected),
+        _ => syntax_error(bare_message(error), pos, outline, chunk),
+    }
+}
+
+/// A YAML syntax error, with help for the usual mistakes.
+fn syntax_error(message: String, pos: Pos, outline: &Outline, chunk: &str) -> Explained {
+    // The scanner reports a tab where the scalar before it ends; point at the tab itself.
+    if message.contains("tab") {
+        if let Some(tab) = tab_indent_after(chunk, pos) {
+            return Explained {
+                pos: tab,
+                field: outline.before(tab).map(|n| n.path.clone()),
+                message: "a tab is used for indentation".into(),
+                help: "indent with spaces: YAML does not allow tabs there".into(),
+            };
+        }
+    }
+    let help = if message.contains("mapping values are not allowed") {
+        "check the indentation: a `key:` must line up with the keys beside it, and a value containing ': ' must be quoted"
+    } else if message.contains("quote") {
+        "close the quote on the same value, or remove it"
+    } else if message.contains("bracket") || message.contains("flow") {
+        "close every `[` with `]` and every `{` with `}`, in the order they were opened"
+    } else {
+        "fix the YAML syntax at this position (indent with spaces, close every quote and bracket)"
+    };
+    Explained {
+        pos,
+        field: outline.before(pos).map(|n| n.path.clone()),
+        message,
+        help: help.into(),
+    }
+}
+
+/// The first tab in the indentation of a line at or after `pos`, if any.
+fn tab_indent_after(chunk: &str, pos: Pos) -> Option<Pos> {
+    chunk
+        .lines()
+        .enumerate()
+        .skip(pos.0.saturating_sub(1) as usize)
+        .find_map(|(i, line)| {
+            let indent = &line[..line.len() - line.trim_start().len()];
+            let col = indent.find('\t')?;
+            Some((u32::try_from(i + 1).ok()?, u32::try_from(col + 1).ok()?))
+        })
+}
+
+/// How to write a value of the expected type.
+fn help_for_type(expected: &str) -> String {
+    if expected.starts_with("a whole number") {
+        "write a number without quotes, units or sign, e.g. `8`".into()
+    } else if expected == "true or false" {
+        "write `true` or `false`".into()
+    } else if expected == "a list" {
+        "write a list, `[a, b]` or one `- item` line per entry, even for a single entry".into()
+    } else if expected.starts_with("a mapping") {
+        "write `key: value` lines indented below the key, or `{key: value}`".into()
+    } else if expected == "a string" {
+        "write a text value; quote it (\"…\") if YAML would read it as something else".into()
+    } else {
+        "give the field a value of the type schemas/ lists for it".into()
+    }
+}
+
+/// What a scalar type of a spec field accepts, in the words of the file.
+fn expected_scalar(ty: &str) -> String {
+    match ty {
+        "u8" => "a whole number from 0 to 255".into(),
+        "u16" => "a whole number from 0 to 65535".into(),
+        "u32" => "a whole number from 0 to 4294967295".into(),
+        "u64" => "a whole number from 0 to 18446744073709551615".into(),
+        "bool" | "boolean" => "true or false".into(),
+        other => format!("a value of type {other}"),
+    }
 }
 
 /// The first line of serde-saphyr's message, without its source snippet and location suffix.
 fn bare_message(error: &serde_saphyr::Error) -> String {
     let rendered = error.to_string();
-    let first = rendered.lines().find(|l| !l.trim().is_empty()).unwrap_or("invalid YAML");
+    let first = rendered
+        .lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("invalid YAML");
     let first = first.trim().trim_start_matches("error: ");
     let first = match first.find(" at line ") {
         Some(i) => &first[..i],
         None => first,
     };
     // serde-saphyr prefixes "line N column M: " relative to the document; the span says it.
-    match first.strip_prefix("line ").and_then(|rest| rest.split_once(": ")) {
+    match first
+        .strip_prefix("line ")
+        .and_then(|rest| rest.split_once(": "))
+    {
         Some((position, message)) if position.contains(" column ") => message.to_owned(),
         _ => first.to_owned(),
     }
 }
 
-fn help_for(message: &str) -> String {
-    if message.contains("unknown field") {
-        "remove the field or fix its spelling (fields are camelCase; see schemas/)".into()
-    } else if message.contains("missing field") {
-        "add the field; schemas/ lists the required fields of each kind".into()
-    } else if message.starts_with("invalid") || message.contains("expected") {
-        "give the field a value of the expected type (see schemas/)".into()
-    } else {
-        "fix the YAML syntax at this position".into()
-    }
+/// The known word closest to a misspelt one, when it is close enough to be a typo.
+fn closest<'a>(word: &str, known: &[&'a str]) -> Option<&'a str> {
+    let word = word.to_ascii_lowercase();
+    known
+        .iter()
+        .map(|k| (edit_distance(&word, &k.to_ascii_lowercase()), *k))
+        .filter(|(d, k)| *d <= 2.max(k.len() / 4))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, k)| k)
 }
 
-/// `  maxChildren: many` → `maxChildren`.
-fn key_on_line(line: &str) -> Option<String> {
-    let trimmed = line.trim_start().trim_start_matches("- ");
-    let (key, _) = trimmed.split_once(':')?;
-    let key = key.trim();
-    let ok = !key.is_empty() && key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-    ok.then(|| key.to_owned())
+/// Levenshtein distance over chars.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let above = row[j + 1];
+            row[j + 1] = (above + 1)
+                .min(row[j] + 1)
+                .min(diagonal + usize::from(ca != *cb));
+            diagonal = above;
+        }
+    }
+    row[b.len()]
 }
 
 /// Splits a YAML stream at `---` lines, returning (line offset, text) of each document.
@@ -139,8 +375,7 @@ fn split_documents(text: &str) -> Vec<(u32, &str)> {
     let mut start = 0usize;
     let mut start_line = 0u32;
     let mut pos = 0usize;
-    let mut line_no = 0u32;
-    for line in text.split_inclusive('\n') {
+    for (line_no, line) in (0u32..).zip(text.split_inclusive('\n')) {
         let bare = line.trim_end_matches(['\n', '\r']);
         let is_marker = bare == "---" || bare.starts_with("--- ") || bare.starts_with("---\t");
         if is_marker && pos > start {
@@ -149,7 +384,6 @@ fn split_documents(text: &str) -> Vec<(u32, &str)> {
             start_line = line_no;
         }
         pos += line.len();
-        line_no += 1;
     }
     if start < text.len() {
         docs.push((start_line, &text[start..]));
@@ -176,9 +410,15 @@ mod tests {
     }
 
     #[test]
-    fn key_is_read_from_the_line_of_an_error() {
-        assert_eq!(key_on_line("  maxChildren: many"), Some("maxChildren".into()));
-        assert_eq!(key_on_line("  - from: /x"), Some("from".into()));
-        assert_eq!(key_on_line("just text"), None);
+    fn misspelt_word_finds_its_closest_known_word() {
+        assert_eq!(
+            closest("maxChildrn", &["version", "maxChildren", "memoryLimit"]),
+            Some("maxChildren")
+        );
+        assert_eq!(
+            closest("Tennant", &["Node", "Package", "Tenant", "Domain"]),
+            Some("Tenant")
+        );
+        assert_eq!(closest("annotations", &["name", "labels"]), None);
     }
 }

@@ -1,7 +1,7 @@
 //! Every rule on parsed resources: names, references, duplicates, hostnames claimed twice,
 //! package limits, and the strict grammar of strings that reach config files.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use supercp_core::catalog::{DomainEntry, TenantEntry};
@@ -14,17 +14,43 @@ use crate::LoadOptions;
 
 /// `php_admin_value` keys a tenant may set through `php.ini`.
 pub const INI_ALLOWLIST: &[&str] = &[
-    "display_errors", "error_reporting", "log_errors", "max_input_time", "max_input_vars",
-    "session.gc_maxlifetime", "date.timezone", "default_charset", "short_open_tag",
-    "output_buffering", "max_file_uploads", "allow_url_fopen", "zlib.output_compression",
+    "display_errors",
+    "error_reporting",
+    "log_errors",
+    "max_input_time",
+    "max_input_vars",
+    "session.gc_maxlifetime",
+    "date.timezone",
+    "default_charset",
+    "short_open_tag",
+    "output_buffering",
+    "max_file_uploads",
+    "allow_url_fopen",
+    "zlib.output_compression",
 ];
 
 /// Login shells a tenant may have.
-pub const SHELL_ALLOWLIST: &[&str] = &["/usr/sbin/nologin", "/bin/bash", "/bin/sh", "/usr/bin/rbash"];
+pub const SHELL_ALLOWLIST: &[&str] = &[
+    "/usr/sbin/nologin",
+    "/bin/bash",
+    "/bin/sh",
+    "/usr/bin/rbash",
+];
 
 /// Collects every resource into a catalog, pushing a diagnostic for every problem.
-pub fn build_catalog(docs: Vec<ParsedDoc>, options: &LoadOptions, out: &mut Vec<Diagnostic>) -> Catalog {
+///
+/// `unparsed` holds `(kind, name)` of the documents that named themselves but did not parse.
+/// A reference to a resource that is declared but invalid (it did not parse, or its name broke
+/// the grammar) is not reported as missing: the declaration carries its own diagnostic, and a
+/// second one at every reference would only hide it.
+pub fn build_catalog(
+    docs: Vec<ParsedDoc>,
+    unparsed: Vec<(String, String)>,
+    options: &LoadOptions,
+    out: &mut Vec<Diagnostic>,
+) -> Catalog {
     let mut catalog = Catalog::default();
+    let mut declared: BTreeSet<(String, String)> = unparsed.into_iter().collect();
     let mut seen: BTreeMap<(String, String), Span> = BTreeMap::new();
     let mut tenant_docs = Vec::new();
     let mut domain_docs = Vec::new();
@@ -36,12 +62,16 @@ pub fn build_catalog(docs: Vec<ParsedDoc>, options: &LoadOptions, out: &mut Vec<
             ParsedDoc::Domain(f, d) => ("Domain", f, &d.metadata.name),
         };
         let span = Span::new(file.clone(), name.line, name.col);
+        declared.insert((kind.to_owned(), name.value.clone()));
         let key = (kind.to_owned(), name.value.to_ascii_lowercase());
         if let Some(first) = seen.get(&key) {
             out.push(
                 Diagnostic::new(
                     span,
-                    format!("duplicate {kind} {:?}, first declared at {first}", name.value),
+                    format!(
+                        "duplicate {kind} {:?}, first declared at {first}",
+                        name.value
+                    ),
                     "give each resource of a kind a unique metadata.name",
                 )
                 .resource(format!("{kind}/{}", name.value))
@@ -55,7 +85,9 @@ pub fn build_catalog(docs: Vec<ParsedDoc>, options: &LoadOptions, out: &mut Vec<
                 let cx = Cx::new(&f, "Node", &d.metadata.name.value, out);
                 check_labels(&cx, &d);
                 name_rule(&cx, &d.metadata.name, check_resource_name);
-                catalog.nodes.insert(d.metadata.name.value.clone(), resource(span, d));
+                catalog
+                    .nodes
+                    .insert(d.metadata.name.value.clone(), resource(span, d));
             }
             ParsedDoc::Package(f, d) => {
                 let cx = Cx::new(&f, "Package", &d.metadata.name.value, out);
@@ -64,7 +96,9 @@ pub fn build_catalog(docs: Vec<ParsedDoc>, options: &LoadOptions, out: &mut Vec<
                 if let Some(notes) = &d.spec.notes {
                     cx.string("spec.notes", notes);
                 }
-                catalog.packages.insert(d.metadata.name.value.clone(), resource(span, d));
+                catalog
+                    .packages
+                    .insert(d.metadata.name.value.clone(), resource(span, d));
             }
             ParsedDoc::Tenant(f, d) => tenant_docs.push((f, span, d)),
             ParsedDoc::Domain(f, d) => domain_docs.push((f, span, d)),
@@ -72,14 +106,14 @@ pub fn build_catalog(docs: Vec<ParsedDoc>, options: &LoadOptions, out: &mut Vec<
     }
     for (file, span, doc) in tenant_docs {
         let cx = Cx::new(&file, "Tenant", &doc.metadata.name.value, out);
-        if let Some(entry) = check_tenant(&cx, span, doc, &catalog, options) {
+        if let Some(entry) = check_tenant(&cx, span, doc, &catalog, &declared, options) {
             catalog.tenants.insert(entry.name.clone(), entry);
         }
     }
     let mut hostnames: BTreeMap<DomainName, Span> = BTreeMap::new();
     for (file, span, doc) in domain_docs {
         let cx = Cx::new(&file, "Domain", &doc.metadata.name.value, out);
-        if let Some(entry) = check_domain(&cx, span, doc, &catalog, &mut hostnames) {
+        if let Some(entry) = check_domain(&cx, span, doc, &catalog, &declared, &mut hostnames) {
             catalog.domains.insert(entry.name.clone(), entry);
         }
     }
@@ -96,12 +130,18 @@ struct Cx<'a> {
 
 impl<'a> Cx<'a> {
     fn new(file: &'a Arc<str>, kind: &str, name: &str, out: &'a mut Vec<Diagnostic>) -> Cx<'a> {
-        Cx { file, resource: format!("{kind}/{name}"), out: std::cell::RefCell::new(out) }
+        Cx {
+            file,
+            resource: format!("{kind}/{name}"),
+            out: std::cell::RefCell::new(out),
+        }
     }
 
     fn error<T>(&self, field: &str, at: &Loc<T>, message: String, help: &str) {
         let span = Span::new(self.file.clone(), at.line, at.col);
-        let d = Diagnostic::new(span, message, help).resource(&self.resource).field(field);
+        let d = Diagnostic::new(span, message, help)
+            .resource(&self.resource)
+            .field(field);
         self.out.borrow_mut().push(d);
     }
 
@@ -123,13 +163,22 @@ impl<'a> Cx<'a> {
     /// A value that must match `ok`, with the help text to show when it does not.
     fn pattern(&self, field: &str, value: &Loc<String>, ok: bool, what: &str) {
         if self.string(field, value) && !ok {
-            self.error(field, value, format!("{:?} is not {what}", value.value), "see the field's description in schemas/");
+            self.error(
+                field,
+                value,
+                format!("{:?} is not {what}", value.value),
+                "see the field's description in schemas/",
+            );
         }
     }
 }
 
 fn resource<S>(origin: Span, doc: Document<S>) -> Resource<S> {
-    Resource { name: doc.metadata.name.value, origin, spec: doc.spec }
+    Resource {
+        name: doc.metadata.name.value,
+        origin,
+        spec: doc.spec,
+    }
 }
 
 fn name_rule(cx: &Cx, name: &Loc<String>, rule: fn(&str) -> Result<(), NameError>) {
@@ -144,14 +193,24 @@ fn check_labels<S>(cx: &Cx, doc: &Document<S>) {
     }
 }
 
-fn check_tenant(cx: &Cx, span: Span, doc: Document<TenantSpec>, catalog: &Catalog, options: &LoadOptions) -> Option<TenantEntry> {
+fn check_tenant(
+    cx: &Cx,
+    span: Span,
+    doc: Document<TenantSpec>,
+    catalog: &Catalog,
+    declared: &BTreeSet<(String, String)>,
+    options: &LoadOptions,
+) -> Option<TenantEntry> {
     check_labels(cx, &doc);
     let name = match TenantName::parse(&doc.metadata.name.value) {
         Ok(n) if options.system_accounts.contains(n.as_str()) => {
             cx.error(
                 "metadata.name",
                 &doc.metadata.name,
-                format!("tenant name {:?} is a system account of this node (UID below 1000)", n.as_str()),
+                format!(
+                    "tenant name {:?} is a system account of this node (UID below 1000)",
+                    n.as_str()
+                ),
                 "pick a name that is not an existing system account",
             );
             None
@@ -163,7 +222,8 @@ fn check_tenant(cx: &Cx, span: Span, doc: Document<TenantSpec>, catalog: &Catalo
         }
     };
     let spec = &doc.spec;
-    if !catalog.packages.contains_key(&spec.package.value) {
+    let package_declared = declared.contains(&("Package".to_owned(), spec.package.value.clone()));
+    if !catalog.packages.contains_key(&spec.package.value) && !package_declared {
         cx.error(
             "spec.package",
             &spec.package,
@@ -172,41 +232,89 @@ fn check_tenant(cx: &Cx, span: Span, doc: Document<TenantSpec>, catalog: &Catalo
         );
     }
     if let Some(php) = &spec.php {
-        cx.pattern("spec.php.version", &php.version, is_php_version(&php.version.value), "a PHP version like 8.2");
+        cx.pattern(
+            "spec.php.version",
+            &php.version,
+            is_php_version(&php.version.value),
+            "a PHP version like 8.2",
+        );
         if let Some(v) = &php.memory_limit {
-            cx.pattern("spec.php.memoryLimit", v, is_size(&v.value), "a size like 256M");
+            cx.pattern(
+                "spec.php.memoryLimit",
+                v,
+                is_size(&v.value),
+                "a size like 256M",
+            );
         }
         if let Some(v) = &php.upload_max_filesize {
-            cx.pattern("spec.php.uploadMaxFilesize", v, is_size(&v.value), "a size like 64M");
+            cx.pattern(
+                "spec.php.uploadMaxFilesize",
+                v,
+                is_size(&v.value),
+                "a size like 64M",
+            );
         }
         if let Some(c) = &php.max_children {
             if c.value == 0 {
-                cx.error("spec.php.maxChildren", c, "maxChildren must be at least 1".into(), "set maxChildren to 1 or more");
+                cx.error(
+                    "spec.php.maxChildren",
+                    c,
+                    "maxChildren must be at least 1".into(),
+                    "set maxChildren to 1 or more",
+                );
             }
         }
         for (key, value) in &php.ini {
             let field = format!("spec.php.ini.{key}");
             if INI_ALLOWLIST.contains(&key.as_str()) {
-                cx.pattern(&field, value, !value.value.contains(char::is_whitespace), "a single word");
+                cx.pattern(
+                    &field,
+                    value,
+                    !value.value.contains(char::is_whitespace),
+                    "a single word",
+                );
             } else {
-                cx.error(&field, value, format!("ini setting {key:?} is not on the allowlist"), "use one of the settings listed in docs/resources.md");
+                cx.error(
+                    &field,
+                    value,
+                    format!("ini setting {key:?} is not on the allowlist"),
+                    "use one of the settings listed in docs/resources.md",
+                );
             }
         }
     }
     if let Some(shell) = &spec.shell {
         if cx.string("spec.shell", shell) && !SHELL_ALLOWLIST.contains(&shell.value.as_str()) {
-            cx.error("spec.shell", shell, format!("shell {:?} is not allowed", shell.value), "use /usr/sbin/nologin, /bin/bash, /bin/sh or /usr/bin/rbash");
+            cx.error(
+                "spec.shell",
+                shell,
+                format!("shell {:?} is not allowed", shell.value),
+                "use /usr/sbin/nologin, /bin/bash, /bin/sh or /usr/bin/rbash",
+            );
         }
     }
     for (i, key) in spec.ssh_keys.iter().enumerate() {
-        cx.pattern(&format!("spec.sshKeys[{i}]"), key, is_ssh_key(&key.value), "an SSH public key (type, base64 key, optional comment)");
+        cx.pattern(
+            &format!("spec.sshKeys[{i}]"),
+            key,
+            is_ssh_key(&key.value),
+            "an SSH public key (type, base64 key, optional comment)",
+        );
     }
     for (i, job) in spec.cron.iter().enumerate() {
-        cx.pattern(&format!("spec.cron[{i}].schedule"), &job.schedule, is_cron_schedule(&job.schedule.value), "five cron fields like */5 * * * *");
+        cx.pattern(
+            &format!("spec.cron[{i}].schedule"),
+            &job.schedule,
+            is_cron_schedule(&job.schedule.value),
+            "five cron fields like */5 * * * *",
+        );
         cx.string(&format!("spec.cron[{i}].command"), &job.command);
     }
     let name = name?;
-    Some(TenantEntry { resource: resource(span, doc), name })
+    Some(TenantEntry {
+        resource: resource(span, doc),
+        name,
+    })
 }
 
 fn check_domain(
@@ -214,6 +322,7 @@ fn check_domain(
     span: Span,
     doc: Document<DomainSpec>,
     catalog: &Catalog,
+    declared: &BTreeSet<(String, String)>,
     hostnames: &mut BTreeMap<DomainName, Span>,
 ) -> Option<DomainEntry> {
     check_labels(cx, &doc);
@@ -228,39 +337,84 @@ fn check_domain(
         };
         let here = Span::new(cx.file.clone(), at.line, at.col);
         if let Some(first) = hostnames.get(&host) {
-            cx.error(field, at, format!("hostname {:?} is already claimed at {first}", host.as_str()), "serve each hostname from one Domain only (as its name or an alias)");
+            cx.error(
+                field,
+                at,
+                format!("hostname {:?} is already claimed at {first}", host.as_str()),
+                "serve each hostname from one Domain only (as its name or an alias)",
+            );
             return None;
         }
         hostnames.insert(host.clone(), here);
         Some(host)
     };
     let name = claim("metadata.name", &doc.metadata.name);
-    let aliases: Vec<Option<DomainName>> =
-        spec.aliases.iter().enumerate().map(|(i, a)| claim(&format!("spec.aliases[{i}]"), a)).collect();
+    let aliases: Vec<Option<DomainName>> = spec
+        .aliases
+        .iter()
+        .enumerate()
+        .map(|(i, a)| claim(&format!("spec.aliases[{i}]"), a))
+        .collect();
     let tenant = match TenantName::parse(&spec.tenant.value) {
         Ok(t) if catalog.tenants.contains_key(&t) => Some(t),
+        _ if declared.contains(&("Tenant".to_owned(), spec.tenant.value.clone())) => None,
         _ => {
-            cx.error("spec.tenant", &spec.tenant, format!("tenant {:?} does not exist", spec.tenant.value), "declare a Tenant with this name or use an existing one");
+            cx.error(
+                "spec.tenant",
+                &spec.tenant,
+                format!("tenant {:?} does not exist", spec.tenant.value),
+                "declare a Tenant with this name or use an existing one",
+            );
             None
         }
     };
     if let Some(root) = &spec.document_root {
-        cx.pattern("spec.documentRoot", root, is_relative_path(&root.value), "a relative path below the domain's folder (no '..')");
+        cx.pattern(
+            "spec.documentRoot",
+            root,
+            is_relative_path(&root.value),
+            "a relative path below the domain's folder (no '..')",
+        );
     }
     for (i, r) in spec.redirects.iter().enumerate() {
-        cx.pattern(&format!("spec.redirects[{i}].from"), &r.from, is_url_path(&r.from.value), "a path starting with '/'");
-        cx.pattern(&format!("spec.redirects[{i}].to"), &r.to, is_url_path(&r.to.value) || is_http_url(&r.to.value), "a path or an http(s) URL");
+        cx.pattern(
+            &format!("spec.redirects[{i}].from"),
+            &r.from,
+            is_url_path(&r.from.value),
+            "a path starting with '/'",
+        );
+        cx.pattern(
+            &format!("spec.redirects[{i}].to"),
+            &r.to,
+            is_url_path(&r.to.value) || is_http_url(&r.to.value),
+            "a path or an http(s) URL",
+        );
         if let Some(code) = &r.code {
             if ![301, 302, 307, 308].contains(&code.value) {
-                cx.error(&format!("spec.redirects[{i}].code"), code, format!("redirect code {} is not allowed", code.value), "use 301, 302, 307 or 308");
+                cx.error(
+                    &format!("spec.redirects[{i}].code"),
+                    code,
+                    format!("redirect code {} is not allowed", code.value),
+                    "use 301, 302, 307 or 308",
+                );
             }
         }
     }
     if let Some(to) = &spec.redirect_to {
-        cx.pattern("spec.redirectTo", to, is_http_url(&to.value), "an http(s) URL");
+        cx.pattern(
+            "spec.redirectTo",
+            to,
+            is_http_url(&to.value),
+            "an http(s) URL",
+        );
     }
     let aliases = aliases.into_iter().collect::<Option<Vec<_>>>()?;
-    Some(DomainEntry { resource: resource(span, doc), name: name?, tenant: tenant?, aliases })
+    Some(DomainEntry {
+        resource: resource(span, doc),
+        name: name?,
+        tenant: tenant?,
+        aliases,
+    })
 }
 
 fn check_package_limits(catalog: &Catalog, out: &mut Vec<Diagnostic>) {
@@ -269,18 +423,41 @@ fn check_package_limits(catalog: &Catalog, out: &mut Vec<Diagnostic>) {
         *domain_count.entry(&d.tenant).or_default() += 1;
     }
     for t in catalog.tenants.values() {
-        let Some(package) = catalog.packages.get(&t.resource.spec.package.value) else { continue };
+        let Some(package) = catalog.packages.get(&t.resource.spec.package.value) else {
+            continue;
+        };
         let cx = Cx::new(&t.resource.origin.file, "Tenant", t.name.as_str(), out);
         let used = domain_count.get(&t.name).copied().unwrap_or(0);
         if let Some(max) = &package.spec.max_domains {
             if used > max.value {
-                cx.error("spec.package", &t.resource.spec.package, format!("tenant has {used} domains but package {:?} allows {}", package.name, max.value), "raise the package's maxDomains or move domains to another tenant");
+                cx.error(
+                    "spec.package",
+                    &t.resource.spec.package,
+                    format!(
+                        "tenant has {used} domains but package {:?} allows {}",
+                        package.name, max.value
+                    ),
+                    "raise the package's maxDomains or move domains to another tenant",
+                );
             }
         }
-        let workers = t.resource.spec.php.as_ref().and_then(|p| p.max_children.as_ref());
+        let workers = t
+            .resource
+            .spec
+            .php
+            .as_ref()
+            .and_then(|p| p.max_children.as_ref());
         if let (Some(max), Some(workers)) = (&package.spec.max_php_workers, workers) {
             if workers.value > max.value {
-                cx.error("spec.php.maxChildren", workers, format!("maxChildren {} exceeds package {:?}'s maxPhpWorkers {}", workers.value, package.name, max.value), "lower maxChildren or raise the package's maxPhpWorkers");
+                cx.error(
+                    "spec.php.maxChildren",
+                    workers,
+                    format!(
+                        "maxChildren {} exceeds package {:?}'s maxPhpWorkers {}",
+                        workers.value, package.name, max.value
+                    ),
+                    "lower maxChildren or raise the package's maxPhpWorkers",
+                );
             }
         }
     }
@@ -288,7 +465,9 @@ fn check_package_limits(catalog: &Catalog, out: &mut Vec<Diagnostic>) {
 
 fn is_php_version(v: &str) -> bool {
     let mut parts = v.split('.');
-    let ok = |p: Option<&str>| p.is_some_and(|p| !p.is_empty() && p.len() <= 2 && p.bytes().all(|b| b.is_ascii_digit()));
+    let ok = |p: Option<&str>| {
+        p.is_some_and(|p| !p.is_empty() && p.len() <= 2 && p.bytes().all(|b| b.is_ascii_digit()))
+    };
     ok(parts.next()) && ok(parts.next()) && parts.next().is_none()
 }
 
@@ -301,27 +480,53 @@ fn is_ssh_key(v: &str) -> bool {
     let mut parts = v.split(' ');
     let kind = parts.next().unwrap_or("");
     let key = parts.next().unwrap_or("");
-    let kinds = ["ssh-ed25519", "ssh-rsa", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521", "sk-ssh-ed25519@openssh.com", "sk-ecdsa-sha2-nistp256@openssh.com"];
-    kinds.contains(&kind) && key.len() >= 16 && key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/' || b == b'=')
+    let kinds = [
+        "ssh-ed25519",
+        "ssh-rsa",
+        "ecdsa-sha2-nistp256",
+        "ecdsa-sha2-nistp384",
+        "ecdsa-sha2-nistp521",
+        "sk-ssh-ed25519@openssh.com",
+        "sk-ecdsa-sha2-nistp256@openssh.com",
+    ];
+    kinds.contains(&kind)
+        && key.len() >= 16
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/' || b == b'=')
 }
 
 fn is_cron_schedule(v: &str) -> bool {
     let fields: Vec<&str> = v.split_whitespace().collect();
-    fields.len() == 5 && fields.iter().all(|f| f.bytes().all(|b| b.is_ascii_digit() || b"*/,-".contains(&b)))
+    fields.len() == 5
+        && fields.iter().all(|f| {
+            f.bytes()
+                .all(|b| b.is_ascii_digit() || b"*/,-".contains(&b))
+        })
 }
 
 fn is_relative_path(v: &str) -> bool {
     !v.is_empty()
         && !v.starts_with('/')
-        && v.split('/').all(|c| !c.is_empty() && c != "." && c != ".." && c.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b)))
+        && v.split('/').all(|c| {
+            !c.is_empty()
+                && c != "."
+                && c != ".."
+                && c.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+        })
 }
 
 fn is_url_path(v: &str) -> bool {
-    v.starts_with('/') && v.bytes().all(|b| b.is_ascii_alphanumeric() || b"/._~%-+=&?:@!,*()".contains(&b))
+    v.starts_with('/')
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"/._~%-+=&?:@!,*()".contains(&b))
 }
 
 fn is_http_url(v: &str) -> bool {
-    let rest = v.strip_prefix("https://").or_else(|| v.strip_prefix("http://"));
+    let rest = v
+        .strip_prefix("https://")
+        .or_else(|| v.strip_prefix("http://"));
     rest.is_some_and(|r| {
         let (host, path) = r.split_once('/').map_or((r, ""), |(h, p)| (h, p));
         let host = host.split(':').next().unwrap_or("");

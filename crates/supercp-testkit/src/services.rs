@@ -17,7 +17,9 @@ const EXTRA_DIRS: &[&str] = &[
 
 /// True when running under CI (`CI=true`), where a missing service is a failure, not a skip.
 pub fn in_ci() -> bool {
-    std::env::var("CI").map(|v| v == "true" || v == "1").unwrap_or(false)
+    std::env::var("CI")
+        .map(|v| v == "true" || v == "1")
+        .unwrap_or(false)
 }
 
 /// Finds `name` on `PATH` or in the usual Debian locations.
