@@ -18,12 +18,7 @@ fn on_both_journals(test: &str, body: impl Fn(&mut Prefix)) {
     };
     let url = pg.create_database("supercp");
     let mut prefix = Prefix::with_example("quickstart");
-    prefix.node_with(&format!("  # test: the journal on PostgreSQL\n"));
-    let node = prefix.node.clone().expect("node file");
-    let text = fs::read_to_string(&node)
-        .expect("node file")
-        .replace("sqlite:{state}/audit.db", &url);
-    fs::write(&node, text).expect("node file");
+    prefix.journal_at(&url);
     body(&mut prefix);
 }
 

@@ -81,13 +81,7 @@ fn apply_killed_mid_run_is_finished_on_a_postgres_journal() {
     let expected = normalised(&reference);
     for pause in [3, 22] {
         let mut p = Prefix::with_example("quickstart");
-        let url = pg.create_database(&format!("crash{pause}"));
-        p.node_with("");
-        let node = p.node.clone().expect("node");
-        let text = fs::read_to_string(&node)
-            .expect("node")
-            .replace("sqlite:{state}/audit.db", &url);
-        fs::write(&node, text).expect("node");
+        p.journal_at(&pg.create_database(&format!("crash{pause}")));
         crash_and_resume(p, pause, &expected);
     }
 }

@@ -22,7 +22,7 @@ impl Progress {
 
     pub fn tick(&mut self) {
         self.done += 1;
-        if self.enabled && (self.done % 500 == 0 || self.done == self.total) {
+        if self.enabled && (self.done.is_multiple_of(500) || self.done == self.total) {
             let mut err = std::io::stderr().lock();
             let _ = write!(err, "\r{} {}/{}", self.label, self.done, self.total);
             if self.done == self.total {

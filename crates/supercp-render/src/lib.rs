@@ -187,6 +187,12 @@ pub fn render(
     }
 }
 
+/// The resource an object is rendered for, and where it is declared.
+struct Asker {
+    resource: String,
+    origin: Span,
+}
+
 struct Renderer<'a> {
     node: &'a NodeRef<'a>,
     templates: &'a Templates,
@@ -246,32 +252,25 @@ impl<'a> Renderer<'a> {
         rel: String,
         mode: u32,
         owner: Option<Owner>,
-        resource: &str,
-        origin: &Span,
+        who: &Asker,
         tenant_data: bool,
     ) {
         self.out.push(Desired {
             anchor,
             rel,
             object: Object::Dir { mode, owner },
-            resource: resource.to_owned(),
-            origin: origin.clone(),
+            resource: who.resource.clone(),
+            origin: who.origin.clone(),
             gate: None,
             tenant_data,
         });
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn file(
-        &mut self,
-        path: &str,
-        template: &str,
-        context: &Context,
-        resource: &str,
-        origin: &Span,
-        gate: &str,
-    ) {
-        match self.templates.render(template, context, resource, origin) {
+    fn file(&mut self, path: &str, template: &str, context: &Context, who: &Asker, gate: &str) {
+        match self
+            .templates
+            .render(template, context, &who.resource, &who.origin)
+        {
             Ok(content) => {
                 let (anchor, rel) = path.rsplit_once('/').unwrap_or(("", path));
                 self.files.push(Desired {
@@ -286,8 +285,8 @@ impl<'a> Renderer<'a> {
                         mode: 0o644,
                         owner: None,
                     },
-                    resource: resource.to_owned(),
-                    origin: origin.clone(),
+                    resource: who.resource.clone(),
+                    origin: who.origin.clone(),
                     gate: Some(gate.to_owned()),
                     tenant_data: false,
                 });
@@ -300,6 +299,10 @@ impl<'a> Renderer<'a> {
         let spec = self.spec();
         let resource = self.node_resource();
         let origin = self.node.resource.origin.clone();
+        let who = Asker {
+            resource: resource.clone(),
+            origin: origin.clone(),
+        };
         let root = spec.root.trim_end_matches('/').to_owned();
         let sites_dir = spec.path(&spec.web.sites_dir);
         let mut base = Context::new();
@@ -318,8 +321,7 @@ impl<'a> Renderer<'a> {
                     rel.into(),
                     0o755,
                     None,
-                    &resource,
-                    &origin,
+                    &who,
                     false,
                 );
             }
@@ -328,14 +330,7 @@ impl<'a> Renderer<'a> {
             let mut cx = base.clone();
             cx.insert("sites_dir", &sites_dir);
             cx.insert("mime_types", &spec.web.mime_types);
-            self.file(
-                &spec.path(&main),
-                "nginx.conf.tera",
-                &cx,
-                &resource,
-                &origin,
-                GATE_NGINX,
-            );
+            self.file(&spec.path(&main), "nginx.conf.tera", &cx, &who, GATE_NGINX);
         }
         let mut cx = base.clone();
         cx.insert("listen", &spec.web.listen);
@@ -343,8 +338,7 @@ impl<'a> Renderer<'a> {
             &format!("{sites_dir}/00-default.conf"),
             "default-server.conf.tera",
             &cx,
-            &resource,
-            &origin,
+            &who,
             GATE_NGINX,
         );
         if let Some(main) = spec.php.main_config.clone() {
@@ -364,14 +358,7 @@ impl<'a> Renderer<'a> {
                 cx.insert("version", version);
                 cx.insert("pool_dir", &spec.pool_dir(version));
                 let path = spec.path(&main.replace("{version}", version));
-                self.file(
-                    &path,
-                    "php-fpm.conf.tera",
-                    &cx,
-                    &resource,
-                    &origin,
-                    GATE_PHP_FPM,
-                );
+                self.file(&path, "php-fpm.conf.tera", &cx, &who, GATE_PHP_FPM);
             }
         }
     }
@@ -381,6 +368,10 @@ impl<'a> Renderer<'a> {
         let name = tenant.name.as_str();
         let resource = format!("Tenant/{name}");
         let origin = tenant.resource.origin.clone();
+        let who = Asker {
+            resource: resource.clone(),
+            origin: origin.clone(),
+        };
         let homes = spec.path(&spec.home_dir);
         let home = format!("{homes}/{name}");
         let owner = spec.manage_ownership.then(|| Owner {
@@ -393,8 +384,7 @@ impl<'a> Renderer<'a> {
             name.to_owned(),
             0o750,
             owner.clone(),
-            &resource,
-            &origin,
+            &who,
             true,
         );
         for (rel, mode) in [("domains", 0o750), ("logs", 0o750), ("tmp", 0o700)] {
@@ -403,8 +393,7 @@ impl<'a> Renderer<'a> {
                 format!("{name}/{rel}"),
                 mode,
                 owner.clone(),
-                &resource,
-                &origin,
+                &who,
                 true,
             );
         }
@@ -478,14 +467,7 @@ impl<'a> Renderer<'a> {
             .collect();
         cx.insert("ini", &ini);
         let path = format!("{}/{name}.conf", spec.pool_dir(version));
-        self.file(
-            &path,
-            "pool.conf.tera",
-            &cx,
-            &resource,
-            &origin,
-            GATE_PHP_FPM,
-        );
+        self.file(&path, "pool.conf.tera", &cx, &who, GATE_PHP_FPM);
     }
 
     fn domain(
@@ -501,6 +483,10 @@ impl<'a> Renderer<'a> {
         let tenant = d.tenant.as_str();
         let resource = format!("Domain/{domain}");
         let origin = d.resource.origin.clone();
+        let who = Asker {
+            resource: resource.clone(),
+            origin: origin.clone(),
+        };
         let s = &d.resource.spec;
         let base = format!("{tenant}/domains/{domain}");
         let docroot_rel = s
@@ -512,8 +498,7 @@ impl<'a> Renderer<'a> {
             base.clone(),
             0o750,
             owner.clone(),
-            &resource,
-            &origin,
+            &who,
             true,
         );
         let mut rel = base.clone();
@@ -524,8 +509,7 @@ impl<'a> Renderer<'a> {
                 rel.clone(),
                 0o750,
                 owner.clone(),
-                &resource,
-                &origin,
+                &who,
                 true,
             );
         }
@@ -534,8 +518,7 @@ impl<'a> Renderer<'a> {
             format!("{base}/logs"),
             0o750,
             owner,
-            &resource,
-            &origin,
+            &who,
             true,
         );
         let mut server_names = vec![domain];
@@ -568,14 +551,7 @@ impl<'a> Renderer<'a> {
             &s.redirect_to.as_ref().map(|r| r.value.clone()),
         );
         let path = format!("{}/{domain}.conf", spec.path(&spec.web.sites_dir));
-        self.file(
-            &path,
-            "vhost.conf.tera",
-            &cx,
-            &resource,
-            &origin,
-            GATE_NGINX,
-        );
+        self.file(&path, "vhost.conf.tera", &cx, &who, GATE_NGINX);
     }
 }
 

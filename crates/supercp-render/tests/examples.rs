@@ -14,13 +14,24 @@ fn workspace() -> PathBuf {
 
 fn check_example(example: &str, node_file: &str) {
     let repo = workspace().join("examples").join(example);
-    let catalog = supercp_load::load_repo(&repo, &LoadOptions::default()).unwrap_or_else(|d| panic!("{example} must load: {d:?}"));
+    let catalog = supercp_load::load_repo(&repo, &LoadOptions::default())
+        .unwrap_or_else(|d| panic!("{example} must load: {d:?}"));
     let node_path = workspace().join("examples/nodes").join(node_file);
-    let node = supercp_load::load_node(&node_path, node_file).unwrap_or_else(|d| panic!("{node_file}: {d:?}"));
+    let node = supercp_load::load_node(&node_path, node_file)
+        .unwrap_or_else(|d| panic!("{node_file}: {d:?}"));
     let spec = node.spec.resolve("/STATE");
-    let desired = supercp_render::render(&catalog, &NodeRef { resource: &node, spec: &spec }, &Templates::builtin())
-        .unwrap_or_else(|d| panic!("{example} must render: {d:?}"));
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/snapshots").join(format!("{example}-{}", node_file.trim_end_matches(".yaml")));
+    let desired = supercp_render::render(
+        &catalog,
+        &NodeRef {
+            resource: &node,
+            spec: &spec,
+        },
+        &Templates::builtin(),
+    )
+    .unwrap_or_else(|d| panic!("{example} must render: {d:?}"));
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/snapshots")
+        .join(format!("{example}-{}", node_file.trim_end_matches(".yaml")));
     let update = std::env::var("UPDATE_SNAPSHOTS").is_ok();
     let mut expected_files = Vec::new();
     let mut listing = String::new();
@@ -36,11 +47,20 @@ fn check_example(example: &str, node_file: &str) {
                     std::fs::create_dir_all(snap.parent().expect("parent")).expect("mkdir");
                     std::fs::write(&snap, text.as_bytes()).expect("write snapshot");
                 } else {
-                    let want = std::fs::read_to_string(&snap).unwrap_or_else(|e| panic!("{}: {e}; run with UPDATE_SNAPSHOTS=1", snap.display()));
-                    assert_eq!(text, want, "{path} differs from {}; run with UPDATE_SNAPSHOTS=1 and review", snap.display());
+                    let want = std::fs::read_to_string(&snap).unwrap_or_else(|e| {
+                        panic!("{}: {e}; run with UPDATE_SNAPSHOTS=1", snap.display())
+                    });
+                    assert_eq!(
+                        text,
+                        want,
+                        "{path} differs from {}; run with UPDATE_SNAPSHOTS=1 and review",
+                        snap.display()
+                    );
                 }
             }
-            Object::Dir { mode, owner } => listing.push_str(&format!("dir  {mode:o} {path} {owner:?}\n")),
+            Object::Dir { mode, owner } => {
+                listing.push_str(&format!("dir  {mode:o} {path} {owner:?}\n"))
+            }
         }
     }
     let list_file = dir.join("OBJECTS.txt");
@@ -48,8 +68,13 @@ fn check_example(example: &str, node_file: &str) {
         std::fs::create_dir_all(&dir).expect("mkdir");
         std::fs::write(&list_file, &listing).expect("write listing");
     } else {
-        let want = std::fs::read_to_string(&list_file).unwrap_or_else(|e| panic!("{}: {e}; run with UPDATE_SNAPSHOTS=1", list_file.display()));
-        assert_eq!(listing, want, "the rendered objects changed; run with UPDATE_SNAPSHOTS=1 and review");
+        let want = std::fs::read_to_string(&list_file).unwrap_or_else(|e| {
+            panic!("{}: {e}; run with UPDATE_SNAPSHOTS=1", list_file.display())
+        });
+        assert_eq!(
+            listing, want,
+            "the rendered objects changed; run with UPDATE_SNAPSHOTS=1 and review"
+        );
     }
 }
 
@@ -66,5 +91,10 @@ fn quickstart_renders_as_snapshotted_for_a_debian_node() {
 #[test]
 fn every_builtin_template_compiles() {
     let _ = Templates::builtin();
-    assert!(Templates::with_overrides(&[("nope.tera".into(), String::new(), "x/nope.tera".into())]).is_err());
+    assert!(Templates::with_overrides(&[(
+        "nope.tera".into(),
+        String::new(),
+        "x/nope.tera".into()
+    )])
+    .is_err());
 }

@@ -100,6 +100,15 @@ impl Prefix {
         path
     }
 
+    /// Points the journal at `url` (a node file: the sandbox node with that `auditUrl`).
+    pub fn journal_at(&mut self, url: &str) {
+        let node = self.node_with("");
+        let text = fs::read_to_string(&node)
+            .expect("node file")
+            .replace("sqlite:{state}/audit.db", url);
+        fs::write(&node, text).expect("node file");
+    }
+
     /// Every file under the sandbox with its content, sorted (for byte-for-byte comparisons).
     pub fn snapshot(&self) -> Vec<(String, Vec<u8>)> {
         let mut files = Vec::new();
