@@ -33,4 +33,14 @@ if ! command -v cargo >/dev/null 2>&1; then
     exit 1
 fi
 
-cargo test --workspace --locked "$@"
+# Every test target of every crate (the crates have no doc examples to run).
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+set +e
+cargo test --workspace --locked --all-targets "$@" 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+set -e
+# One closing line for the whole workspace (cargo prints one summary per test binary).
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
+     END { printf "workspace: %d passed, %d failed\n", p, f }' "$log"
+exit "$status"
