@@ -12,7 +12,11 @@ use common::Prefix;
 #[test]
 fn every_invalid_fixture_exits_1_with_its_diagnostics_and_writes_nothing() {
     let fixtures = common::workspace().join("tests/fixtures/invalid");
-    let mut cases: Vec<_> = fs::read_dir(&fixtures).expect("fixtures").flatten().map(|e| e.path()).collect();
+    let mut cases: Vec<_> = fs::read_dir(&fixtures)
+        .expect("fixtures")
+        .flatten()
+        .map(|e| e.path())
+        .collect();
     cases.sort();
     assert!(cases.len() >= 15, "one fixture per error class");
     for case in cases {
@@ -21,13 +25,16 @@ fn every_invalid_fixture_exits_1_with_its_diagnostics_and_writes_nothing() {
 }
 
 fn check_case(case: &Path) {
-    let name = case.file_name().expect("name").to_string_lossy().into_owned();
+    let name = case
+        .file_name()
+        .expect("name")
+        .to_string_lossy()
+        .into_owned();
     let expected = fs::read_to_string(case.join("expected.txt")).expect("expected.txt");
     // Accounts below UID 1000 come from this machine's /etc/passwd through the binary; the
     // fixture's list of them is for the loader test, so only lines for built-in names count here.
     let node_specific = |line: &&str| line.contains("system account of this node");
-    let p = Prefix::with_files(&[]);
-    fs::remove_dir_all(&p.repo).ok();
+    let p = Prefix::empty();
     common::copy_dir(case, &p.repo);
     for extra in ["expected.txt", "system-accounts.txt"] {
         fs::remove_file(p.repo.join(extra)).ok();
@@ -36,27 +43,63 @@ fn check_case(case: &Path) {
         let run = p.supercp(&[command]);
         run.expect_code(1);
         let err = run.stderr();
-        for line in expected.lines().filter(|l| !l.trim().is_empty()).filter(|l| !node_specific(l)) {
-            assert!(err.contains(line), "{name}: `{command}` must print\n  {line}\n{}", run.described);
+        for line in expected
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .filter(|l| !node_specific(l))
+        {
+            assert!(
+                err.contains(line),
+                "{name}: `{command}` must print\n  {line}\n{}",
+                run.described
+            );
         }
-        assert!(err.contains("help:"), "{name}: every error has a help line\n{}", run.described);
-        assert!(run.stdout().is_empty(), "{name}: stdout stays empty\n{}", run.described);
-        assert!(!p.sandbox().exists(), "{name}: `{command}` wrote nothing\n{}", run.described);
-        assert!(!p.state.join("audit.db").exists(), "{name}: `{command}` recorded no run");
+        assert!(
+            err.contains("help:"),
+            "{name}: every error has a help line\n{}",
+            run.described
+        );
+        assert!(
+            run.stdout().is_empty(),
+            "{name}: stdout stays empty\n{}",
+            run.described
+        );
+        assert!(
+            !p.sandbox().exists(),
+            "{name}: `{command}` wrote nothing\n{}",
+            run.described
+        );
+        assert!(
+            !p.state.join("audit.db").exists(),
+            "{name}: `{command}` recorded no run"
+        );
     }
 }
 
 #[test]
 fn three_errors_in_two_files_are_printed_together_sorted_by_file_and_line() {
     let case = common::workspace().join("tests/fixtures/invalid/three_errors_two_files");
-    let p = Prefix::with_files(&[]);
-    fs::remove_dir_all(&p.repo).ok();
+    let p = Prefix::empty();
     common::copy_dir(&case, &p.repo);
     fs::remove_file(p.repo.join("expected.txt")).ok();
     let run = p.supercp(&["validate"]);
     run.expect_code(1);
-    let errors: Vec<String> = run.stderr().lines().filter(|l| l.contains(": error: ")).map(str::to_owned).collect();
+    let errors: Vec<String> = run
+        .stderr()
+        .lines()
+        .filter(|l| l.contains(": error: "))
+        .map(str::to_owned)
+        .collect();
     assert_eq!(errors.len(), 3, "{}", run.described);
-    assert!(errors[0].starts_with("a.yaml:") && errors[1].starts_with("a.yaml:") && errors[2].starts_with("b.yaml:"), "{errors:?}");
-    assert!(run.stderr().contains("3 error(s); nothing was applied"), "{}", run.described);
+    assert!(
+        errors[0].starts_with("a.yaml:")
+            && errors[1].starts_with("a.yaml:")
+            && errors[2].starts_with("b.yaml:"),
+        "{errors:?}"
+    );
+    assert!(
+        run.stderr().contains("3 error(s); nothing was applied"),
+        "{}",
+        run.described
+    );
 }

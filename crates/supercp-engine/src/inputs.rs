@@ -35,12 +35,7 @@ impl Inputs {
         node_file: Option<&Path>,
         state_dir: &Path,
     ) -> Result<Inputs, Vec<Diagnostic>> {
-        let node = match node_file {
-            Some(path) => supercp_load::load_node(path, &path.display().to_string())?,
-            None => supercp_load::load_node_text("(embedded sandbox node)".into(), SANDBOX_NODE)?,
-        };
-        let state = absolute(state_dir);
-        let spec = node.spec.resolve(&state.display().to_string());
+        let (node, spec, state) = node_for(node_file, state_dir)?;
         let options = LoadOptions {
             system_accounts: system_accounts(),
         };
@@ -77,10 +72,7 @@ impl Inputs {
 
     /// The audit journal URL: the node's, or `<state>/audit.db`.
     pub fn audit_url(&self) -> String {
-        self.spec
-            .audit_url
-            .clone()
-            .unwrap_or_else(|| format!("sqlite:{}", self.state_dir.join("audit.db").display()))
+        default_audit_url(&self.spec, &self.state_dir)
     }
 
     pub fn node_name(&self) -> &str {
@@ -96,15 +88,29 @@ pub fn audit_url_for(
     node_file: Option<&Path>,
     state_dir: &Path,
 ) -> Result<String, Vec<Diagnostic>> {
+    let (_, spec, state) = node_for(node_file, state_dir)?;
+    Ok(default_audit_url(&spec, &state))
+}
+
+/// The node file (or the embedded sandbox node), its spec resolved against the absolute state
+/// directory, and that directory.
+fn node_for(
+    node_file: Option<&Path>,
+    state_dir: &Path,
+) -> Result<(Resource<NodeSpec>, NodeSpec, PathBuf), Vec<Diagnostic>> {
     let node = match node_file {
         Some(path) => supercp_load::load_node(path, &path.display().to_string())?,
         None => supercp_load::load_node_text("(embedded sandbox node)".into(), SANDBOX_NODE)?,
     };
     let state = absolute(state_dir);
     let spec = node.spec.resolve(&state.display().to_string());
-    Ok(spec
-        .audit_url
-        .unwrap_or_else(|| format!("sqlite:{}", state.join("audit.db").display())))
+    Ok((node, spec, state))
+}
+
+fn default_audit_url(spec: &NodeSpec, state: &Path) -> String {
+    spec.audit_url
+        .clone()
+        .unwrap_or_else(|| format!("sqlite:{}", state.join("audit.db").display()))
 }
 
 fn absolute(path: &Path) -> PathBuf {

@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::path::Path;
 
-use supercp_engine::{ApplyOptions, PlanOptions};
+use supercp_engine::ApplyOptions;
 
 use crate::Outcome;
 
@@ -11,13 +11,8 @@ use crate::Outcome;
 pub struct Args {
     #[command(flatten)]
     pub source: super::Source,
-    /// Delete tenant data (homes, document roots) whose resource left the repo with
-    /// `deletionPolicy: Delete`.
-    #[arg(long)]
-    pub allow_destroy: bool,
-    /// Largest share (percent) of any kind of resource one apply may remove.
-    #[arg(long, default_value_t = 25.0)]
-    pub max_delete_share: f64,
+    #[command(flatten)]
+    pub delete: super::DeleteArgs,
 }
 
 /// # Errors
@@ -27,10 +22,7 @@ pub fn exec(state: &Path, args: &Args) -> anyhow::Result<Outcome> {
         return Ok(Outcome::Invalid);
     };
     let options = ApplyOptions {
-        plan: PlanOptions {
-            allow_destroy: args.allow_destroy,
-            max_delete_share: args.max_delete_share,
-        },
+        plan: args.delete.plan_options(),
         actor: actor(),
         pause_before_step: std::env::var("SUPERCP_TEST_PAUSE_BEFORE_STEP")
             .ok()

@@ -24,6 +24,27 @@ pub struct Source {
     pub node: Option<PathBuf>,
 }
 
+/// What a plan or apply may delete (shared by both, so a plan shows what apply would do).
+#[derive(clap::Args, Debug, Clone)]
+pub struct DeleteArgs {
+    /// Delete tenant data (homes, document roots) whose resource left the repo with
+    /// `deletionPolicy: Delete`.
+    #[arg(long)]
+    pub allow_destroy: bool,
+    /// Largest share (percent) of any kind of resource one plan may remove.
+    #[arg(long, default_value_t = 25.0)]
+    pub max_delete_share: f64,
+}
+
+impl DeleteArgs {
+    pub fn plan_options(&self) -> supercp_engine::PlanOptions {
+        supercp_engine::PlanOptions {
+            allow_destroy: self.allow_destroy,
+            max_delete_share: self.max_delete_share,
+        }
+    }
+}
+
 /// Loads and renders, or prints every diagnostic to stderr and returns `None`.
 pub fn load_and_render(state: &Path, source: &Source) -> Option<(Inputs, Vec<Desired>)> {
     let inputs = match Inputs::load(&source.repo, source.node.as_deref(), state) {

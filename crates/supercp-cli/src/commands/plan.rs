@@ -3,8 +3,6 @@
 use std::io::Write;
 use std::path::Path;
 
-use supercp_engine::PlanOptions;
-
 use crate::output::{self, Format};
 use crate::Outcome;
 
@@ -17,12 +15,8 @@ pub struct Args {
     /// Exit 2 when there are changes, 0 when there are none (1 stays an error).
     #[arg(long)]
     pub detailed_exitcode: bool,
-    /// Plan deletes of tenant data whose deletion policy is Delete.
-    #[arg(long)]
-    pub allow_destroy: bool,
-    /// Largest share (percent) of any kind of resource a plan may remove.
-    #[arg(long, default_value_t = 25.0)]
-    pub max_delete_share: f64,
+    #[command(flatten)]
+    pub delete: super::DeleteArgs,
 }
 
 /// # Errors
@@ -31,10 +25,7 @@ pub fn exec(state: &Path, args: &Args) -> anyhow::Result<Outcome> {
     let Some((inputs, desired)) = super::load_and_render(state, &args.source) else {
         return Ok(Outcome::Invalid);
     };
-    let options = PlanOptions {
-        allow_destroy: args.allow_destroy,
-        max_delete_share: args.max_delete_share,
-    };
+    let options = args.delete.plan_options();
     let rt = super::runtime()?;
     let planned = rt.block_on(async {
         let journal = super::open_journal(state, &inputs.audit_url()).await?;

@@ -24,26 +24,25 @@ pub struct Run {
 impl Prefix {
     /// A prefix with a copy of `examples/<example>` as the repo.
     pub fn with_example(example: &str) -> Prefix {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let repo = dir.path().join("repo");
-        copy_dir(&workspace().join("examples").join(example), &repo);
-        let state = dir.path().join("state");
-        Prefix {
-            dir,
-            repo,
-            state,
-            env: Vec::new(),
-            node: None,
-        }
+        let p = Prefix::empty();
+        copy_dir(&workspace().join("examples").join(example), &p.repo);
+        p
     }
 
     /// A prefix whose repo holds the given files.
     pub fn with_files(files: &[(&str, &str)]) -> Prefix {
+        let p = Prefix::empty();
+        fs::create_dir_all(&p.repo).expect("repo dir");
+        for (name, text) in files {
+            write(&p.repo.join(name), text);
+        }
+        p
+    }
+
+    /// A temp prefix; `repo` and `state` are paths inside it that do not exist yet.
+    pub fn empty() -> Prefix {
         let dir = tempfile::tempdir().expect("temp dir");
         let repo = dir.path().join("repo");
-        for (name, text) in files {
-            write(&repo.join(name), text);
-        }
         let state = dir.path().join("state");
         Prefix {
             dir,
