@@ -440,17 +440,19 @@ impl Journal {
         const OP: &str = "steps_running";
         on_pool!(self, pool => {
             let mut tx = pool.begin().await.map_err(query_err(OP))?;
-            for &step in ids {
-                let done = sqlx::query(
-                    "UPDATE steps SET status = 'running', started_at = $2, attempt = attempt + 1 \
-                     WHERE id = $1",
-                )
-                .bind(step)
-                .bind(at_ms)
-                .execute(&mut *tx)
-                .await
-                .map_err(query_err(OP))?;
-                if done.rows_affected() == 0 {
+            for chunk in ids.chunks(ROWS_PER_STATEMENT) {
+                let sql = format!(
+                    "UPDATE steps SET status = 'running', started_at = $1, attempt = attempt + 1 \
+                     WHERE id IN {}",
+                    values_sql(1, chunk.len(), 2)
+                );
+                let mut update = sqlx::query(&sql).bind(at_ms);
+                for &step in chunk {
+                    update = update.bind(step);
+                }
+                let done = update.execute(&mut *tx).await.map_err(query_err(OP))?;
+                if done.rows_affected() != chunk.len() as u64 {
+                    let step = missing_step(&mut tx, chunk).await.map_err(query_err(OP))?;
                     return Err(AuditError::StepNotFound { step });
                 }
             }
@@ -475,22 +477,31 @@ impl Journal {
             })?;
         on_pool!(self, pool => {
             let mut tx = pool.begin().await.map_err(query_err(OP))?;
-            for (result, log) in results.iter().zip(&logs) {
-                let done = sqlx::query(
-                    "UPDATE steps SET status = $2, after_hash = COALESCE($3, after_hash), \
-                     log = $4, started_at = $5, finished_at = $6 WHERE id = $1",
-                )
-                .bind(result.id)
-                .bind(result.status.as_str())
-                .bind(result.after_hash.as_deref())
-                .bind(log)
-                .bind(result.started_at)
-                .bind(result.finished_at)
-                .execute(&mut *tx)
-                .await
-                .map_err(query_err(OP))?;
-                if done.rows_affected() == 0 {
-                    return Err(AuditError::StepNotFound { step: result.id });
+            let rows: Vec<(&StepResult, &String)> = results.iter().zip(&logs).collect();
+            for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+                // One statement per chunk; VALUES columns are column1… in both databases.
+                let sql = format!(
+                    "UPDATE steps SET status = v.column2, \
+                     after_hash = COALESCE(v.column3, steps.after_hash), log = v.column4, \
+                     started_at = v.column5, finished_at = v.column6 \
+                     FROM (VALUES {}) AS v WHERE steps.id = v.column1",
+                    values_sql(chunk.len(), 6, 1)
+                );
+                let mut update = sqlx::query(&sql);
+                for (result, log) in chunk {
+                    update = update
+                        .bind(result.id)
+                        .bind(result.status.as_str())
+                        .bind(result.after_hash.as_deref())
+                        .bind(*log)
+                        .bind(result.started_at)
+                        .bind(result.finished_at);
+                }
+                let done = update.execute(&mut *tx).await.map_err(query_err(OP))?;
+                if done.rows_affected() != chunk.len() as u64 {
+                    let ids: Vec<StepId> = chunk.iter().map(|(r, _)| r.id).collect();
+                    let step = missing_step(&mut tx, &ids).await.map_err(query_err(OP))?;
+                    return Err(AuditError::StepNotFound { step });
                 }
             }
             tx.commit().await.map_err(query_err(OP))
@@ -685,32 +696,44 @@ impl Journal {
         const OP: &str = "set_owned";
         on_pool!(self, pool => {
             let mut tx = pool.begin().await.map_err(query_err(OP))?;
+            // A key may appear once per INSERT … ON CONFLICT statement: the last record wins.
+            let mut latest: std::collections::BTreeMap<&str, &OwnedObject> = Default::default();
             for owned in add {
-                sqlx::query(
-                    "INSERT INTO owned (node, object, resource, tenant_data, anchor, deletion_policy, gate) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (node, object) \
+                latest.insert(owned.object.as_str(), owned);
+            }
+            let add: Vec<&OwnedObject> = latest.into_values().collect();
+            for chunk in add.chunks(ROWS_PER_STATEMENT) {
+                let sql = format!(
+                    "INSERT INTO owned (node, object, resource, tenant_data, anchor, \
+                     deletion_policy, gate) VALUES {} ON CONFLICT (node, object) \
                      DO UPDATE SET resource = excluded.resource, tenant_data = excluded.tenant_data, \
                      anchor = excluded.anchor, deletion_policy = excluded.deletion_policy, \
                      gate = excluded.gate",
-                )
-                .bind(node)
-                .bind(&owned.object)
-                .bind(&owned.resource)
-                .bind(owned.tenant_data)
-                .bind(&owned.anchor)
-                .bind(&owned.deletion_policy)
-                .bind(&owned.gate)
-                .execute(&mut *tx)
-                .await
-                .map_err(query_err(OP))?;
+                    values_sql(chunk.len(), 7, 1)
+                );
+                let mut insert = sqlx::query(&sql);
+                for owned in chunk {
+                    insert = insert
+                        .bind(node)
+                        .bind(&owned.object)
+                        .bind(&owned.resource)
+                        .bind(owned.tenant_data)
+                        .bind(&owned.anchor)
+                        .bind(&owned.deletion_policy)
+                        .bind(&owned.gate);
+                }
+                insert.execute(&mut *tx).await.map_err(query_err(OP))?;
             }
-            for object in remove {
-                sqlx::query("DELETE FROM owned WHERE node = $1 AND object = $2")
-                    .bind(node)
-                    .bind(object)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(query_err(OP))?;
+            for chunk in remove.chunks(ROWS_PER_STATEMENT) {
+                let sql = format!(
+                    "DELETE FROM owned WHERE node = $1 AND object IN {}",
+                    values_sql(1, chunk.len(), 2)
+                );
+                let mut delete = sqlx::query(&sql).bind(node);
+                for object in chunk {
+                    delete = delete.bind(object);
+                }
+                delete.execute(&mut *tx).await.map_err(query_err(OP))?;
             }
             tx.commit().await.map_err(query_err(OP))
         })
@@ -805,6 +828,10 @@ const POOL_SIZE: u32 = 5;
 /// Rows per multi-row INSERT in `add_steps`: 9 parameters a row stays far below the parameter
 /// limits of SQLite (32766) and PostgreSQL (65535).
 const STEP_ROWS_PER_INSERT: usize = 500;
+
+/// Rows per batched UPDATE, INSERT or DELETE: well under both databases' parameter limits
+/// (32,766 in SQLite, 65,535 in PostgreSQL) at seven values a row.
+const ROWS_PER_STATEMENT: usize = 500;
 const STEP_INSERT_COLUMNS: usize = 9;
 
 const RUN_COLUMNS: &str = "id, node, actor, repo, git_commit, git_author, git_dirty, summary, \
@@ -911,26 +938,66 @@ fn query_err(op: &'static str) -> impl FnOnce(sqlx::Error) -> AuditError {
 
 /// `INSERT INTO steps … VALUES (…), (…) RETURNING id, seq` for `rows` rows.
 fn insert_steps_sql(rows: usize) -> String {
-    let mut sql = String::from(
+    format!(
         "INSERT INTO steps (run_id, seq, resource, origin, object, action, before_hash, \
-         after_hash, before_content) VALUES ",
-    );
+         after_hash, before_content) VALUES {} RETURNING id, seq",
+        values_sql(rows, STEP_INSERT_COLUMNS, 1)
+    )
+}
+
+/// Numbered placeholders for `rows` tuples of `columns` values, starting at `$first`:
+/// `values_sql(2, 2, 1)` is `($1, $2), ($3, $4)` and `values_sql(1, 3, 2)` is `($2, $3, $4)`.
+/// Both databases take `$N` placeholders through sqlx.
+fn values_sql(rows: usize, columns: usize, first: usize) -> String {
+    let mut sql = String::with_capacity(rows * columns * 6);
     for row in 0..rows {
         if row > 0 {
             sql.push_str(", ");
         }
         sql.push('(');
-        for column in 0..STEP_INSERT_COLUMNS {
+        for column in 0..columns {
             if column > 0 {
                 sql.push_str(", ");
             }
             sql.push('$');
-            sql.push_str(&(row * STEP_INSERT_COLUMNS + column + 1).to_string());
+            sql.push_str(&(first + row * columns + column).to_string());
         }
         sql.push(')');
     }
-    sql.push_str(" RETURNING id, seq");
     sql
+}
+
+/// Which of `ids` is not in the journal (after a batch touched fewer rows than it named).
+async fn missing_step<'c, DB>(
+    tx: &mut sqlx::Transaction<'c, DB>,
+    ids: &[StepId],
+) -> Result<StepId, sqlx::Error>
+where
+    DB: sqlx::Database,
+    for<'q> i64: sqlx::Encode<'q, DB> + sqlx::Decode<'q, DB> + sqlx::Type<DB>,
+    for<'q> <DB as sqlx::Database>::Arguments<'q>: sqlx::IntoArguments<'q, DB>,
+    for<'t> &'t mut <DB as sqlx::Database>::Connection: sqlx::Executor<'t, Database = DB>,
+    (i64,): for<'r> sqlx::FromRow<'r, <DB as sqlx::Database>::Row>,
+{
+    let sql = format!(
+        "SELECT id FROM steps WHERE id IN {}",
+        values_sql(1, ids.len(), 1)
+    );
+    let mut query = sqlx::query_as::<DB, (i64,)>(&sql);
+    for &id in ids {
+        query = query.bind(id);
+    }
+    let found: std::collections::BTreeSet<i64> = query
+        .fetch_all(&mut **tx)
+        .await?
+        .into_iter()
+        .map(|(id,)| id)
+        .collect();
+    Ok(ids
+        .iter()
+        .copied()
+        .find(|id| !found.contains(id))
+        .unwrap_or_default())
 }
 
 /// Unix milliseconds now; a clock before 1970 reads as 0.

@@ -386,6 +386,26 @@ async fn twenty_thousand_steps_are_recorded_in_one_call_and_in_order() {
             assert_eq!(record.resource, steps[i].resource, "{url}");
             assert_eq!(record.has_before_content, i % 2 == 0, "{url}");
         }
+
+        // The batched updates cover every step, across many statements.
+        journal.steps_running(&ids, now_ms()).await.expect("steps_running");
+        let results: Vec<StepResult> = ids.iter().map(|&id| done(id)).collect();
+        journal.finish_steps(&results).await.expect("finish_steps");
+        let (_, records) = journal.get_run(run).await.expect("get_run").expect("run");
+        assert!(records.iter().all(|r| r.status == StepStatus::Done && r.attempt == 1), "{url}");
+        let mut with_unknown: Vec<StepResult> = ids[..700].iter().map(|&id| done(id)).collect();
+        with_unknown.insert(600, done(ids[COUNT - 1] + 1_000));
+        assert!(
+            matches!(journal.finish_steps(&with_unknown).await, Err(AuditError::StepNotFound { step }) if step == ids[COUNT - 1] + 1_000),
+            "an unknown id in a later chunk is named, {url}"
+        );
+
+        let many: Vec<OwnedObject> = (0..COUNT).map(|i| owned(&format!("file:/d{i}"), "Domain/d", false)).collect();
+        journal.set_owned("web1", &many, &[]).await.expect("set_owned");
+        assert_eq!(journal.owned("web1").await.expect("owned").len(), COUNT, "{url}");
+        let gone: Vec<String> = (0..COUNT / 2).map(|i| format!("file:/d{i}")).collect();
+        journal.set_owned("web1", &[], &gone).await.expect("set_owned");
+        assert_eq!(journal.owned("web1").await.expect("owned").len(), COUNT / 2, "{url}");
     })
     .await;
 }
