@@ -389,6 +389,7 @@ impl Journal {
         steps: &[NewStep],
     ) -> Result<Vec<StepId>, AuditError> {
         const OP: &str = "add_steps";
+        let sqlite = self.backend_name() == "sqlite";
         on_pool!(self, pool => {
             let mut tx = pool.begin().await.map_err(query_err(OP))?;
             let first_seq: Option<i64> = sqlx::query_scalar(
@@ -406,6 +407,7 @@ impl Journal {
             let mut seq = first_seq;
             for chunk in steps.chunks(STEP_ROWS_PER_INSERT) {
                 let sql = insert_steps_sql(chunk.len());
+                let sql = for_backend(sql, sqlite);
                 let mut insert = sqlx::query_as::<_, (StepId, i64)>(&sql);
                 for step in chunk {
                     insert = insert
@@ -438,6 +440,7 @@ impl Journal {
     /// [`AuditError::Query`] when the database fails.
     pub async fn steps_running(&self, ids: &[StepId], at_ms: i64) -> Result<(), AuditError> {
         const OP: &str = "steps_running";
+        let sqlite = self.backend_name() == "sqlite";
         on_pool!(self, pool => {
             let mut tx = pool.begin().await.map_err(query_err(OP))?;
             for chunk in ids.chunks(ROWS_PER_STATEMENT) {
@@ -446,13 +449,14 @@ impl Journal {
                      WHERE id IN {}",
                     values_sql(1, chunk.len(), 2)
                 );
+                let sql = for_backend(sql, sqlite);
                 let mut update = sqlx::query(&sql).bind(at_ms);
                 for &step in chunk {
                     update = update.bind(step);
                 }
                 let done = update.execute(&mut *tx).await.map_err(query_err(OP))?;
                 if done.rows_affected() != chunk.len() as u64 {
-                    let step = missing_step(&mut tx, chunk).await.map_err(query_err(OP))?;
+                    let step = missing_step(&mut tx, chunk, sqlite).await.map_err(query_err(OP))?;
                     return Err(AuditError::StepNotFound { step });
                 }
             }
@@ -467,6 +471,7 @@ impl Journal {
     /// [`AuditError::Query`] when the database fails.
     pub async fn finish_steps(&self, results: &[StepResult]) -> Result<(), AuditError> {
         const OP: &str = "finish_steps";
+        let sqlite = self.backend_name() == "sqlite";
         let logs = results
             .iter()
             .map(|result| serde_json::to_string(&result.log))
@@ -487,6 +492,7 @@ impl Journal {
                      FROM (VALUES {}) AS v WHERE steps.id = v.column1",
                     values_sql(chunk.len(), 6, 1)
                 );
+                let sql = for_backend(sql, sqlite);
                 let mut update = sqlx::query(&sql);
                 for (result, log) in chunk {
                     update = update
@@ -500,7 +506,7 @@ impl Journal {
                 let done = update.execute(&mut *tx).await.map_err(query_err(OP))?;
                 if done.rows_affected() != chunk.len() as u64 {
                     let ids: Vec<StepId> = chunk.iter().map(|(r, _)| r.id).collect();
-                    let step = missing_step(&mut tx, &ids).await.map_err(query_err(OP))?;
+                    let step = missing_step(&mut tx, &ids, sqlite).await.map_err(query_err(OP))?;
                     return Err(AuditError::StepNotFound { step });
                 }
             }
@@ -694,6 +700,7 @@ impl Journal {
         remove: &[String],
     ) -> Result<(), AuditError> {
         const OP: &str = "set_owned";
+        let sqlite = self.backend_name() == "sqlite";
         on_pool!(self, pool => {
             let mut tx = pool.begin().await.map_err(query_err(OP))?;
             // A key may appear once per INSERT … ON CONFLICT statement: the last record wins.
@@ -711,6 +718,7 @@ impl Journal {
                      gate = excluded.gate",
                     values_sql(chunk.len(), 7, 1)
                 );
+                let sql = for_backend(sql, sqlite);
                 let mut insert = sqlx::query(&sql);
                 for owned in chunk {
                     insert = insert
@@ -729,6 +737,7 @@ impl Journal {
                     "DELETE FROM owned WHERE node = $1 AND object IN {}",
                     values_sql(1, chunk.len(), 2)
                 );
+                let sql = for_backend(sql, sqlite);
                 let mut delete = sqlx::query(&sql).bind(node);
                 for object in chunk {
                     delete = delete.bind(object);
@@ -945,6 +954,29 @@ fn insert_steps_sql(rows: usize) -> String {
     )
 }
 
+/// The SQL for the journal's database: SQLite gets anonymous `?` placeholders instead of
+/// `$N`. With thousands of numbered parameters SQLite looks each name up in a list, which made
+/// one 500-row statement cost quadratic time; positional `?` is bound by index. The `$N` of a
+/// batched statement are written in increasing order, so the positions stay the same.
+fn for_backend(sql: String, sqlite: bool) -> String {
+    if !sqlite {
+        return sql;
+    }
+    let mut out = String::with_capacity(sql.len());
+    let mut chars = sql.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '$' && chars.peek().is_some_and(char::is_ascii_digit) {
+            while chars.peek().is_some_and(char::is_ascii_digit) {
+                chars.next();
+            }
+            out.push('?');
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// Numbered placeholders for `rows` tuples of `columns` values, starting at `$first`:
 /// `values_sql(2, 2, 1)` is `($1, $2), ($3, $4)` and `values_sql(1, 3, 2)` is `($2, $3, $4)`.
 /// Both databases take `$N` placeholders through sqlx.
@@ -971,6 +1003,7 @@ fn values_sql(rows: usize, columns: usize, first: usize) -> String {
 async fn missing_step<'c, DB>(
     tx: &mut sqlx::Transaction<'c, DB>,
     ids: &[StepId],
+    sqlite: bool,
 ) -> Result<StepId, sqlx::Error>
 where
     DB: sqlx::Database,
@@ -983,6 +1016,7 @@ where
         "SELECT id FROM steps WHERE id IN {}",
         values_sql(1, ids.len(), 1)
     );
+    let sql = for_backend(sql, sqlite);
     let mut query = sqlx::query_as::<DB, (i64,)>(&sql);
     for &id in ids {
         query = query.bind(id);
@@ -1119,5 +1153,15 @@ mod tests {
             "{sql}"
         );
         assert!(sql.ends_with("$18) RETURNING id, seq"), "{sql}");
+    }
+
+    #[test]
+    fn sqlite_gets_positional_placeholders_in_the_same_order() {
+        let sql = format!("UPDATE t SET a = $1 WHERE id IN {}", values_sql(1, 3, 2));
+        assert_eq!(for_backend(sql.clone(), false), sql);
+        assert_eq!(
+            for_backend(sql, true),
+            "UPDATE t SET a = ? WHERE id IN (?, ?, ?)"
+        );
     }
 }
