@@ -45,6 +45,14 @@ pub enum DriverError {
 pub struct Node {
     anchors: HashMap<String, OwnedFd>,
     owners: HashMap<Owner, Option<(Uid, Gid)>>,
+    /// The directories of the last walk (see `walk`).
+    chain: Option<Chain>,
+}
+
+/// Directories opened (without following symlinks) below one anchor, outermost first.
+struct Chain {
+    anchor: String,
+    dirs: Vec<(String, OwnedFd)>,
 }
 
 /// Where a walk to an object's parent directory ended.
@@ -174,6 +182,8 @@ impl Node {
     /// `DeleteFailed` naming the path.
     pub fn delete(&mut self, anchor: &str, rel: &str) -> Result<(), DriverError> {
         let path = join(anchor, rel);
+        // A cached directory may be the one deleted.
+        self.chain = None;
         let parent = match self.walk_parent(anchor, rel)? {
             Parent::Open(fd) => fd,
             Parent::Missing => return Ok(()),
@@ -219,6 +229,9 @@ impl Node {
     /// # Errors
     /// `WriteFailed` naming the directory.
     pub fn ensure_anchor(&mut self, anchor: &str) -> Result<(), DriverError> {
+        if self.anchors.contains_key(anchor) {
+            return Ok(());
+        }
         std::fs::create_dir_all(anchor).map_err(|source| DriverError::WriteFailed {
             path: anchor.to_owned(),
             source,
@@ -242,55 +255,88 @@ impl Node {
     }
 
     fn walk_parent(&mut self, anchor: &str, rel: &str) -> Result<Parent, DriverError> {
-        let Ok(anchor_fd) = self.anchor(anchor) else {
+        if self.anchor(anchor).is_err() {
             return Ok(Parent::Missing);
-        };
-        let mut current = dup(anchor_fd, anchor)?;
-        let components: Vec<&str> = rel.split('/').filter(|c| !c.is_empty()).collect();
-        let mut path = anchor.trim_end_matches('/').to_owned();
-        for component in components.iter().take(components.len().saturating_sub(1)) {
-            path = format!("{path}/{component}");
-            match open_dir_nofollow(current.as_raw_fd(), component) {
-                Ok(fd) => current = fd,
-                Err(Errno::ENOENT) => return Ok(Parent::Missing),
-                Err(Errno::ELOOP | Errno::ENOTDIR) => {
-                    let what = describe(current.as_raw_fd(), component);
-                    return Ok(Parent::Blocked(Observed::Blocked { path, what }));
-                }
-                Err(source) => return Err(DriverError::OpenFailed { path, source }),
-            }
         }
-        Ok(Parent::Open(current))
+        self.walk(anchor, rel, false)
     }
 
     /// Like `walk_parent`, creating missing parents (mode 0755; a managed parent is itself a
     /// desired object and gets its mode and owner from its own step).
     fn walk_parent_creating(&mut self, anchor: &str, rel: &str) -> Result<Parent, DriverError> {
         self.ensure_anchor(anchor)?;
+        self.walk(anchor, rel, true)
+    }
+
+    /// Opens the parent directory of `anchor/rel`, one component at a time with `O_NOFOLLOW`.
+    /// Reuses the directories of the previous walk below the same anchor: objects come
+    /// parent-first, so consecutive walks share most of their path.
+    fn walk(&mut self, anchor: &str, rel: &str, create: bool) -> Result<Parent, DriverError> {
         let anchor_fd = self.anchor(anchor)?;
-        let mut current = dup(anchor_fd, anchor)?;
         let components: Vec<&str> = rel.split('/').filter(|c| !c.is_empty()).collect();
+        let parents = &components[..components.len().saturating_sub(1)];
+        let mut dirs = match self.chain.take() {
+            Some(chain) if chain.anchor == anchor => chain.dirs,
+            _ => Vec::new(),
+        };
+        let common = dirs
+            .iter()
+            .zip(parents)
+            .take_while(|((name, _), c)| name == *c)
+            .count();
+        dirs.truncate(common);
         let mut path = anchor.trim_end_matches('/').to_owned();
-        for component in components.iter().take(components.len().saturating_sub(1)) {
+        for component in &parents[..common] {
             path = format!("{path}/{component}");
-            match mkdirat(
-                Some(current.as_raw_fd()),
-                *component,
-                Mode::from_bits_truncate(0o755),
-            ) {
-                Ok(()) | Err(Errno::EEXIST) => {}
-                Err(source) => return Err(DriverError::OpenFailed { path, source }),
-            }
-            match open_dir_nofollow(current.as_raw_fd(), component) {
-                Ok(fd) => current = fd,
-                Err(Errno::ELOOP | Errno::ENOTDIR) => {
-                    let what = describe(current.as_raw_fd(), component);
-                    return Ok(Parent::Blocked(Observed::Blocked { path, what }));
+        }
+        let mut outcome = None;
+        for component in &parents[common..] {
+            path = format!("{path}/{component}");
+            let parent = dirs.last().map_or(anchor_fd, |(_, fd)| fd.as_raw_fd());
+            let opened = match open_dir_nofollow(parent, component) {
+                Err(Errno::ENOENT) if create => {
+                    match mkdirat(Some(parent), *component, Mode::from_bits_truncate(0o755)) {
+                        Ok(()) | Err(Errno::EEXIST) => open_dir_nofollow(parent, component),
+                        Err(e) => Err(e),
+                    }
                 }
-                Err(source) => return Err(DriverError::OpenFailed { path, source }),
+                other => other,
+            };
+            match opened {
+                Ok(fd) => dirs.push(((*component).to_owned(), fd)),
+                Err(Errno::ENOENT) => {
+                    outcome = Some(Ok(Parent::Missing));
+                    break;
+                }
+                Err(Errno::ELOOP | Errno::ENOTDIR) => {
+                    let what = describe(parent, component);
+                    outcome = Some(Ok(Parent::Blocked(Observed::Blocked {
+                        path: path.clone(),
+                        what,
+                    })));
+                    break;
+                }
+                Err(source) => {
+                    outcome = Some(Err(DriverError::OpenFailed {
+                        path: path.clone(),
+                        source,
+                    }));
+                    break;
+                }
             }
         }
-        Ok(Parent::Open(current))
+        let result = match outcome {
+            Some(result) => result,
+            None => {
+                let parent = dirs.last().map_or(anchor_fd, |(_, fd)| fd.as_raw_fd());
+                dup(parent, &path).map(Parent::Open)
+            }
+        };
+        self.chain = Some(Chain {
+            anchor: anchor.to_owned(),
+            dirs,
+        });
+        result
     }
 
     fn resolve_owner(&mut self, owner: &Owner, path: &str) -> Result<(Uid, Gid), DriverError> {
