@@ -192,6 +192,20 @@ pub struct WebLayout {
     /// nginx's MIME types file (a path on the node, not below `root`).
     #[serde(default = "default_mime_types")]
     pub mime_types: String,
+    /// Where each site logs: `Domain` (its own access and error log in the domain's `logs/`,
+    /// the default) or `Node` (nginx's node-wide logs). nginx holds two descriptors per site
+    /// with `Domain`, at every start and every `nginx -t`: a node with thousands of sites needs
+    /// its open-files limit raised (systemd `LimitNOFILE`), or `Node` where it cannot be.
+    #[serde(default)]
+    pub site_logs: SiteLogs,
+}
+
+/// See `WebLayout::site_logs`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+pub enum SiteLogs {
+    #[default]
+    Domain,
+    Node,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]

@@ -59,3 +59,25 @@ pub fn run(gate: &str, argv: &[String]) -> Result<GateRun, GateError> {
         output: text,
     })
 }
+
+/// Raises this process's open-files limit as far as it may go, so the checks it runs inherit
+/// it: `nginx -t` opens every vhost's log files, two per domain, which is past a default limit
+/// of 1,024 (or even 20,000) on a node with thousands of sites. Root may raise the hard limit
+/// up to the kernel's `fs.nr_open`; anyone else up to the hard limit. Returns the limit now
+/// in force.
+pub fn raise_open_files_limit() -> u64 {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else {
+        return 0;
+    };
+    let nr_open = std::fs::read_to_string("/proc/sys/fs/nr_open")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(hard);
+    for limit in [nr_open.max(hard), hard] {
+        if limit > soft && setrlimit(Resource::RLIMIT_NOFILE, limit, limit.max(hard)).is_ok() {
+            return limit;
+        }
+    }
+    soft
+}

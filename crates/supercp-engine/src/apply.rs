@@ -68,6 +68,17 @@ pub async fn apply(
         ))
     })?;
     let _lock = lock::acquire(&inputs.state_dir.join("apply.lock"), now_ms())?;
+    let open_files = gate::raise_open_files_limit();
+    let site_logs = inputs.spec.web.site_logs == supercp_core::resource::SiteLogs::Domain;
+    let needed = 2 * inputs.catalog.domains.len() as u64 + 256;
+    if site_logs && open_files < needed {
+        warn!(
+            open_files,
+            needed,
+            "nginx opens two log files per site: `nginx -t` will fail with too many open files; \
+             raise the open-files limit (LimitNOFILE) or set web.siteLogs: Node in the node file"
+        );
+    }
     let node = inputs.node_name().to_owned();
     let interrupted = journal.mark_interrupted(&node).await?;
     for run in &interrupted {
@@ -412,17 +423,24 @@ impl Executor<'_> {
     }
 }
 
-/// Steps whose file the check's output names; all steps of the batch when it names none.
+/// Steps whose file the check's error lines name (nginx `[emerg]`, php-fpm `ERROR`), else
+/// any line of its output; all steps of the batch when it names none of them.
 fn culprits<'a>(steps: &'a [Step], output: &str) -> Vec<&'a Step> {
-    let named: Vec<&Step> = steps
-        .iter()
-        .filter(|s| output.contains(s.id.path()))
-        .collect();
-    if named.is_empty() {
-        steps.iter().collect()
-    } else {
-        named
+    let errors: String = output
+        .lines()
+        .filter(|l| l.contains("[emerg]") || l.contains("ERROR") || l.contains("[crit]"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    for text in [errors.as_str(), output] {
+        let named: Vec<&Step> = steps
+            .iter()
+            .filter(|s| text.contains(s.id.path()))
+            .collect();
+        if !named.is_empty() {
+            return named;
+        }
     }
+    steps.iter().collect()
 }
 
 /// Steps are batched by gate; ungated deletes run last, in their own batch.
@@ -557,4 +575,51 @@ fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use supercp_core::{ObjectId, Span};
+
+    fn step(path: &str, resource: &str) -> Step {
+        Step {
+            id: ObjectId(format!("file:{path}")),
+            action: Action::Update,
+            reason: Reason::Content,
+            resource: resource.into(),
+            origin: Span::default(),
+            before: None,
+            after: None,
+            diff: None,
+            desired: None,
+            previous: None,
+            gate: Some("nginx".into()),
+            tenant_data: false,
+        }
+    }
+
+    #[test]
+    fn culprit_is_the_file_an_error_line_names_not_the_main_config() {
+        let steps = [
+            step("/etc/nginx/nginx.conf", "Node/web1"),
+            step("/etc/nginx/sites/b.test.conf", "Domain/b.test"),
+        ];
+        let output = "nginx: [emerg] unknown directive \"x\" in /etc/nginx/sites/b.test.conf:3\n\
+                      nginx: configuration file /etc/nginx/nginx.conf test failed\n";
+        let named: Vec<&str> = culprits(&steps, output)
+            .iter()
+            .map(|s| s.resource.as_str())
+            .collect();
+        assert_eq!(named, ["Domain/b.test"]);
+    }
+
+    #[test]
+    fn every_step_is_named_when_the_output_names_none() {
+        let steps = [
+            step("/a.conf", "Domain/a.test"),
+            step("/b.conf", "Domain/b.test"),
+        ];
+        assert_eq!(culprits(&steps, "something broke").len(), 2);
+    }
 }

@@ -541,6 +541,10 @@ impl<'a> Renderer<'a> {
         cx.insert("server_names", &server_names);
         cx.insert("document_root", &format!("{homes}/{base}/{docroot_rel}"));
         cx.insert("logs_dir", &format!("{homes}/{base}/logs"));
+        cx.insert(
+            "site_logs",
+            &(spec.web.site_logs == supercp_core::resource::SiteLogs::Domain),
+        );
         cx.insert("php", &s.php);
         cx.insert("fpm_socket", socket);
         cx.insert("fastcgi_params", &spec.web.fastcgi_params);
