@@ -9,6 +9,7 @@ pub mod catalog;
 pub mod diagnostic;
 pub mod names;
 pub mod object;
+pub mod par;
 pub mod plan;
 pub mod resource;
 pub mod time;

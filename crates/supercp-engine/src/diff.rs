@@ -59,19 +59,20 @@ pub fn diff(desired: &Desired, observed: &Observed, owner_ids: Option<(u32, u32)
                 gid,
             },
         ) => {
-            let before = Some(supercp_core::object::digest_bytes(old));
+            // Hashed only when there is a step: a no-change plan compares bytes and moves on.
+            let before = || Some(supercp_core::object::digest_bytes(old));
             if content != old {
                 let d = text_diff(&path, old, content);
                 return Some(step(
                     Action::Update,
                     Reason::Content,
-                    before,
+                    before(),
                     Some(d),
                     Some(old.clone()),
                 ));
             }
             metadata_reason(*mode, *old_mode, owner.is_some(), owner_ids, (*uid, *gid))
-                .map(|r| step(Action::Update, r, before, None, Some(old.clone())))
+                .map(|r| step(Action::Update, r, before(), None, Some(old.clone())))
         }
         (
             Object::Dir { mode, owner },

@@ -58,17 +58,21 @@ pub async fn plan(
         .into_iter()
         .map(|o| (o.object.clone(), o))
         .collect();
+    Progress::announce("observing", desired.len());
+    // Objects are observed independently: one chunk per core, each with its own descriptors.
+    let parts = supercp_core::par::map_chunks(&desired, |chunk| {
+        let mut fs = Node::new();
+        chunk
+            .iter()
+            .filter_map(|d| {
+                let observed = fs.observe(&d.anchor, &d.rel);
+                let ids = owner(&d.object).and_then(|o| fs.owner_ids(o));
+                diff(d, &observed, ids)
+            })
+            .collect::<Vec<_>>()
+    });
+    let steps: Vec<Step> = parts.into_iter().flatten().collect();
     let mut fs = Node::new();
-    let mut progress = Progress::new("observing", desired.len());
-    let mut steps = Vec::new();
-    for d in &desired {
-        let observed = fs.observe(&d.anchor, &d.rel);
-        let ids = owner(&d.object).and_then(|o| fs.owner_ids(o));
-        if let Some(step) = diff(d, &observed, ids) {
-            steps.push(step);
-        }
-        progress.tick();
-    }
     let wanted: BTreeSet<ObjectId> = desired.iter().map(Desired::id).collect();
     let mut deletes = Vec::new();
     let mut retained = Vec::new();

@@ -20,6 +20,13 @@ impl Progress {
         }
     }
 
+    /// One line for work that runs on several threads at once.
+    pub fn announce(label: &str, total: usize) {
+        if total >= 1000 && std::io::stderr().is_terminal() {
+            eprintln!("{label} {total} objects…");
+        }
+    }
+
     pub fn tick(&mut self) {
         self.done += 1;
         if self.enabled && (self.done.is_multiple_of(500) || self.done == self.total) {

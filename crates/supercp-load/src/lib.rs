@@ -83,8 +83,14 @@ pub fn load_sources(sources: &[Source], options: &LoadOptions) -> Result<Catalog
     let mut diagnostics = Vec::new();
     let mut docs = Vec::new();
     let mut declared = Vec::new();
-    for source in sources {
-        let parsed = parse_file(&source.path, &source.text);
+    // Files parse independently: one chunk of them per core, merged back in file order.
+    let chunks = supercp_core::par::map_chunks(sources, |chunk| {
+        chunk
+            .iter()
+            .map(|source| parse_file(&source.path, &source.text))
+            .collect::<Vec<_>>()
+    });
+    for parsed in chunks.into_iter().flatten() {
         diagnostics.extend(parsed.diagnostics);
         docs.extend(parsed.docs);
         declared.extend(parsed.declared);

@@ -57,6 +57,9 @@ struct Failed {
 }
 
 fn parse_document(file: &Arc<str>, offset: u32, chunk: &str) -> Result<ParsedDoc, Box<Failed>> {
+    if let Some(doc) = parse_known_kind(file, offset, chunk) {
+        return Ok(doc);
+    }
     // Read lazily: most documents parse and never need their outline.
     let outline = std::cell::OnceCell::new();
     let outline = || outline.get_or_init(|| Outline::read(chunk));
@@ -109,6 +112,32 @@ fn parse_document(file: &Arc<str>, offset: u32, chunk: &str) -> Result<ParsedDoc
                 .field("kind"),
             ));
         }
+    })
+}
+
+/// The fast path for the common case: a document whose `kind:` line names a known kind and
+/// that parses as that kind, in one pass. Anything else (including every error) goes through
+/// the full path, which parses the envelope first to report the precise problem.
+fn parse_known_kind(file: &Arc<str>, offset: u32, chunk: &str) -> Option<ParsedDoc> {
+    let kind = chunk
+        .lines()
+        .find_map(|l| l.strip_prefix("kind:"))
+        .map(str::trim)?;
+    fn typed<S: for<'de> Deserialize<'de>>(
+        chunk: &str,
+        offset: u32,
+        kind: &str,
+    ) -> Option<Document<S>> {
+        let doc: Document<S> = deserialize(chunk, offset).ok()?;
+        (doc.api_version.value == API_VERSION && doc.kind.value == kind).then_some(doc)
+    }
+    let file = file.clone();
+    Some(match kind {
+        "Node" => ParsedDoc::Node(file, typed(chunk, offset, kind)?),
+        "Package" => ParsedDoc::Package(file, typed(chunk, offset, kind)?),
+        "Tenant" => ParsedDoc::Tenant(file, typed(chunk, offset, kind)?),
+        "Domain" => ParsedDoc::Domain(file, typed(chunk, offset, kind)?),
+        _ => return None,
     })
 }
 

@@ -155,13 +155,7 @@ pub fn render(
     node: &NodeRef,
     templates: &Templates,
 ) -> Result<Vec<Desired>, Vec<Diagnostic>> {
-    let mut r = Renderer {
-        node,
-        templates,
-        out: Vec::new(),
-        files: Vec::new(),
-        diagnostics: Vec::new(),
-    };
+    let mut r = Renderer::new(node, templates);
     r.check_node();
     if !r.diagnostics.is_empty() {
         return Err(r.diagnostics);
@@ -171,16 +165,29 @@ pub fn render(
         by_tenant.entry(&d.tenant).or_default().push(d);
     }
     r.node_objects(catalog);
-    for tenant in catalog.tenants.values() {
-        let domains = by_tenant
-            .get(&tenant.name)
-            .map(Vec::as_slice)
-            .unwrap_or(&[]);
-        r.tenant(tenant, domains);
+    let tenants: Vec<(&TenantEntry, &[&DomainEntry])> = catalog
+        .tenants
+        .values()
+        .map(|t| (t, by_tenant.get(&t.name).map_or(&[][..], Vec::as_slice)))
+        .collect();
+    // Tenants render independently: one chunk per core, merged back in tenant order so the
+    // output is the same as a sequential render (directories first, then files).
+    let parts = supercp_core::par::map_chunks(&tenants, |chunk| {
+        let mut part = Renderer::new(node, templates);
+        for (tenant, domains) in chunk {
+            part.tenant(tenant, domains);
+        }
+        (part.out, part.files, part.diagnostics)
+    });
+    let mut files = std::mem::take(&mut r.files);
+    for (out, part_files, diagnostics) in parts {
+        r.out.extend(out);
+        files.extend(part_files);
+        r.diagnostics.extend(diagnostics);
     }
     if r.diagnostics.is_empty() {
         let mut all = r.out;
-        all.extend(r.files);
+        all.extend(files);
         Ok(all)
     } else {
         Err(r.diagnostics)
@@ -204,6 +211,16 @@ struct Renderer<'a> {
 }
 
 impl<'a> Renderer<'a> {
+    fn new(node: &'a NodeRef<'a>, templates: &'a Templates) -> Renderer<'a> {
+        Renderer {
+            node,
+            templates,
+            out: Vec::new(),
+            files: Vec::new(),
+            diagnostics: Vec::new(),
+        }
+    }
+
     fn spec(&self) -> &'a NodeSpec {
         self.node.spec
     }
