@@ -144,7 +144,13 @@ impl Node {
             Parent::Blocked(Observed::Blocked { path, what }) => {
                 return Err(DriverError::SymlinkRefused { path, what })
             }
-            Parent::Blocked(_) | Parent::Missing => unreachable_parent(&path),
+            // A parent removed between its mkdirat and its open (a race with someone else).
+            Parent::Blocked(_) | Parent::Missing => {
+                return Err(DriverError::OpenFailed {
+                    path,
+                    source: Errno::ENOENT,
+                })
+            }
         };
         let name = last_component(&desired.rel);
         match &desired.object {
@@ -530,9 +536,4 @@ fn last_component(rel: &str) -> &str {
 
 fn libc_cwd() -> RawFd {
     nix::libc::AT_FDCWD
-}
-
-/// `walk_parent_creating` returns `Open` or `Blocked(Observed::Blocked)` only.
-fn unreachable_parent(path: &str) -> ! {
-    panic!("bug: parent walk for {path} returned neither an open directory nor a refusal")
 }

@@ -61,11 +61,9 @@ pub async fn apply(
     journal: &Journal,
     options: &ApplyOptions,
 ) -> Result<ApplyReport, EngineError> {
-    std::fs::create_dir_all(&inputs.state_dir).map_err(|e| {
-        EngineError::Gate(format!(
-            "cannot create the state directory {}: {e}",
-            inputs.state_dir.display()
-        ))
+    std::fs::create_dir_all(&inputs.state_dir).map_err(|source| EngineError::StateDir {
+        path: inputs.state_dir.display().to_string(),
+        source,
     })?;
     let _lock = lock::acquire(&inputs.state_dir.join("apply.lock"), now_ms())?;
     let open_files = gate::raise_open_files_limit();

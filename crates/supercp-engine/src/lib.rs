@@ -26,6 +26,11 @@ use supercp_core::Span;
 /// Everything that can stop a plan or an apply; each names what failed and where.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
+    #[error("cannot create the state directory {path}: {source}")]
+    StateDir {
+        path: String,
+        source: std::io::Error,
+    },
     #[error(transparent)]
     Lock(#[from] supercp_drivers::lock::LockError),
     #[error("audit journal: {0}")]

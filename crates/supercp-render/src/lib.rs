@@ -10,7 +10,6 @@
 //! (node paths) before it is used.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use supercp_core::catalog::{DomainEntry, TenantEntry};
 use supercp_core::names::check_config_string;
@@ -586,6 +585,3 @@ fn error_chain(e: &tera::Error) -> String {
     }
     parts.join(": ")
 }
-
-/// Keeps `Arc` in the public signature stable for callers building spans.
-pub type SharedPath = Arc<str>;
