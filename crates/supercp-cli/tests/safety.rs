@@ -460,3 +460,65 @@ fn second_apply_fails_at_once_naming_the_holder() {
         second.described
     );
 }
+
+#[test]
+fn apply_that_nginx_could_not_check_for_open_files_is_refused_before_writing() {
+    let mut files = vec![(
+        "package.yaml",
+        "apiVersion: supercp/v1\nkind: Package\nmetadata: {name: basic}\nspec: {}\n",
+    )];
+    files.push((
+        "tenant.yaml",
+        "apiVersion: supercp/v1\nkind: Tenant\nmetadata: {name: shop}\nspec: {package: basic}\n",
+    ));
+    for i in 0..150 {
+        files.push((
+            leak(&format!("site{i}.yaml")),
+            leak(&format!("apiVersion: supercp/v1\nkind: Domain\nmetadata: {{name: site{i}.test}}\nspec: {{tenant: shop}}\n")),
+        ));
+    }
+    let mut p = Prefix::with_files(&files);
+    // Per-site logs and a required nginx check, as on a real node.
+    p.node_with("");
+    let node = p.node.clone().expect("node");
+    let text = fs::read_to_string(&node)
+        .expect("node")
+        .replace("siteLogs: Node", "siteLogs: Domain")
+        .replace("optional: true", "optional: false");
+    fs::write(&node, text).expect("node");
+    let mut cmd = p.command(&["apply"]);
+    // SAFETY: setrlimit is async-signal-safe; the closure touches nothing else.
+    unsafe {
+        use std::os::unix::process::CommandExt;
+        cmd.pre_exec(|| {
+            nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE, 200, 200)
+                .map_err(std::io::Error::from)
+        });
+    }
+    let output = cmd.output().expect("apply runs");
+    let err = String::from_utf8_lossy(&output.stderr);
+    if can_raise_hard_open_files_limit() {
+        // With CAP_SYS_RESOURCE supercp lifts the limit itself and the apply goes through.
+        assert_eq!(output.status.code(), Some(0), "{err}");
+        return;
+    }
+    assert_eq!(output.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("needs about 556 open files") && err.contains("LimitNOFILE"),
+        "{err}"
+    );
+    assert!(!p.sandbox().exists(), "nothing was written");
+}
+
+/// Whether this process may raise its hard open-files limit (root with CAP_SYS_RESOURCE).
+fn can_raise_hard_open_files_limit() -> bool {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else {
+        return false;
+    };
+    let raised = setrlimit(Resource::RLIMIT_NOFILE, soft, hard + 1).is_ok();
+    if raised {
+        let _ = setrlimit(Resource::RLIMIT_NOFILE, soft, hard);
+    }
+    raised
+}

@@ -381,19 +381,28 @@ fn write_file(
     ids: Option<(Uid, Gid)>,
 ) -> Result<(), DriverError> {
     let temp = format!(".{name}{TEMP_SUFFIX}");
-    let _ = unlinkat(
-        Some(parent.as_raw_fd()),
-        temp.as_str(),
-        UnlinkatFlags::NoRemoveDir,
-    );
     let flags =
         OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
-    let fd = open_at(
-        parent.as_raw_fd(),
-        &temp,
-        flags,
-        Mode::from_bits_truncate(0o600),
-    )
+    let create = || {
+        open_at(
+            parent.as_raw_fd(),
+            &temp,
+            flags,
+            Mode::from_bits_truncate(0o600),
+        )
+    };
+    // O_EXCL: a leftover temp (or a link planted under its name) is removed, never followed.
+    let fd = match create() {
+        Err(Errno::EEXIST) => {
+            let _ = unlinkat(
+                Some(parent.as_raw_fd()),
+                temp.as_str(),
+                UnlinkatFlags::NoRemoveDir,
+            );
+            create()
+        }
+        other => other,
+    }
     .map_err(|e| DriverError::WriteFailed {
         path: path.to_owned(),
         source: e.into(),

@@ -70,12 +70,21 @@ pub async fn apply(
     let site_logs = inputs.spec.web.site_logs == supercp_core::resource::SiteLogs::Domain;
     let needed = 2 * inputs.catalog.domains.len() as u64 + 256;
     if site_logs && open_files < needed {
-        warn!(
-            open_files,
-            needed,
-            "nginx opens two log files per site: `nginx -t` will fail with too many open files; \
-             raise the open-files limit (LimitNOFILE) or set web.siteLogs: Node in the node file"
+        let message = format!(
+            "nginx opens two log files per site: `nginx -t` needs about {needed} open files and \
+             this process may open {open_files}; raise the open-files limit (LimitNOFILE) or set \
+             web.siteLogs: Node in the node file"
         );
+        // A required nginx check would fail after every write: refuse before writing anything.
+        let nginx = inputs
+            .spec
+            .gates
+            .iter()
+            .find(|g| g.name == supercp_render::GATE_NGINX);
+        if nginx.is_some_and(|g| !g.optional) {
+            return Err(EngineError::Gate(message));
+        }
+        warn!(open_files, needed, "{message}");
     }
     let node = inputs.node_name().to_owned();
     let interrupted = journal.mark_interrupted(&node).await?;

@@ -323,7 +323,8 @@ impl<'a> Renderer<'a> {
         let sites_dir = spec.path(&spec.web.sites_dir);
         let mut base = Context::new();
         base.insert("node", &self.node.resource.name);
-        base.insert("origin", &origin.to_string());
+        // The file, not the line: an edit above a resource must not rewrite its configs.
+        base.insert("origin", &origin.file.to_string());
         base.insert("root", &root);
         let wants_runtime_dirs = spec.web.main_config.is_some() || spec.php.main_config.is_some();
         if wants_runtime_dirs {
@@ -455,7 +456,7 @@ impl<'a> Renderer<'a> {
             .unwrap_or_else(|| user.clone());
         let mut cx = Context::new();
         cx.insert("tenant", name);
-        cx.insert("origin", &origin.to_string());
+        cx.insert("origin", &origin.file.to_string());
         cx.insert("user", &user);
         cx.insert("group", &group);
         cx.insert("socket", &socket);
@@ -552,7 +553,7 @@ impl<'a> Renderer<'a> {
             .collect();
         let mut cx = Context::new();
         cx.insert("domain", domain);
-        cx.insert("origin", &origin.to_string());
+        cx.insert("origin", &origin.file.to_string());
         cx.insert("listen", &spec.web.listen);
         cx.insert("server_names", &server_names);
         cx.insert("document_root", &format!("{homes}/{base}/{docroot_rel}"));

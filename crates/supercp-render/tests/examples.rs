@@ -98,3 +98,46 @@ fn every_builtin_template_compiles() {
     )])
     .is_err());
 }
+
+#[test]
+fn adding_a_line_above_a_domain_does_not_change_its_rendered_config() {
+    let render = |text: &str| {
+        let source = supercp_load::Source {
+            path: "t.yaml".into(),
+            text: text.to_owned(),
+        };
+        let catalog =
+            supercp_load::load_sources(&[source], &LoadOptions::default()).expect("valid");
+        let node = supercp_load::load_node(
+            &workspace().join("examples/nodes/debian.yaml"),
+            "debian.yaml",
+        )
+        .expect("node");
+        let spec = node.spec.resolve("/STATE");
+        let desired = supercp_render::render(
+            &catalog,
+            &NodeRef {
+                resource: &node,
+                spec: &spec,
+            },
+            &Templates::builtin(),
+        )
+        .expect("render");
+        desired
+            .into_iter()
+            .find(|d| d.rel == "b.test.conf")
+            .expect("vhost of b.test")
+            .object
+    };
+    let base = "apiVersion: supercp/v1\nkind: Package\nmetadata: {name: p}\nspec: {}\n---\n\
+                apiVersion: supercp/v1\nkind: Tenant\nmetadata: {name: t}\nspec: {package: p}\n---\n\
+                apiVersion: supercp/v1\nkind: Domain\nmetadata: {name: a.test}\nspec:\n  tenant: t\n---\n\
+                apiVersion: supercp/v1\nkind: Domain\nmetadata: {name: b.test}\nspec: {tenant: t}\n";
+    let edited = base.replace("  tenant: t\n", "  tenant: t\n  aliases: [www.a.test]\n");
+    assert_ne!(base, edited);
+    assert_eq!(
+        render(base),
+        render(&edited),
+        "b.test's vhost must not depend on a.test's line count"
+    );
+}
