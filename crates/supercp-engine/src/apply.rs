@@ -98,7 +98,7 @@ pub async fn apply(
         plan,
         owned,
         desired,
-    } = plan(desired, &node, journal, &options.plan).await?;
+    } = plan(desired, journal.owned(&node).await?, &options.plan)?;
     let git = crate::git::describe(&inputs.repo);
     let summary = plan.summary();
     let run = journal

@@ -80,6 +80,18 @@ impl Inputs {
     }
 }
 
+/// The node's name and audit URL, without loading the repo (the node file, or the sandbox).
+///
+/// # Errors
+/// Diagnostics of the node file.
+pub fn node_journal(
+    node_file: Option<&Path>,
+    state_dir: &Path,
+) -> Result<(String, String), Vec<Diagnostic>> {
+    let (node, spec, state) = node_for(node_file, state_dir)?;
+    Ok((node.name, default_audit_url(&spec, &state)))
+}
+
 /// The audit URL for commands that need no repo (`audit`): the node's, or the sandbox's.
 ///
 /// # Errors

@@ -6,7 +6,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use supercp_audit::{Journal, OwnedObject};
+use supercp_audit::OwnedObject;
 use supercp_core::object::Observed;
 use supercp_core::{Action, Desired, Object, ObjectId, Plan, Reason, Span, Step};
 use supercp_drivers::Node;
@@ -42,22 +42,18 @@ pub struct Planned {
     pub desired: Vec<Desired>,
 }
 
-/// Observes every desired and every owned object and builds the plan.
+/// Observes every desired and every owned object and builds the plan. `owned` is what the
+/// journal records as SuperCP's on this node (`Journal::owned`).
 ///
 /// # Errors
-/// `MassDelete` when the plan deletes too much; `Audit` when the journal cannot be read.
-pub async fn plan(
+/// `MassDelete` when the plan deletes too much.
+pub fn plan(
     desired: Vec<Desired>,
-    node_name: &str,
-    journal: &Journal,
+    owned: Vec<OwnedObject>,
     options: &PlanOptions,
 ) -> Result<Planned, EngineError> {
-    let owned: BTreeMap<String, OwnedObject> = journal
-        .owned(node_name)
-        .await?
-        .into_iter()
-        .map(|o| (o.object.clone(), o))
-        .collect();
+    let owned: BTreeMap<String, OwnedObject> =
+        owned.into_iter().map(|o| (o.object.clone(), o)).collect();
     Progress::announce("observing", desired.len());
     // Objects are observed independently: one chunk per core, each with its own descriptors.
     let parts = supercp_core::par::map_chunks(&desired, |chunk| {

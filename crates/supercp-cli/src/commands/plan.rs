@@ -22,17 +22,50 @@ pub struct Args {
 /// # Errors
 /// Journal and output failures.
 pub fn exec(state: &Path, args: &Args) -> anyhow::Result<Outcome> {
-    let Some((inputs, desired)) = super::load_and_render(state, &args.source) else {
-        return Ok(Outcome::Invalid);
-    };
     let options = args.delete.plan_options();
     let rt = super::runtime()?;
-    let planned = rt.block_on(async {
-        let journal = super::open_journal(state, &inputs.audit_url()).await?;
-        let planned = supercp_engine::plan(desired, inputs.node_name(), &journal, &options).await;
-        journal.close().await;
-        anyhow::Ok(planned?)
+    // Reading what the journal owns takes as long as loading a large repo: when the SQLite
+    // journal already exists, do both at once. A journal is never created or migrated before
+    // the repo is known to be valid.
+    let prefetch = match supercp_engine::inputs::node_journal(args.source.node.as_deref(), state) {
+        Ok((node, url)) if journal_exists(&url) => Some((node, url)),
+        Ok(_) => None,
+        Err(diagnostics) => {
+            super::print_diagnostics(diagnostics);
+            return Ok(Outcome::Invalid);
+        }
+    };
+    let result = rt.block_on(async {
+        let (loaded, owned) = match &prefetch {
+            Some((node, url)) => {
+                let journal = super::open_journal(state, url).await?;
+                let (state, source) = (state.to_path_buf(), args.source.clone());
+                let loading =
+                    tokio::task::spawn_blocking(move || super::load_and_render(&state, &source));
+                let owned = journal.owned(node).await;
+                journal.close().await;
+                (loading.await?, Some(owned?))
+            }
+            None => (super::load_and_render(state, &args.source), None),
+        };
+        let Some((inputs, desired)) = loaded else {
+            return anyhow::Ok(None);
+        };
+        let owned = match owned {
+            Some(owned) => owned,
+            None => {
+                let journal = super::open_journal(state, &inputs.audit_url()).await?;
+                let owned = journal.owned(inputs.node_name()).await;
+                journal.close().await;
+                owned?
+            }
+        };
+        let planned = supercp_engine::plan(desired, owned, &options)?;
+        Ok(Some((inputs, planned)))
     })?;
+    let Some((inputs, planned)) = result else {
+        return Ok(Outcome::Invalid);
+    };
     let plan = &planned.plan;
     let mut out = std::io::stdout().lock();
     output::write_plan(&mut out, args.format, inputs.node_name(), plan)?;
@@ -42,4 +75,11 @@ pub fn exec(state: &Path, args: &Args) -> anyhow::Result<Outcome> {
     } else {
         Ok(Outcome::Success)
     }
+}
+
+/// Whether `url` is a SQLite journal that exists already. Other journals are opened only once
+/// the repo is valid: opening one may create its tables.
+fn journal_exists(url: &str) -> bool {
+    let path = url.strip_prefix("sqlite:").unwrap_or(url);
+    !path.contains("://") && Path::new(path.trim_start_matches("//")).is_file()
 }
