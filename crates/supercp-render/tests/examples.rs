@@ -12,23 +12,25 @@ fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-fn check_example(example: &str, node_file: &str) {
-    let repo = workspace().join("examples").join(example);
-    let catalog = supercp_load::load_repo(&repo, &LoadOptions::default())
-        .unwrap_or_else(|d| panic!("{example} must load: {d:?}"));
+/// Renders a catalog for one of the example nodes, with `{state}` as `/STATE`.
+fn render_for(catalog: &supercp_core::Catalog, node_file: &str) -> Vec<supercp_core::Desired> {
     let node_path = workspace().join("examples/nodes").join(node_file);
     let node = supercp_load::load_node(&node_path, node_file)
         .unwrap_or_else(|d| panic!("{node_file}: {d:?}"));
     let spec = node.spec.resolve("/STATE");
-    let desired = supercp_render::render(
-        &catalog,
-        &NodeRef {
-            resource: &node,
-            spec: &spec,
-        },
-        &Templates::builtin(),
-    )
-    .unwrap_or_else(|d| panic!("{example} must render: {d:?}"));
+    let node = NodeRef {
+        resource: &node,
+        spec: &spec,
+    };
+    supercp_render::render(catalog, &node, &Templates::builtin())
+        .unwrap_or_else(|d| panic!("must render for {node_file}: {d:?}"))
+}
+
+fn check_example(example: &str, node_file: &str) {
+    let repo = workspace().join("examples").join(example);
+    let catalog = supercp_load::load_repo(&repo, &LoadOptions::default())
+        .unwrap_or_else(|d| panic!("{example} must load: {d:?}"));
+    let desired = render_for(&catalog, node_file);
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/snapshots")
         .join(format!("{example}-{}", node_file.trim_end_matches(".yaml")));
@@ -108,22 +110,7 @@ fn adding_a_line_above_a_domain_does_not_change_its_rendered_config() {
         };
         let catalog =
             supercp_load::load_sources(&[source], &LoadOptions::default()).expect("valid");
-        let node = supercp_load::load_node(
-            &workspace().join("examples/nodes/debian.yaml"),
-            "debian.yaml",
-        )
-        .expect("node");
-        let spec = node.spec.resolve("/STATE");
-        let desired = supercp_render::render(
-            &catalog,
-            &NodeRef {
-                resource: &node,
-                spec: &spec,
-            },
-            &Templates::builtin(),
-        )
-        .expect("render");
-        desired
+        render_for(&catalog, "debian.yaml")
             .into_iter()
             .find(|d| d.rel == "b.test.conf")
             .expect("vhost of b.test")
