@@ -87,12 +87,10 @@ fn parse_document(file: &Arc<str>, offset: u32, chunk: &str) -> Result<ParsedDoc
         ));
     }
     let file = file.clone();
-    Ok(match header.kind.value.as_str() {
-        "Node" => ParsedDoc::Node(file, deserialize(chunk, offset).map_err(wrap)?),
-        "Package" => ParsedDoc::Package(file, deserialize(chunk, offset).map_err(wrap)?),
-        "Tenant" => ParsedDoc::Tenant(file, deserialize(chunk, offset).map_err(wrap)?),
-        "Domain" => ParsedDoc::Domain(file, deserialize(chunk, offset).map_err(wrap)?),
-        other => {
+    let other = header.kind.value.as_str();
+    Ok(match parse_as(other, &file, chunk, offset) {
+        Some(parsed) => parsed.map_err(wrap)?,
+        None => {
             let known = KINDS
                 .iter()
                 .map(|k| format!("`{k}`"))
@@ -123,22 +121,40 @@ fn parse_known_kind(file: &Arc<str>, offset: u32, chunk: &str) -> Option<ParsedD
         .lines()
         .find_map(|l| l.strip_prefix("kind:"))
         .map(str::trim)?;
-    fn typed<S: for<'de> Deserialize<'de>>(
-        chunk: &str,
-        offset: u32,
-        kind: &str,
-    ) -> Option<Document<S>> {
-        let doc: Document<S> = deserialize(chunk, offset).ok()?;
-        (doc.api_version.value == API_VERSION && doc.kind.value == kind).then_some(doc)
-    }
+    let doc = parse_as(kind, file, chunk, offset)?.ok()?;
+    let (api_version, written_kind) = doc.envelope();
+    (api_version == API_VERSION && written_kind == kind).then_some(doc)
+}
+
+/// Parses `chunk` as a document of `kind`: the one dispatch from kind names to spec types.
+/// `None` for a kind this version does not know.
+fn parse_as(
+    kind: &str,
+    file: &Arc<str>,
+    chunk: &str,
+    offset: u32,
+) -> Option<Result<ParsedDoc, serde_saphyr::Error>> {
     let file = file.clone();
     Some(match kind {
-        "Node" => ParsedDoc::Node(file, typed(chunk, offset, kind)?),
-        "Package" => ParsedDoc::Package(file, typed(chunk, offset, kind)?),
-        "Tenant" => ParsedDoc::Tenant(file, typed(chunk, offset, kind)?),
-        "Domain" => ParsedDoc::Domain(file, typed(chunk, offset, kind)?),
+        "Node" => deserialize(chunk, offset).map(|d| ParsedDoc::Node(file, d)),
+        "Package" => deserialize(chunk, offset).map(|d| ParsedDoc::Package(file, d)),
+        "Tenant" => deserialize(chunk, offset).map(|d| ParsedDoc::Tenant(file, d)),
+        "Domain" => deserialize(chunk, offset).map(|d| ParsedDoc::Domain(file, d)),
         _ => return None,
     })
+}
+
+impl ParsedDoc {
+    /// `apiVersion` and `kind` as written.
+    fn envelope(&self) -> (&str, &str) {
+        let (a, k) = match self {
+            ParsedDoc::Node(_, d) => (&d.api_version, &d.kind),
+            ParsedDoc::Package(_, d) => (&d.api_version, &d.kind),
+            ParsedDoc::Tenant(_, d) => (&d.api_version, &d.kind),
+            ParsedDoc::Domain(_, d) => (&d.api_version, &d.kind),
+        };
+        (&a.value, &k.value)
+    }
 }
 
 fn deserialize<T: for<'de> Deserialize<'de>>(
