@@ -515,15 +515,15 @@ fn ownership(
         if failed.contains(id.as_str()) {
             continue;
         }
-        let tenant = tenant_resource(d, catalog);
         let record = OwnedObject {
             object: id.clone(),
             resource: d.resource.clone(),
             tenant_data: d.tenant_data,
             anchor: d.anchor.clone(),
+            // Only tenant data has a deletion policy: look its tenant up for those alone.
             deletion_policy: d.tenant_data.then(|| {
                 policies
-                    .get(&tenant)
+                    .get(&tenant_resource(d, catalog))
                     .cloned()
                     .unwrap_or_else(|| "Retain".into())
             }),
