@@ -18,6 +18,7 @@
 //! - One `supercp apply` runs per node at a time (the engine holds the node lock), so a run that
 //!   is still `running` when the next one starts was interrupted.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -743,6 +744,55 @@ impl Journal {
                     delete = delete.bind(object);
                 }
                 delete.execute(&mut *tx).await.map_err(query_err(OP))?;
+            }
+            tx.commit().await.map_err(query_err(OP))
+        })
+    }
+
+    /// The uid every tenant of `node` was ever given, by tenant (deleted tenants included).
+    ///
+    /// # Errors
+    /// [`AuditError::Query`] when the database fails.
+    pub async fn accounts(&self, node: &str) -> Result<BTreeMap<String, u32>, AuditError> {
+        const OP: &str = "accounts";
+        let rows: Vec<(String, i64)> = on_pool!(self, pool => {
+            sqlx::query_as("SELECT tenant, uid FROM accounts WHERE node = $1")
+                .bind(node)
+                .fetch_all(pool)
+                .await
+                .map_err(query_err(OP))?
+        });
+        Ok(rows
+            .into_iter()
+            .filter_map(|(tenant, uid)| u32::try_from(uid).ok().map(|uid| (tenant, uid)))
+            .collect())
+    }
+
+    /// Records uids given to tenants (a tenant already recorded keeps its first uid).
+    ///
+    /// # Errors
+    /// [`AuditError::Query`] when the database fails, or a uid is already another tenant's.
+    pub async fn record_accounts(
+        &self,
+        node: &str,
+        accounts: &[(String, u32)],
+        at_ms: i64,
+    ) -> Result<(), AuditError> {
+        const OP: &str = "record_accounts";
+        on_pool!(self, pool => {
+            let mut tx = pool.begin().await.map_err(query_err(OP))?;
+            for (tenant, uid) in accounts {
+                sqlx::query(
+                    "INSERT INTO accounts (node, tenant, uid, created_at) VALUES ($1, $2, $3, $4) \
+                     ON CONFLICT (node, tenant) DO NOTHING",
+                )
+                .bind(node)
+                .bind(tenant)
+                .bind(i64::from(*uid))
+                .bind(at_ms)
+                .execute(&mut *tx)
+                .await
+                .map_err(query_err(OP))?;
             }
             tx.commit().await.map_err(query_err(OP))
         })

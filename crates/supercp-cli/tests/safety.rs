@@ -18,18 +18,20 @@ fn failed_nginx_check_restores_the_previous_files_and_names_the_domain() {
         return;
     }
     let mut p = Prefix::with_example("quickstart");
-    p.supercp(&["apply"]).expect_code(0);
-    let before = managed_files(&p);
+    // The node names its template dir from the start, holding the built-in vhost template.
     let overrides = p.dir.path().join("templates");
     let vhost = fs::read_to_string(common::workspace().join("templates/vhost.conf.tera"))
         .expect("template");
+    common::write(&overrides.join("vhost.conf.tera"), &vhost);
+    p.node_with(&format!("  templateDir: {}\n", overrides.display()));
+    p.supercp(&["apply"]).expect_code(0);
+    let before = managed_files(&p);
     let broken = vhost.replacen(
         "server {",
         "server {\n{% if domain == \"globex.test\" %}    no_such_directive on;{% endif %}",
         1,
     );
     common::write(&overrides.join("vhost.conf.tera"), &broken);
-    p.node_with(&format!("  templateDir: {}\n", overrides.display()));
     let run = p.supercp(&["apply"]);
     run.expect_code(1);
     let err = run.stderr();

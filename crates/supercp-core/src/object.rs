@@ -20,6 +20,21 @@ pub enum Object {
         mode: u32,
         owner: Option<Owner>,
     },
+    /// A tenant's Linux user and the group of the same name (`anchor` is empty, `rel` the name).
+    Account(Account),
+}
+
+/// What a tenant's Linux account should look like.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Account {
+    /// The user and group id: assigned once by the engine and recorded in the journal, never
+    /// reused for another tenant. `None` only before the engine has assigned it.
+    pub uid: Option<u32>,
+    pub home: String,
+    pub shell: String,
+    /// Users that must belong to the account's group (nginx's worker user, so it can traverse
+    /// the 0750 home and serve static files).
+    pub members: Vec<String>,
 }
 
 /// A Linux user and group, by name (resolved to ids by the drivers).
@@ -73,6 +88,14 @@ pub enum Observed {
         path: String,
         what: String,
     },
+    Account {
+        uid: u32,
+        gid: u32,
+        home: String,
+        shell: String,
+        /// Members of the group named after the user.
+        members: Vec<String>,
+    },
 }
 
 impl Object {
@@ -80,6 +103,7 @@ impl Object {
         match self {
             Object::File { .. } => "file",
             Object::Dir { .. } => "dir",
+            Object::Account(_) => "user",
         }
     }
 
@@ -89,6 +113,9 @@ impl Object {
             Object::File { content, .. } => digest_bytes(content),
             Object::Dir { mode, owner } => {
                 digest_bytes(format!("dir {mode:o} {owner:?}").as_bytes())
+            }
+            Object::Account(a) => {
+                digest_bytes(format!("user {} {} {:?}", a.home, a.shell, a.members).as_bytes())
             }
         }
     }
@@ -129,7 +156,9 @@ pub fn digest_bytes(bytes: &[u8]) -> String {
 
 /// Joins an anchor directory and a relative path with exactly one `/`.
 pub fn join(anchor: &str, rel: &str) -> String {
-    if rel.is_empty() {
+    if anchor.is_empty() {
+        rel.to_owned()
+    } else if rel.is_empty() {
         anchor.to_owned()
     } else {
         format!(

@@ -166,11 +166,68 @@ pub struct NodeSpec {
     /// Where tenant homes live.
     #[serde(default = "default_home_dir")]
     pub home_dir: String,
+    /// Logs that root-run services write for a tenant (nginx's per-site logs, PHP-FPM's slow
+    /// log) go to `<logDir>/<tenant>/`: root-owned, readable by the tenant's group. Never below
+    /// the tenant's home: nginx's master opens its log files as root and follows symlinks, so a
+    /// tenant-writable path would let a tenant aim root's writes at any file.
+    #[serde(default = "default_log_dir")]
+    pub log_dir: String,
+    /// Where the rendered logrotate file for `logDir` goes; none when unset.
+    pub logrotate: Option<String>,
+    /// The range tenant user and group ids are assigned from (with `manageOwnership`).
+    #[serde(default)]
+    pub accounts: AccountLayout,
+    #[serde(default)]
+    pub cron: CronLayout,
     pub web: WebLayout,
     pub php: PhpLayout,
     /// Service checks and reloads, run once per run for all writes they cover.
     #[serde(default)]
     pub gates: Vec<Gate>,
+}
+
+/// Tenant accounts: ids come from `[uidMin, uidMax]`; each tenant's uid is recorded in the
+/// journal and never given to another tenant, even after the first is deleted.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AccountLayout {
+    #[serde(default = "default_uid_min")]
+    pub uid_min: u32,
+    #[serde(default = "default_uid_max")]
+    pub uid_max: u32,
+    /// Shell of a tenant that sets none, and of every suspended tenant.
+    #[serde(default = "default_nologin")]
+    pub nologin: String,
+}
+
+impl Default for AccountLayout {
+    fn default() -> Self {
+        AccountLayout {
+            uid_min: default_uid_min(),
+            uid_max: default_uid_max(),
+            nologin: default_nologin(),
+        }
+    }
+}
+
+/// Where tenant crontabs are installed (Debian's cron spool: one file per user, owned by the
+/// user and the `crontab` group, mode 0600, as `crontab -u` leaves it).
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CronLayout {
+    #[serde(default = "default_cron_spool")]
+    pub spool_dir: String,
+    #[serde(default = "default_cron_group")]
+    pub group: String,
+}
+
+impl Default for CronLayout {
+    fn default() -> Self {
+        CronLayout {
+            spool_dir: default_cron_spool(),
+            group: default_cron_group(),
+        }
+    }
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
@@ -198,6 +255,13 @@ pub struct WebLayout {
     /// its open-files limit raised (systemd `LimitNOFILE`), or `Node` where it cannot be.
     #[serde(default)]
     pub site_logs: SiteLogs,
+    /// An http-level file of SuperCP's nginx settings (server_names hash sizes), for a node
+    /// whose main config SuperCP does not render (Debian: `/etc/nginx/conf.d/supercp.conf`).
+    pub http_config: Option<String>,
+    /// Render the catch-all server that answers 444 to unknown hosts (on Debian remove the
+    /// package's own `sites-enabled/default`, which also claims `default_server`).
+    #[serde(default = "default_true")]
+    pub default_server: bool,
 }
 
 /// See `WebLayout::site_logs`.
@@ -238,9 +302,57 @@ pub struct Gate {
     /// Command and arguments run after a passing check; empty for none.
     #[serde(default)]
     pub reload: Vec<String>,
+    /// Reload by a signal to the pid in this file instead of a `reload` command (nginx: HUP,
+    /// php-fpm: USR2). Faster than `nginx -s reload`, which parses the whole config again, and
+    /// needs no systemd. A missing pid file means the service is not running: nothing to reload.
+    pub reload_signal: Option<ReloadSignal>,
     /// Skip the gate (with a warning) when the check's program is not installed.
     #[serde(default)]
     pub optional: bool,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ReloadSignal {
+    /// `{root}` and `{state}` are replaced.
+    pub pid_file: String,
+    pub signal: Signal,
+}
+
+/// The signals a reload may send.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+pub enum Signal {
+    HUP,
+    USR1,
+    USR2,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn default_log_dir() -> String {
+    "/var/log/supercp".to_owned()
+}
+
+fn default_uid_min() -> u32 {
+    20_000
+}
+
+fn default_uid_max() -> u32 {
+    59_999
+}
+
+fn default_nologin() -> String {
+    "/usr/sbin/nologin".to_owned()
+}
+
+fn default_cron_spool() -> String {
+    "/var/spool/cron/crontabs".to_owned()
+}
+
+fn default_cron_group() -> String {
+    "crontab".to_owned()
 }
 
 fn default_root() -> String {
@@ -281,6 +393,9 @@ impl NodeSpec {
         for gate in &mut node.gates {
             gate.check = gate.check.iter().map(|a| sub_all(a)).collect();
             gate.reload = gate.reload.iter().map(|a| sub_all(a)).collect();
+            if let Some(r) = &mut gate.reload_signal {
+                r.pid_file = sub_all(&r.pid_file);
+            }
         }
         node
     }

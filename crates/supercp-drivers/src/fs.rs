@@ -38,13 +38,15 @@ pub enum DriverError {
     },
     #[error("cannot flush writes under {path} to disk: {source}")]
     SyncFailed { path: String, source: Errno },
+    #[error("{path} is an account, not a file or directory (a bug)")]
+    NotAFile { path: String },
 }
 
 /// Handle on the node's filesystem with cached anchor descriptors and owner ids.
 #[derive(Default)]
 pub struct Node {
     anchors: HashMap<String, OwnedFd>,
-    owners: HashMap<Owner, Option<(Uid, Gid)>>,
+    owners: HashMap<Owner, (Uid, Gid)>,
     /// The directories of the last walk (see `walk`).
     chain: Option<Chain>,
 }
@@ -158,6 +160,7 @@ impl Node {
                 write_file(&parent, name, &path, content, *mode, ids)
             }
             Object::Dir { mode, .. } => ensure_dir(&parent, name, &path, *mode, ids),
+            Object::Account(_) => Err(DriverError::NotAFile { path }),
         }
     }
 
@@ -345,10 +348,14 @@ impl Node {
         result
     }
 
+    /// Found ids are cached; a missing user is looked up again next time (an apply creates
+    /// tenant accounts before it chowns their files).
     fn resolve_owner(&mut self, owner: &Owner, path: &str) -> Result<(Uid, Gid), DriverError> {
-        let ids = self.owners.entry(owner.clone()).or_insert_with(|| {
+        let cached = self.owners.get(owner).copied();
+        let ids = cached.or_else(|| {
             let uid = User::from_name(&owner.user).ok().flatten()?.uid;
             let gid = Group::from_name(&owner.group).ok().flatten()?.gid;
+            self.owners.insert(owner.clone(), (uid, gid));
             Some((uid, gid))
         });
         ids.ok_or_else(|| DriverError::UnknownOwner {
@@ -369,6 +376,7 @@ impl Node {
 fn owner_of(object: &Object) -> Option<&Owner> {
     match object {
         Object::File { owner, .. } | Object::Dir { owner, .. } => owner.as_ref(),
+        Object::Account(_) => None,
     }
 }
 

@@ -14,6 +14,81 @@ pub enum GateError {
     },
     #[error("gate {gate}: empty command")]
     Empty { gate: String },
+    #[error("gate {gate}: pid file {path} holds no process id: {detail}")]
+    BadPidFile {
+        gate: String,
+        path: String,
+        detail: String,
+    },
+    #[error("gate {gate}: cannot signal process {pid} from {path}: {source}")]
+    Signal {
+        gate: String,
+        path: String,
+        pid: i32,
+        source: nix::errno::Errno,
+    },
+}
+
+/// What a reload by signal did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Signalled {
+    /// The service's master process got the signal.
+    Sent { pid: i32 },
+    /// No pid file, an empty one, or no such process: the service is not running, so there is nothing to
+    /// reload (it reads the new files when it starts).
+    NotRunning,
+}
+
+/// Sends `signal` to the pid in `pid_file` (a service's reload: nginx HUP, php-fpm USR2).
+///
+/// # Errors
+/// `BadPidFile` for a file that holds no pid, `Signal` when the kill is refused.
+pub fn signal(
+    gate: &str,
+    reload: &supercp_core::resource::ReloadSignal,
+) -> Result<Signalled, GateError> {
+    use nix::sys::signal::{kill, Signal};
+    use supercp_core::resource::Signal as S;
+    let text = match std::fs::read_to_string(&reload.pid_file) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Signalled::NotRunning),
+        Err(e) => {
+            return Err(GateError::BadPidFile {
+                gate: gate.to_owned(),
+                path: reload.pid_file.clone(),
+                detail: e.to_string(),
+            })
+        }
+    };
+    // `nginx -t` leaves an empty pid file behind when no nginx runs.
+    if text.trim().is_empty() {
+        return Ok(Signalled::NotRunning);
+    }
+    let pid: i32 =
+        text.trim()
+            .parse()
+            .ok()
+            .filter(|p| *p > 1)
+            .ok_or_else(|| GateError::BadPidFile {
+                gate: gate.to_owned(),
+                path: reload.pid_file.clone(),
+                detail: format!("{:?}", text.trim()),
+            })?;
+    let sig = match reload.signal {
+        S::HUP => Signal::SIGHUP,
+        S::USR1 => Signal::SIGUSR1,
+        S::USR2 => Signal::SIGUSR2,
+    };
+    match kill(nix::unistd::Pid::from_raw(pid), sig) {
+        Ok(()) => Ok(Signalled::Sent { pid }),
+        Err(nix::errno::Errno::ESRCH) => Ok(Signalled::NotRunning),
+        Err(source) => Err(GateError::Signal {
+            gate: gate.to_owned(),
+            path: reload.pid_file.clone(),
+            pid,
+            source,
+        }),
+    }
 }
 
 /// What a check or reload printed and whether it succeeded.

@@ -1,5 +1,5 @@
-//! The only code that reads or changes the node: files and directories (`fs`), service gates
-//! (`gate`) and the apply lock (`lock`).
+//! The only code that reads or changes the node: files and directories (`fs`), tenant accounts
+//! (`accounts`), service gates (`gate`) and the apply lock (`lock`).
 //!
 //! # Guarantees
 //! `observe` has no side effects: `supercp plan` runs it unprivileged.
@@ -10,6 +10,7 @@
 //! `apply` is idempotent and tolerates a previous run that stopped half-way (a leftover temp
 //! file is replaced; a missing parent is created).
 
+pub mod accounts;
 pub mod fs;
 pub mod gate;
 pub mod lock;

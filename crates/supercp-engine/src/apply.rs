@@ -16,7 +16,7 @@ use supercp_core::object::Observed;
 use supercp_core::plan::Summary;
 use supercp_core::resource::Gate;
 use supercp_core::{Action, Desired, Reason, Step};
-use supercp_drivers::{gate, lock, Node};
+use supercp_drivers::{accounts, gate, lock, Node};
 use tracing::{info, warn};
 
 use crate::diff::diff;
@@ -93,6 +93,15 @@ pub async fn apply(
             run,
             "an earlier apply was interrupted; this run finishes its work"
         );
+    }
+    let mut desired = desired;
+    let recorded = journal.accounts(&node).await?;
+    let new_accounts = crate::accounts::assign(&mut desired, &recorded, &inputs.spec.accounts)?;
+    if !new_accounts.is_empty() {
+        // Recorded before any account exists: the uid is this tenant's from now on.
+        journal
+            .record_accounts(&node, &new_accounts, now_ms())
+            .await?;
     }
     let Planned {
         plan,
@@ -277,13 +286,22 @@ impl Executor<'_> {
         if let Reason::Blocked { path, what } = &step.reason {
             return Err(format!("refused: {what} at {path}; SuperCP never writes, chmods or chowns through it. Remove it and apply again"));
         }
-        let result = match step.action {
-            Action::Create | Action::Update => self.fs.apply(desired),
-            Action::Delete => self.fs.delete(&desired.anchor, &desired.rel),
+        let result = match (step.action, &desired.object) {
+            (Action::Delete, _) if step.id.kind() == "user" => {
+                accounts::delete(&desired.rel).map_err(|e| e.to_string())
+            }
+            (Action::Create | Action::Update, supercp_core::Object::Account(a)) => {
+                accounts::apply(&desired.rel, a).map_err(|e| e.to_string())
+            }
+            (Action::Create | Action::Update, _) => {
+                self.fs.apply(desired).map_err(|e| e.to_string())
+            }
+            (Action::Delete, _) => self
+                .fs
+                .delete(&desired.anchor, &desired.rel)
+                .map_err(|e| e.to_string()),
         };
-        result
-            .map(|()| format!("{} {}", step.action, step.id))
-            .map_err(|e| e.to_string())
+        result.map(|()| format!("{} {}", step.action, step.id))
     }
 
     fn sync(&mut self, steps: &[Step]) -> Result<(), EngineError> {
@@ -291,6 +309,7 @@ impl Executor<'_> {
             .iter()
             .filter_map(|s| s.desired.as_ref())
             .map(|d| d.anchor.as_str())
+            .filter(|a| !a.is_empty())
             .collect();
         for anchor in anchors {
             if let Err(source) = self.fs.sync(anchor) {
@@ -333,7 +352,25 @@ impl Executor<'_> {
         outcome.checks += 1;
         if check.success {
             info!(gate = %gate.name, "gate check passed");
-            if !gate.reload.is_empty() {
+            if let Some(reload) = &gate.reload_signal {
+                match gate::signal(&gate.name, reload)
+                    .map_err(|e| EngineError::Gate(e.to_string()))?
+                {
+                    gate::Signalled::Sent { pid } => {
+                        info!(gate = %gate.name, pid, signal = ?reload.signal, "reload signalled");
+                        outcome.reloads += 1;
+                    }
+                    gate::Signalled::NotRunning => {
+                        warn!(gate = %gate.name, pid_file = %reload.pid_file, "not reloaded: the service is not running (it reads the new files when it starts)");
+                        for r in results.iter_mut() {
+                            r.log.push(format!(
+                                "gate {}: not reloaded, the service is not running",
+                                gate.name
+                            ));
+                        }
+                    }
+                }
+            } else if !gate.reload.is_empty() {
                 let reload = gate::run(&gate.name, &gate.reload)
                     .map_err(|e| EngineError::Gate(e.to_string()))?;
                 outcome.reloads += 1;
@@ -401,13 +438,8 @@ impl Executor<'_> {
             let Some(desired) = &step.desired else {
                 continue;
             };
-            let observed = self.fs.observe(&desired.anchor, &desired.rel);
-            let ids = match &desired.object {
-                supercp_core::Object::File { owner, .. }
-                | supercp_core::Object::Dir { owner, .. } => {
-                    owner.as_ref().and_then(|o| self.fs.owner_ids(o))
-                }
-            };
+            let observed = crate::plan::observe(&mut self.fs, desired);
+            let ids = crate::plan::owner(&desired.object).and_then(|o| self.fs.owner_ids(o));
             if observed == Observed::Absent || diff(desired, &observed, ids).is_some() {
                 warn!(object = %step.id, "driver bug: the object still differs after apply");
                 result.status = StepStatus::Failed;

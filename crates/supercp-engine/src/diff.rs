@@ -83,6 +83,69 @@ pub fn diff(desired: &Desired, observed: &Observed, owner_ids: Option<(u32, u32)
             },
         ) => metadata_reason(*mode, *old_mode, owner.is_some(), owner_ids, (*uid, *gid))
             .map(|r| step(Action::Update, r, Some(desired.object.digest()), None, None)),
+        (Object::Account(a), Observed::Absent) => {
+            let detail = format!(
+                "new user and group{}, home {}, shell {}, group members {}",
+                a.uid.map_or_else(String::new, |u| format!(" {u}")),
+                a.home,
+                a.shell,
+                a.members.join(", ")
+            );
+            Some(step(
+                Action::Create,
+                Reason::Metadata { detail },
+                None,
+                None,
+                None,
+            ))
+        }
+        (
+            Object::Account(a),
+            Observed::Account {
+                home,
+                shell,
+                members,
+                ..
+            },
+        ) => {
+            let mut parts = Vec::new();
+            if *home != a.home {
+                parts.push(format!("home {home} → {}", a.home));
+            }
+            if *shell != a.shell {
+                parts.push(format!("shell {shell} → {}", a.shell));
+            }
+            let missing: Vec<&str> = a
+                .members
+                .iter()
+                .filter(|m| !members.contains(m))
+                .map(String::as_str)
+                .collect();
+            if !missing.is_empty() {
+                parts.push(format!("add group members {}", missing.join(", ")));
+            }
+            (!parts.is_empty()).then(|| {
+                step(
+                    Action::Update,
+                    Reason::Metadata {
+                        detail: parts.join(", "),
+                    },
+                    None,
+                    None,
+                    None,
+                )
+            })
+        }
+        (Object::Account(_), _) | (_, Observed::Account { .. }) => Some(step(
+            Action::Update,
+            Reason::Blocked {
+                path,
+                what: "an object of another kind".into(),
+            },
+            None,
+            None,
+            None,
+        )),
         (Object::File { .. }, Observed::Dir { .. }) => Some(step(
             Action::Update,
             Reason::Blocked {

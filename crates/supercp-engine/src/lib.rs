@@ -10,6 +10,7 @@
 //! The reconciler is never told why it runs: every run recomputes desired against observed, so
 //! resuming an interrupted run is just running again.
 
+pub mod accounts;
 pub mod apply;
 pub mod diff;
 pub mod git;
@@ -54,6 +55,8 @@ pub enum EngineError {
     },
     #[error("{0}")]
     Gate(String),
+    #[error("tenant accounts: {0}")]
+    Accounts(String),
     #[error("{failed} of {total} steps failed; see `supercp audit --run {run}`")]
     StepsFailed {
         failed: usize,

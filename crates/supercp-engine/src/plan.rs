@@ -61,7 +61,7 @@ pub fn plan(
         chunk
             .iter()
             .filter_map(|d| {
-                let observed = fs.observe(&d.anchor, &d.rel);
+                let observed = observe(&mut fs, d);
                 let ids = owner(&d.object).and_then(|o| fs.owner_ids(o));
                 diff(d, &observed, ids)
             })
@@ -83,7 +83,11 @@ pub fn plan(
             .unwrap_or(id.path())
             .trim_start_matches('/')
             .to_owned();
-        let observed = fs.observe(&o.anchor, &rel);
+        let observed = if id.kind() == "user" {
+            supercp_drivers::accounts::observe(&rel)
+        } else {
+            fs.observe(&o.anchor, &rel)
+        };
         if observed == Observed::Absent {
             continue;
         }
@@ -137,9 +141,19 @@ pub fn plan(
     })
 }
 
-fn owner(object: &Object) -> Option<&supercp_core::Owner> {
+pub(crate) fn owner(object: &Object) -> Option<&supercp_core::Owner> {
     match object {
         Object::File { owner, .. } | Object::Dir { owner, .. } => owner.as_ref(),
+        Object::Account(_) => None,
+    }
+}
+
+/// What is on the node for one desired object: files and directories through the file driver,
+/// accounts through the account databases.
+pub(crate) fn observe(fs: &mut Node, d: &Desired) -> Observed {
+    match &d.object {
+        Object::Account(_) => supercp_drivers::accounts::observe(&d.rel),
+        _ => fs.observe(&d.anchor, &d.rel),
     }
 }
 

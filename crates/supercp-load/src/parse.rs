@@ -16,7 +16,8 @@ use crate::outline::{join, Outline, Pos, Role};
 /// A parsed document of a known kind.
 #[derive(Clone, Debug)]
 pub enum ParsedDoc {
-    Node(Arc<str>, Document<NodeSpec>),
+    /// Boxed: a node document is many times larger than the others.
+    Node(Arc<str>, Box<Document<NodeSpec>>),
     Package(Arc<str>, Document<PackageSpec>),
     Tenant(Arc<str>, Document<TenantSpec>),
     Domain(Arc<str>, Document<DomainSpec>),
@@ -136,7 +137,7 @@ fn parse_as(
 ) -> Option<Result<ParsedDoc, serde_saphyr::Error>> {
     let file = file.clone();
     Some(match kind {
-        "Node" => deserialize(chunk, offset).map(|d| ParsedDoc::Node(file, d)),
+        "Node" => deserialize(chunk, offset).map(|d| ParsedDoc::Node(file, Box::new(d))),
         "Package" => deserialize(chunk, offset).map(|d| ParsedDoc::Package(file, d)),
         "Tenant" => deserialize(chunk, offset).map(|d| ParsedDoc::Tenant(file, d)),
         "Domain" => deserialize(chunk, offset).map(|d| ParsedDoc::Domain(file, d)),

@@ -87,7 +87,7 @@ pub fn build_catalog(
                 name_rule(&cx, &d.metadata.name, check_resource_name);
                 catalog
                     .nodes
-                    .insert(d.metadata.name.value.clone(), resource(span, d));
+                    .insert(d.metadata.name.value.clone(), resource(span, *d));
             }
             ParsedDoc::Package(f, d) => {
                 let cx = Cx::new(&f, "Package", &d.metadata.name.value, out);
@@ -132,7 +132,9 @@ impl<'a> Cx<'a> {
     fn new(file: &'a Arc<str>, kind: &str, name: &str, out: &'a mut Vec<Diagnostic>) -> Cx<'a> {
         Cx {
             file,
-            resource: format!("{kind}/{name}"),
+            // Escaped: an invalid name may hold a newline, a NUL or a carriage return that
+            // would split or overwrite the error line on a terminal.
+            resource: format!("{kind}/{}", name.escape_debug()),
             out: std::cell::RefCell::new(out),
         }
     }
@@ -308,7 +310,16 @@ fn check_tenant(
             is_cron_schedule(&job.schedule.value),
             "five cron fields like */5 * * * *",
         );
-        cx.string(&format!("spec.cron[{i}].command"), &job.command);
+        let field = format!("spec.cron[{i}].command");
+        if cx.string(&field, &job.command) && job.command.value.contains('%') {
+            // cron turns `%` into a newline and feeds the rest to the command's stdin.
+            cx.error(
+                &field,
+                &job.command,
+                "contains '%', which cron turns into a newline".into(),
+                "put the command in a script in the tenant's home and run that",
+            );
+        }
     }
     let name = name?;
     Some(TenantEntry {

@@ -13,6 +13,7 @@ use std::collections::BTreeMap;
 
 use supercp_core::catalog::{DomainEntry, TenantEntry};
 use supercp_core::names::check_config_string;
+use supercp_core::object::Account;
 use supercp_core::resource::NodeSpec;
 use supercp_core::{Catalog, Desired, Diagnostic, Object, Owner, Resource, Span};
 use tera::{Context, Tera};
@@ -38,6 +39,22 @@ pub const BUILTIN_TEMPLATES: &[(&str, &str)] = &[
     (
         "php-fpm.conf.tera",
         include_str!("../../../templates/php-fpm.conf.tera"),
+    ),
+    (
+        "http.conf.tera",
+        include_str!("../../../templates/http.conf.tera"),
+    ),
+    (
+        "logrotate.tera",
+        include_str!("../../../templates/logrotate.tera"),
+    ),
+    (
+        "crontab.tera",
+        include_str!("../../../templates/crontab.tera"),
+    ),
+    (
+        "authorized_keys.tera",
+        include_str!("../../../templates/authorized_keys.tera"),
     ),
 ];
 
@@ -193,6 +210,26 @@ pub fn render(
     }
 }
 
+/// What every site of one tenant shares.
+struct Site<'a> {
+    homes: &'a str,
+    /// The tenant's root-owned log directory.
+    logs: &'a str,
+    owner: Option<Owner>,
+    upload_max: &'a str,
+    socket: &'a str,
+    suspended: bool,
+}
+
+/// Where a rendered file goes and how it is owned.
+struct FileSpec<'a> {
+    anchor: &'a str,
+    rel: &'a str,
+    mode: u32,
+    owner: Option<Owner>,
+    gate: Option<&'a str>,
+}
+
 /// The resource an object is rendered for, and where it is declared.
 struct Asker {
     resource: String,
@@ -240,6 +277,19 @@ impl<'a> Renderer<'a> {
             &s.web.mime_types,
             &s.php.socket_dir,
         ];
+        strings.extend([
+            &s.log_dir,
+            &s.accounts.nologin,
+            &s.cron.spool_dir,
+            &s.cron.group,
+        ]);
+        strings.extend(s.logrotate.iter());
+        strings.extend(s.web.http_config.iter());
+        strings.extend(
+            s.gates
+                .iter()
+                .filter_map(|g| g.reload_signal.as_ref().map(|r| &r.pid_file)),
+        );
         strings.extend(s.web.listen.iter());
         strings.extend(s.web.main_config.iter());
         strings.extend(s.php.run_as.iter());
@@ -282,31 +332,40 @@ impl<'a> Renderer<'a> {
         });
     }
 
+    /// A root-owned 0644 config file at `path` that `gate` checks.
     fn file(&mut self, path: &str, template: &str, context: &Context, who: &Asker, gate: &str) {
+        let (anchor, rel) = path.rsplit_once('/').unwrap_or(("", path));
+        let anchor = if anchor.is_empty() { "/" } else { anchor };
+        let spec = FileSpec {
+            anchor,
+            rel,
+            mode: 0o644,
+            owner: None,
+            gate: Some(gate),
+        };
+        self.file_at(&spec, template, context, who);
+    }
+
+    /// A file below `spec.anchor` (a root-owned layout directory; `rel` is walked without
+    /// following symlinks).
+    fn file_at(&mut self, spec: &FileSpec, template: &str, context: &Context, who: &Asker) {
         match self
             .templates
             .render(template, context, &who.resource, &who.origin)
         {
-            Ok(content) => {
-                let (anchor, rel) = path.rsplit_once('/').unwrap_or(("", path));
-                self.files.push(Desired {
-                    anchor: if anchor.is_empty() {
-                        "/".into()
-                    } else {
-                        anchor.to_owned()
-                    },
-                    rel: rel.to_owned(),
-                    object: Object::File {
-                        content,
-                        mode: 0o644,
-                        owner: None,
-                    },
-                    resource: who.resource.clone(),
-                    origin: who.origin.clone(),
-                    gate: Some(gate.to_owned()),
-                    tenant_data: false,
-                });
-            }
+            Ok(content) => self.files.push(Desired {
+                anchor: spec.anchor.to_owned(),
+                rel: spec.rel.to_owned(),
+                object: Object::File {
+                    content,
+                    mode: spec.mode,
+                    owner: spec.owner.clone(),
+                },
+                resource: who.resource.clone(),
+                origin: who.origin.clone(),
+                gate: spec.gate.map(str::to_owned),
+                tenant_data: false,
+            }),
             Err(d) => self.diagnostics.push(d),
         }
     }
@@ -328,7 +387,8 @@ impl<'a> Renderer<'a> {
         base.insert("root", &root);
         let wants_runtime_dirs = spec.web.main_config.is_some() || spec.php.main_config.is_some();
         if wants_runtime_dirs {
-            for rel in ["run", "var/log/nginx", "var/lib/nginx"] {
+            let sockets = spec.php.socket_dir.trim_matches('/');
+            for rel in ["run", sockets, "var/log/nginx", "var/lib/nginx"] {
                 self.dir(
                     if root.is_empty() {
                         "/".into()
@@ -343,21 +403,56 @@ impl<'a> Renderer<'a> {
                 );
             }
         }
+        let http_config = spec.web.http_config.as_ref().map(|p| spec.path(p));
         if let Some(main) = spec.web.main_config.clone() {
             let mut cx = base.clone();
             cx.insert("sites_dir", &sites_dir);
             cx.insert("mime_types", &spec.web.mime_types);
+            cx.insert("web_user", &spec.web.user);
+            cx.insert("http_config", &http_config);
             self.file(&spec.path(&main), "nginx.conf.tera", &cx, &who, GATE_NGINX);
         }
-        let mut cx = base.clone();
-        cx.insert("listen", &spec.web.listen);
-        self.file(
-            &format!("{sites_dir}/00-default.conf"),
-            "default-server.conf.tera",
-            &cx,
-            &who,
-            GATE_NGINX,
-        );
+        if let Some(path) = &http_config {
+            self.file(path, "http.conf.tera", &base, &who, GATE_NGINX);
+        }
+        if spec.web.default_server {
+            let mut cx = base.clone();
+            cx.insert("listen", &spec.web.listen);
+            self.file(
+                &format!("{sites_dir}/00-default.conf"),
+                "default-server.conf.tera",
+                &cx,
+                &who,
+                GATE_NGINX,
+            );
+        }
+        if let Some(path) = &spec.logrotate {
+            let reopen: Vec<BTreeMap<&str, String>> = spec
+                .gates
+                .iter()
+                .filter_map(|g| g.reload_signal.as_ref())
+                .map(|r| {
+                    BTreeMap::from([
+                        ("path", r.pid_file.clone()),
+                        // Both nginx and PHP-FPM reopen their log files on USR1.
+                        ("signal", "USR1".to_owned()),
+                    ])
+                })
+                .collect();
+            let mut cx = base.clone();
+            cx.insert("log_dir", &spec.path(&spec.log_dir));
+            cx.insert("reopen", &reopen);
+            let path = spec.path(path);
+            let (anchor, rel) = path.rsplit_once('/').unwrap_or(("/", &path));
+            let file = FileSpec {
+                anchor,
+                rel,
+                mode: 0o644,
+                owner: None,
+                gate: None,
+            };
+            self.file_at(&file, "logrotate.tera", &cx, &who);
+        }
         if let Some(main) = spec.php.main_config.clone() {
             let versions: std::collections::BTreeSet<&str> = catalog
                 .tenants
@@ -396,6 +491,27 @@ impl<'a> Renderer<'a> {
             group: name.to_owned(),
         });
         let t = &tenant.resource.spec;
+        if spec.manage_ownership {
+            // The account comes first: every object below is chowned to it.
+            let shell = match &t.shell {
+                Some(shell) if !t.suspended => shell.value.clone(),
+                _ => spec.accounts.nologin.clone(),
+            };
+            self.out.push(Desired {
+                anchor: String::new(),
+                rel: name.to_owned(),
+                object: Object::Account(Account {
+                    uid: None,
+                    home: home.clone(),
+                    shell,
+                    members: vec![spec.web.user.clone()],
+                }),
+                resource: resource.clone(),
+                origin: origin.clone(),
+                gate: None,
+                tenant_data: true,
+            });
+        }
         self.dir(
             homes.clone(),
             name.to_owned(),
@@ -414,6 +530,74 @@ impl<'a> Renderer<'a> {
                 true,
             );
         }
+        // Logs that root-run services write for the tenant: root-owned, group-readable.
+        let log_dir = spec.path(&spec.log_dir);
+        let log_owner = spec.manage_ownership.then(|| Owner {
+            user: "root".to_owned(),
+            group: name.to_owned(),
+        });
+        self.dir(
+            log_dir.clone(),
+            name.to_owned(),
+            0o750,
+            log_owner,
+            &who,
+            true,
+        );
+        let tenant_logs = format!("{log_dir}/{name}");
+        let mut cx = Context::new();
+        cx.insert("tenant", name);
+        cx.insert("origin", &origin.file.to_string());
+        cx.insert("suspended", &t.suspended);
+        if !t.ssh_keys.is_empty() {
+            self.dir(
+                homes.clone(),
+                format!("{name}/.ssh"),
+                0o700,
+                owner.clone(),
+                &who,
+                true,
+            );
+            let keys: Vec<&str> = t.ssh_keys.iter().map(|k| k.value.as_str()).collect();
+            let mut cx = cx.clone();
+            cx.insert("keys", &keys);
+            let rel = format!("{name}/.ssh/authorized_keys");
+            let file = FileSpec {
+                anchor: &homes,
+                rel: &rel,
+                mode: 0o600,
+                owner: owner.clone(),
+                gate: None,
+            };
+            self.file_at(&file, "authorized_keys.tera", &cx, &who);
+        }
+        if !t.cron.is_empty() {
+            let jobs: Vec<BTreeMap<&str, &str>> = t
+                .cron
+                .iter()
+                .map(|j| {
+                    BTreeMap::from([
+                        ("schedule", j.schedule.value.as_str()),
+                        ("command", j.command.value.as_str()),
+                    ])
+                })
+                .collect();
+            let mut cx = cx.clone();
+            cx.insert("jobs", &jobs);
+            let spool = spec.path(&spec.cron.spool_dir);
+            // As `crontab -u` leaves it: the user's, group crontab, 0600.
+            let file = FileSpec {
+                anchor: &spool,
+                rel: name,
+                mode: 0o600,
+                owner: spec.manage_ownership.then(|| Owner {
+                    user: name.to_owned(),
+                    group: spec.cron.group.clone(),
+                }),
+                gate: None,
+            };
+            self.file_at(&file, "crontab.tera", &cx, &who);
+        }
         let upload_max = t
             .php
             .as_ref()
@@ -421,8 +605,16 @@ impl<'a> Renderer<'a> {
             .map_or("64M".to_owned(), |v| v.value.clone());
         let socket_dir = spec.path(&spec.php.socket_dir);
         let socket = format!("{socket_dir}/{name}.sock");
+        let site = Site {
+            homes: &homes,
+            logs: &tenant_logs,
+            owner,
+            upload_max: &upload_max,
+            socket: &socket,
+            suspended: t.suspended,
+        };
         for d in domains {
-            self.domain(d, &homes, owner.clone(), &upload_max, &socket);
+            self.domain(d, &site);
         }
         let Some(php) = &t.php else { return };
         if !domains.iter().any(|d| d.resource.spec.php) {
@@ -448,6 +640,9 @@ impl<'a> Renderer<'a> {
             );
             return;
         }
+        if t.suspended {
+            return; // a suspended tenant's pool is stopped: its file goes, the reload ends it
+        }
         let user = spec.php.run_as.clone().unwrap_or_else(|| name.to_owned());
         let group = spec
             .php
@@ -462,6 +657,7 @@ impl<'a> Renderer<'a> {
         cx.insert("socket", &socket);
         cx.insert("web_user", &spec.web.user);
         cx.insert("home", &home);
+        cx.insert("log_dir", &tenant_logs);
         cx.insert(
             "max_children",
             &php.max_children.as_ref().map_or(5, |c| c.value),
@@ -487,14 +683,15 @@ impl<'a> Renderer<'a> {
         self.file(&path, "pool.conf.tera", &cx, &who, GATE_PHP_FPM);
     }
 
-    fn domain(
-        &mut self,
-        d: &DomainEntry,
-        homes: &str,
-        owner: Option<Owner>,
-        upload_max: &str,
-        socket: &str,
-    ) {
+    fn domain(&mut self, d: &DomainEntry, site: &Site) {
+        let Site {
+            homes,
+            logs,
+            upload_max,
+            socket,
+            ..
+        } = *site;
+        let owner = site.owner.clone();
         let spec = self.spec();
         let domain = d.name.as_str();
         let tenant = d.tenant.as_str();
@@ -557,7 +754,9 @@ impl<'a> Renderer<'a> {
         cx.insert("listen", &spec.web.listen);
         cx.insert("server_names", &server_names);
         cx.insert("document_root", &format!("{homes}/{base}/{docroot_rel}"));
-        cx.insert("logs_dir", &format!("{homes}/{base}/logs"));
+        cx.insert("logs_dir", logs);
+        cx.insert("tenant", tenant);
+        cx.insert("suspended", &site.suspended);
         cx.insert(
             "site_logs",
             &(spec.web.site_logs == supercp_core::resource::SiteLogs::Domain),

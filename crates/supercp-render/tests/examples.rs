@@ -63,6 +63,10 @@ fn check_example(example: &str, node_file: &str) {
             Object::Dir { mode, owner } => {
                 listing.push_str(&format!("dir  {mode:o} {path} {owner:?}\n"))
             }
+            Object::Account(a) => listing.push_str(&format!(
+                "user {path} home={} shell={} members={:?}\n",
+                a.home, a.shell, a.members
+            )),
         }
     }
     let list_file = dir.join("OBJECTS.txt");

@@ -7,3 +7,4 @@
 
 pub mod postgres;
 pub mod services;
+pub mod web;

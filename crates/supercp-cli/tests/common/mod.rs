@@ -192,7 +192,7 @@ fn walk(root: &Path, dir: &Path, out: &mut Vec<(String, Vec<u8>)>) {
     }
 }
 
-fn describe(cmd: &Command, output: &Output, prefix: &Path) -> String {
+pub fn describe(cmd: &Command, output: &Output, prefix: &Path) -> String {
     let mut listing = Vec::new();
     walk(prefix, prefix, &mut listing);
     let names: Vec<String> = listing

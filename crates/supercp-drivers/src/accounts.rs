@@ -1,0 +1,167 @@
+//! Tenant accounts: a Linux user and the group of the same name, changed only through the
+//! system's own tools (`groupadd`, `useradd`, `usermod`, `gpasswd`, `userdel`, `groupdel`), each
+//! run with separate arguments: no shell string is ever built.
+//!
+//! # Guarantees
+//! `observe` reads the account databases only. `apply` never changes a uid or gid (they are the
+//! journal's, assigned once) and never creates the home: the home is a directory object of its
+//! own, created with its mode and owner by the file driver. `delete` never removes files.
+
+use std::process::Command;
+use std::time::Duration;
+
+use nix::unistd::{Gid, Group, Uid, User};
+use supercp_core::object::{Account, Observed};
+
+#[derive(Debug, thiserror::Error)]
+pub enum AccountError {
+    #[error("account {name}: `{command}` failed: {output}")]
+    Tool {
+        name: String,
+        command: String,
+        output: String,
+    },
+    #[error("account {name}: cannot run `{program}`: {source}")]
+    Spawn {
+        name: String,
+        program: String,
+        source: std::io::Error,
+    },
+    #[error("account {name}: no uid was assigned (a bug)")]
+    NoUid { name: String },
+}
+
+/// The user `name`, its ids, home, shell and the members of its group; `Absent` when there is
+/// no such user.
+pub fn observe(name: &str) -> Observed {
+    let Ok(Some(user)) = User::from_name(name) else {
+        return Observed::Absent;
+    };
+    let members = match Group::from_name(name) {
+        Ok(Some(group)) => group.mem,
+        _ => Vec::new(),
+    };
+    Observed::Account {
+        uid: user.uid.as_raw(),
+        gid: user.gid.as_raw(),
+        home: user.dir.to_string_lossy().into_owned(),
+        shell: user.shell.to_string_lossy().into_owned(),
+        members,
+    }
+}
+
+/// Whether a user or a group already holds this id (on this node, outside the journal).
+pub fn id_in_use(id: u32) -> bool {
+    matches!(User::from_uid(Uid::from_raw(id)), Ok(Some(_)))
+        || matches!(Group::from_gid(Gid::from_raw(id)), Ok(Some(_)))
+}
+
+/// Creates or changes the account so it matches `want`. Group members are only added: a member
+/// an operator added by hand stays.
+///
+/// # Errors
+/// The tool's own message when one of them fails.
+pub fn apply(name: &str, want: &Account) -> Result<(), AccountError> {
+    match observe(name) {
+        Observed::Account {
+            home,
+            shell,
+            members,
+            ..
+        } => {
+            if home != want.home {
+                tool(name, "usermod", &["-d", &want.home, name])?;
+            }
+            if shell != want.shell {
+                tool(name, "usermod", &["-s", &want.shell, name])?;
+            }
+            add_members(name, want, &members)
+        }
+        _ => {
+            let uid = want.uid.ok_or_else(|| AccountError::NoUid {
+                name: name.to_owned(),
+            })?;
+            let id = uid.to_string();
+            if !matches!(Group::from_name(name), Ok(Some(_))) {
+                tool(name, "groupadd", &["-g", &id, name])?;
+            }
+            tool(
+                name,
+                "useradd",
+                &[
+                    "-u",
+                    &id,
+                    "-g",
+                    name,
+                    "-d",
+                    &want.home,
+                    "-M",
+                    "-s",
+                    &want.shell,
+                    "-c",
+                    "SuperCP tenant",
+                    name,
+                ],
+            )?;
+            let members = match Group::from_name(name) {
+                Ok(Some(group)) => group.mem,
+                _ => Vec::new(),
+            };
+            add_members(name, want, &members)
+        }
+    }
+}
+
+/// Removes the user and its group; files stay (they are objects of their own).
+///
+/// # Errors
+/// The tool's own message when one of them fails.
+pub fn delete(name: &str) -> Result<(), AccountError> {
+    if matches!(User::from_name(name), Ok(Some(_))) {
+        tool(name, "userdel", &[name])?;
+    }
+    if matches!(Group::from_name(name), Ok(Some(_))) {
+        tool(name, "groupdel", &[name])?;
+    }
+    Ok(())
+}
+
+fn add_members(name: &str, want: &Account, present: &[String]) -> Result<(), AccountError> {
+    for member in &want.members {
+        if !present.contains(member) {
+            tool(name, "gpasswd", &["-a", member, name])?;
+        }
+    }
+    Ok(())
+}
+
+/// Runs one tool. The account databases are locked while another tool writes them (another
+/// apply, an operator's `adduser`): a lock failure is retried for a few seconds.
+fn tool(name: &str, program: &str, args: &[&str]) -> Result<(), AccountError> {
+    let mut attempt = 0;
+    loop {
+        let output = Command::new(program)
+            .args(args)
+            .output()
+            .map_err(|source| AccountError::Spawn {
+                name: name.to_owned(),
+                program: program.to_owned(),
+                source,
+            })?;
+        if output.status.success() {
+            return Ok(());
+        }
+        let mut text = String::from_utf8_lossy(&output.stderr).into_owned();
+        text.push_str(&String::from_utf8_lossy(&output.stdout));
+        attempt += 1;
+        if attempt < 20 && text.contains("lock") {
+            std::thread::sleep(Duration::from_millis(250));
+            continue;
+        }
+        return Err(AccountError::Tool {
+            name: name.to_owned(),
+            command: format!("{program} {}", args.join(" ")),
+            output: text.trim().to_owned(),
+        });
+    }
+}
