@@ -41,6 +41,8 @@ enum Command {
     Audit(commands::audit::Args),
     /// Write the JSON Schemas of every kind.
     Schema(commands::schema::Args),
+    /// The node's last run and each tenant's usage against its package.
+    Status(commands::status::Args),
 }
 
 /// How a command ended, mapped to the exit code by `main` alone.
@@ -59,6 +61,7 @@ fn main() -> ExitCode {
         Command::Apply(args) => commands::apply::exec(&cli.state, &args),
         Command::Audit(args) => commands::audit::exec(&cli.state, &args),
         Command::Schema(args) => commands::schema::exec(&args),
+        Command::Status(args) => commands::status::exec(&cli.state, &args),
     };
     match result {
         Ok(Outcome::Success) => ExitCode::SUCCESS,

@@ -137,7 +137,7 @@ spec:
             r#"apiVersion: supercp/v1
 kind: Package
 metadata: {{name: basic}}
-spec: {{maxDomains: 4, maxPhpWorkers: 4}}
+spec: {{maxDomains: 4, maxPhpWorkers: 4, diskQuotaMb: 1}}
 ---
 apiVersion: supercp/v1
 kind: Tenant
@@ -398,6 +398,38 @@ fn two_tenants_four_domains_serve_static_php_aliases_and_redirects() {
     assert!(
         (web.uid_min..web.uid_min + 50).contains(&passwd.uid.as_raw()),
         "uid from the node's range"
+    );
+
+    // Usage against the package: A goes over its 1 MiB disk quota, B does not.
+    let big = web.home(a).join("big.bin");
+    web.tenant_file(a, &big, &"x".repeat(2 << 20));
+    let repo = web.repo.to_string_lossy().into_owned();
+    let status = web.supercp(&["status", "--repo", &repo]);
+    status.expect_code(0);
+    let text = status.stdout();
+    let line = |t: &str| {
+        text.lines()
+            .find(|l| l.starts_with(t))
+            .unwrap_or_else(|| panic!("a line for {t}\n{text}"))
+            .to_owned()
+    };
+    assert!(
+        line(a).contains(" 2/4 "),
+        "domains and workers of 4: {text}"
+    );
+    assert!(line(a).ends_with("over disk quota"), "{text}");
+    assert!(line(web.b()).ends_with("ok"), "{text}");
+    let json = web.supercp(&["status", "--repo", &repo, "--format", "json"]);
+    let json: serde_json::Value = serde_json::from_str(&json.stdout()).expect("json");
+    let tenant = &json["tenants"][0];
+    assert_eq!(tenant["tenant"], a);
+    assert_eq!(
+        (&tenant["domains"], &tenant["php_workers"]),
+        (&2.into(), &2.into())
+    );
+    assert!(
+        tenant["disk_bytes"].as_u64().unwrap_or(0) > 2 << 20,
+        "{json}"
     );
 }
 
@@ -718,4 +750,43 @@ fn uids_are_stable_and_never_reused() {
     web.supercp(&["apply"]).expect_code(0);
     assert_eq!(ids(&b).0, uid_b, "B gets its recorded uid back");
     assert!(ids(&a).0 >= web.uid_min);
+}
+
+#[test]
+fn rendered_logrotate_file_rotates_site_logs_and_nginx_reopens_them() {
+    let Some(web) = Web::up("logrotate_rotates_site_logs", 7) else {
+        return;
+    };
+    let Some(logrotate) = require("logrotate", "logrotate_rotates_site_logs") else {
+        return;
+    };
+    let logs = web.root.join("var/log/supercp").join(web.a());
+    web.expect_page("alpha.test", "/?before", 200, "site alpha.test");
+    eventually("the request is logged", 5, || {
+        let log = fs::read_to_string(logs.join("alpha.test.access.log")).unwrap_or_default();
+        if log.contains("GET /?before") {
+            Ok(())
+        } else {
+            Err(log)
+        }
+    });
+    let out = Command::new(logrotate)
+        .arg("--force")
+        .arg("--state")
+        .arg(web.dir.path().join("logrotate.state"))
+        .arg(web.root.join("etc/logrotate.d/supercp"))
+        .output()
+        .expect("logrotate runs");
+    assert!(out.status.success(), "logrotate: {out:?}");
+    let rotated = fs::read_to_string(logs.join("alpha.test.access.log.1")).expect("rotated log");
+    assert!(rotated.contains("GET /?before"), "{rotated}");
+    web.expect_page("alpha.test", "/?after", 200, "site alpha.test");
+    eventually("nginx writes to the new log after USR1", 10, || {
+        let log = fs::read_to_string(logs.join("alpha.test.access.log")).unwrap_or_default();
+        if log.contains("GET /?after") {
+            Ok(())
+        } else {
+            Err(log)
+        }
+    });
 }

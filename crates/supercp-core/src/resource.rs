@@ -101,6 +101,18 @@ pub struct TenantPhp {
     pub ini: BTreeMap<String, Loc<String>>,
 }
 
+impl TenantPhp {
+    /// `pm.max_children` when the tenant sets none.
+    pub const DEFAULT_MAX_CHILDREN: u32 = 5;
+
+    /// The pool's `pm.max_children`: what counts against a package's `maxPhpWorkers`.
+    pub fn max_children(&self) -> u32 {
+        self.max_children
+            .as_ref()
+            .map_or(Self::DEFAULT_MAX_CHILDREN, |c| c.value)
+    }
+}
+
 /// One line of the tenant's crontab.
 #[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]

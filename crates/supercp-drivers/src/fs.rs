@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
+use std::path::Path;
 
 use nix::errno::Errno;
 use nix::fcntl::{openat, renameat, OFlag};
@@ -553,4 +554,34 @@ fn last_component(rel: &str) -> &str {
 
 fn libc_cwd() -> RawFd {
     nix::libc::AT_FDCWD
+}
+
+/// Bytes of disk a directory tree takes (allocated blocks, like `du`), never following a
+/// symlink; each inode is counted once. `None` when `path` is not a directory.
+pub fn disk_usage(path: &Path) -> Option<u64> {
+    use std::os::unix::fs::MetadataExt;
+    let top = std::fs::symlink_metadata(path).ok()?;
+    if !top.is_dir() {
+        return None;
+    }
+    let mut seen = std::collections::HashSet::new();
+    let mut total = top.blocks() * 512;
+    let mut stack = vec![path.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            // `DirEntry::metadata` is an lstat: a symlink counts as itself.
+            let Ok(meta) = entry.metadata() else { continue };
+            if meta.nlink() > 1 && !meta.is_dir() && !seen.insert((meta.dev(), meta.ino())) {
+                continue;
+            }
+            total += meta.blocks() * 512;
+            if meta.is_dir() {
+                stack.push(entry.path());
+            }
+        }
+    }
+    Some(total)
 }

@@ -17,6 +17,7 @@ pub mod git;
 pub mod inputs;
 pub mod plan;
 mod progress;
+pub mod status;
 
 pub use apply::{apply, ApplyOptions, ApplyReport};
 pub use inputs::{Inputs, SANDBOX_NODE};

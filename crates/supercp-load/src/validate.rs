@@ -452,24 +452,34 @@ fn check_package_limits(catalog: &Catalog, out: &mut Vec<Diagnostic>) {
                 );
             }
         }
-        let workers = t
-            .resource
-            .spec
-            .php
-            .as_ref()
-            .and_then(|p| p.max_children.as_ref());
-        if let (Some(max), Some(workers)) = (&package.spec.max_php_workers, workers) {
-            if workers.value > max.value {
-                cx.error(
-                    "spec.php.maxChildren",
-                    workers,
-                    format!(
-                        "maxChildren {} exceeds package {:?}'s maxPhpWorkers {}",
-                        workers.value, package.name, max.value
-                    ),
-                    "lower maxChildren or raise the package's maxPhpWorkers",
-                );
-            }
+        let (Some(max), Some(php)) = (&package.spec.max_php_workers, &t.resource.spec.php) else {
+            continue;
+        };
+        let workers = php.max_children();
+        if workers > max.value {
+            // Point at maxChildren when it is written, else at the package line.
+            let (field, at) = match &php.max_children {
+                Some(c) => ("spec.php.maxChildren", Loc::new((), c.line, c.col)),
+                None => {
+                    let p = &t.resource.spec.package;
+                    ("spec.package", Loc::new((), p.line, p.col))
+                }
+            };
+            cx.error(
+                field,
+                &at,
+                format!(
+                    "the pool's maxChildren is {workers}{} but package {:?} allows {} PHP workers",
+                    if php.max_children.is_none() {
+                        " (the default)"
+                    } else {
+                        ""
+                    },
+                    package.name,
+                    max.value
+                ),
+                "lower spec.php.maxChildren or raise the package's maxPhpWorkers",
+            );
         }
     }
 }

@@ -658,10 +658,7 @@ impl<'a> Renderer<'a> {
         cx.insert("web_user", &spec.web.user);
         cx.insert("home", &home);
         cx.insert("log_dir", &tenant_logs);
-        cx.insert(
-            "max_children",
-            &php.max_children.as_ref().map_or(5, |c| c.value),
-        );
+        cx.insert("max_children", &php.max_children());
         cx.insert(
             "memory_limit",
             &php.memory_limit

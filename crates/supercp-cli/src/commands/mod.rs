@@ -4,6 +4,7 @@ pub mod apply;
 pub mod audit;
 pub mod plan;
 pub mod schema;
+pub mod status;
 pub mod validate;
 
 use std::io::Write;
