@@ -103,3 +103,27 @@ fn three_errors_in_two_files_are_printed_together_sorted_by_file_and_line() {
         run.described
     );
 }
+
+#[test]
+fn php_version_the_node_does_not_have_is_refused_naming_the_installed_ones() {
+    let p = Prefix::with_files(&[(
+        "acme.yaml",
+        "apiVersion: supercp/v1\nkind: Package\nmetadata: {name: basic}\nspec: {}\n---\n\
+         apiVersion: supercp/v1\nkind: Tenant\nmetadata: {name: acme}\nspec:\n  package: basic\n\
+         \x20 php: {version: \"7.4\"}\n---\n\
+         apiVersion: supercp/v1\nkind: Domain\nmetadata: {name: acme.test}\n\
+         spec: {tenant: acme, php: true}\n",
+    )]);
+    for command in ["validate", "apply"] {
+        let run = p.supercp(&[command]);
+        run.expect_code(1);
+        assert!(
+            run.stderr().contains(
+                "acme.yaml:11:18: error: Tenant/acme: spec.php.version: PHP 7.4 is not installed on node sandbox"
+            ) && run.stderr().contains("help: use one of the installed versions: 8.2"),
+            "{}",
+            run.described
+        );
+        assert!(!p.state.exists(), "nothing written\n{}", run.described);
+    }
+}

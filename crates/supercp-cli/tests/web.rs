@@ -155,7 +155,7 @@ kind: Tenant
 metadata: {{name: {b}}}
 spec:
   package: basic
-  php: {{version: "8.2", maxChildren: 2}}
+  php: {{version: "8.2", maxChildren: 2, pm: dynamic}}
 ---
 apiVersion: supercp/v1
 kind: Domain

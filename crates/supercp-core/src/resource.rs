@@ -88,6 +88,10 @@ pub struct TenantSpec {
 pub struct TenantPhp {
     /// A PHP version the node has installed, e.g. "8.2".
     pub version: Loc<String>,
+    /// PHP-FPM's process manager: `ondemand` (default: no idle workers, best for many small
+    /// sites), `dynamic` (keeps a few spare workers warm) or `static` (always `maxChildren`).
+    #[serde(default)]
+    pub pm: ProcessManager,
     /// `pm.max_children` (default 5).
     pub max_children: Option<Loc<u32>>,
     /// `memory_limit`, e.g. `256M`.
@@ -99,6 +103,27 @@ pub struct TenantPhp {
     /// Extra `php_admin_value` settings from the allowlist.
     #[serde(default)]
     pub ini: BTreeMap<String, Loc<String>>,
+}
+
+/// See `TenantPhp::pm`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ProcessManager {
+    #[default]
+    Ondemand,
+    Dynamic,
+    Static,
+}
+
+impl ProcessManager {
+    /// The word PHP-FPM's `pm` setting takes.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProcessManager::Ondemand => "ondemand",
+            ProcessManager::Dynamic => "dynamic",
+            ProcessManager::Static => "static",
+        }
+    }
 }
 
 impl TenantPhp {

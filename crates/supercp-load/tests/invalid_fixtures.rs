@@ -28,6 +28,7 @@ const CASES: &[&str] = &[
     "over_package_limits",
     "reserved_tenant_name",
     "tenant_name_grammar",
+    "tenant_php_and_login",
     "three_errors_two_files",
     "unknown_api_version",
     "unknown_field",
@@ -104,6 +105,11 @@ fn hostname_claimed_twice_is_reported_at_the_second_claim() {
 #[test]
 fn tenant_over_its_package_limits_is_reported() {
     check("over_package_limits");
+}
+
+#[test]
+fn ini_key_off_the_allowlist_and_shell_off_the_allowlist_are_reported() {
+    check("tenant_php_and_login");
 }
 
 #[test]

@@ -658,7 +658,12 @@ impl<'a> Renderer<'a> {
         cx.insert("web_user", &spec.web.user);
         cx.insert("home", &home);
         cx.insert("log_dir", &tenant_logs);
-        cx.insert("max_children", &php.max_children());
+        let children = php.max_children();
+        cx.insert("max_children", &children);
+        cx.insert("pm", php.pm.as_str());
+        // dynamic: a quarter warm at start, one to half of the children spare.
+        cx.insert("start_servers", &(children / 4).max(1));
+        cx.insert("max_spare", &(children / 2).max(1));
         cx.insert(
             "memory_limit",
             &php.memory_limit
