@@ -410,10 +410,13 @@ impl<'a> Renderer<'a> {
             cx.insert("mime_types", &spec.web.mime_types);
             cx.insert("web_user", &spec.web.user);
             cx.insert("http_config", &http_config);
+            cx.insert("fastcgi_params", &spec.web.fastcgi_params);
             self.file(&spec.path(&main), "nginx.conf.tera", &cx, &who, GATE_NGINX);
         }
         if let Some(path) = &http_config {
-            self.file(path, "http.conf.tera", &base, &who, GATE_NGINX);
+            let mut cx = base.clone();
+            cx.insert("fastcgi_params", &spec.web.fastcgi_params);
+            self.file(path, "http.conf.tera", &cx, &who, GATE_NGINX);
         }
         if spec.web.default_server {
             let mut cx = base.clone();
@@ -765,7 +768,6 @@ impl<'a> Renderer<'a> {
         );
         cx.insert("php", &s.php);
         cx.insert("fpm_socket", socket);
-        cx.insert("fastcgi_params", &spec.web.fastcgi_params);
         cx.insert("upload_max", upload_max);
         cx.insert("redirects", &redirects);
         cx.insert(
