@@ -60,7 +60,8 @@ struct Chain {
 
 /// Where a walk to an object's parent directory ended.
 enum Parent {
-    Open(OwnedFd),
+    /// The parent directory, held open by the walk cache (or the anchors) until the next walk.
+    Open(RawFd),
     Missing,
     Blocked(Observed),
 }
@@ -78,11 +79,7 @@ impl Node {
             Ok(Parent::Blocked(b)) => return b,
         };
         let path = join(anchor, rel);
-        let stat = match fstatat(
-            Some(parent.as_raw_fd()),
-            name,
-            nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
-        ) {
+        let stat = match fstatat(Some(parent), name, nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW) {
             Ok(s) => s,
             Err(_) => return Observed::Absent,
         };
@@ -96,7 +93,7 @@ impl Node {
             }
         } else if kind == SFlag::S_IFREG {
             let flags = OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK;
-            let Ok(fd) = open_at(parent.as_raw_fd(), name, flags, Mode::empty()) else {
+            let Ok(fd) = open_at(parent, name, flags, Mode::empty()) else {
                 return Observed::Blocked {
                     path,
                     what: "an unreadable file".into(),
@@ -158,9 +155,9 @@ impl Node {
         let name = last_component(&desired.rel);
         match &desired.object {
             Object::File { content, mode, .. } => {
-                write_file(&parent, name, &path, content, *mode, ids)
+                write_file(parent, name, &path, content, *mode, ids)
             }
-            Object::Dir { mode, .. } => ensure_dir(&parent, name, &path, *mode, ids),
+            Object::Dir { mode, .. } => ensure_dir(parent, name, &path, *mode, ids),
             Object::Account(_) => Err(DriverError::NotAFile { path }),
         }
     }
@@ -202,7 +199,7 @@ impl Node {
             }
             Parent::Blocked(_) => return Ok(()),
         };
-        remove_tree(parent.as_raw_fd(), last_component(rel), &path)
+        remove_tree(parent, last_component(rel), &path)
     }
 
     /// Removes temp files a killed run left in `dir` (non-recursive).
@@ -338,8 +335,10 @@ impl Node {
         let result = match outcome {
             Some(result) => result,
             None => {
-                let parent = dirs.last().map_or(anchor_fd, |(_, fd)| fd.as_raw_fd());
-                dup(parent, &path).map(Parent::Open)
+                // No dup: the descriptor stays in the cache, valid until the next walk.
+                Ok(Parent::Open(
+                    dirs.last().map_or(anchor_fd, |(_, fd)| fd.as_raw_fd()),
+                ))
             }
         };
         self.chain = Some(Chain {
@@ -382,7 +381,7 @@ fn owner_of(object: &Object) -> Option<&Owner> {
 }
 
 fn write_file(
-    parent: &OwnedFd,
+    parent: RawFd,
     name: &str,
     path: &str,
     content: &[u8],
@@ -392,22 +391,11 @@ fn write_file(
     let temp = format!(".{name}{TEMP_SUFFIX}");
     let flags =
         OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
-    let create = || {
-        open_at(
-            parent.as_raw_fd(),
-            &temp,
-            flags,
-            Mode::from_bits_truncate(0o600),
-        )
-    };
+    let create = || open_at(parent, &temp, flags, Mode::from_bits_truncate(0o600));
     // O_EXCL: a leftover temp (or a link planted under its name) is removed, never followed.
     let fd = match create() {
         Err(Errno::EEXIST) => {
-            let _ = unlinkat(
-                Some(parent.as_raw_fd()),
-                temp.as_str(),
-                UnlinkatFlags::NoRemoveDir,
-            );
+            let _ = unlinkat(Some(parent), temp.as_str(), UnlinkatFlags::NoRemoveDir);
             create()
         }
         other => other,
@@ -431,30 +419,22 @@ fn write_file(
             source,
         })?;
     drop(file);
-    renameat(
-        Some(parent.as_raw_fd()),
-        temp.as_str(),
-        Some(parent.as_raw_fd()),
-        name,
-    )
-    .map_err(|e| DriverError::WriteFailed {
-        path: path.to_owned(),
-        source: e.into(),
+    renameat(Some(parent), temp.as_str(), Some(parent), name).map_err(|e| {
+        DriverError::WriteFailed {
+            path: path.to_owned(),
+            source: e.into(),
+        }
     })
 }
 
 fn ensure_dir(
-    parent: &OwnedFd,
+    parent: RawFd,
     name: &str,
     path: &str,
     mode: u32,
     ids: Option<(Uid, Gid)>,
 ) -> Result<(), DriverError> {
-    match mkdirat(
-        Some(parent.as_raw_fd()),
-        name,
-        Mode::from_bits_truncate(mode),
-    ) {
+    match mkdirat(Some(parent), name, Mode::from_bits_truncate(mode)) {
         Ok(()) | Err(Errno::EEXIST) => {}
         Err(source) => {
             return Err(DriverError::OpenFailed {
@@ -463,12 +443,12 @@ fn ensure_dir(
             })
         }
     }
-    let fd = match open_dir_nofollow(parent.as_raw_fd(), name) {
+    let fd = match open_dir_nofollow(parent, name) {
         Ok(fd) => fd,
         Err(Errno::ELOOP | Errno::ENOTDIR) => {
             return Err(DriverError::SymlinkRefused {
                 path: path.to_owned(),
-                what: describe(parent.as_raw_fd(), name),
+                what: describe(parent, name),
             })
         }
         Err(source) => {
@@ -527,15 +507,6 @@ fn open_at(dir: RawFd, name: &str, flags: OFlag, mode: Mode) -> Result<OwnedFd, 
     let fd = openat(Some(dir), name, flags, mode)?;
     // SAFETY: openat just returned this descriptor and nothing else owns it.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
-}
-
-fn dup(fd: RawFd, path: &str) -> Result<OwnedFd, DriverError> {
-    let new = nix::unistd::dup(fd).map_err(|source| DriverError::OpenFailed {
-        path: path.to_owned(),
-        source,
-    })?;
-    // SAFETY: dup just returned this descriptor and nothing else owns it.
-    Ok(unsafe { OwnedFd::from_raw_fd(new) })
 }
 
 fn describe(parent: RawFd, name: &str) -> String {

@@ -50,7 +50,41 @@ pub struct ApplyReport {
     pub interrupted: Vec<i64>,
 }
 
-/// Converges the node to `desired`.
+/// What an apply reads from the journal before it plans, read by a caller that holds the apply
+/// lock already (the CLI reads it while the repo loads).
+pub struct Prefetched {
+    pub lock: lock::ApplyLock,
+    pub owned: Vec<OwnedObject>,
+    pub accounts: BTreeMap<String, u32>,
+}
+
+/// Takes the apply lock of `state_dir` and reads what apply needs from the journal.
+///
+/// # Errors
+/// `Lock` when another apply runs; `Audit` when the journal cannot be read.
+pub async fn prefetch(
+    state_dir: &std::path::Path,
+    node: &str,
+    journal: &Journal,
+) -> Result<Prefetched, EngineError> {
+    let lock = take_lock(state_dir)?;
+    Ok(Prefetched {
+        lock,
+        owned: journal.owned(node).await?,
+        accounts: journal.accounts(node).await?,
+    })
+}
+
+fn take_lock(state_dir: &std::path::Path) -> Result<lock::ApplyLock, EngineError> {
+    std::fs::create_dir_all(state_dir).map_err(|source| EngineError::StateDir {
+        path: state_dir.display().to_string(),
+        source,
+    })?;
+    Ok(lock::acquire(&state_dir.join("apply.lock"), now_ms())?)
+}
+
+/// Converges the node to `desired`. `prefetched` is the lock and journal reads of `prefetch`
+/// for this node, or `None` to take and read them here.
 ///
 /// # Errors
 /// `Lock` when another apply runs; `MassDelete` before anything is touched; `Gate` after a
@@ -60,12 +94,23 @@ pub async fn apply(
     desired: Vec<Desired>,
     journal: &Journal,
     options: &ApplyOptions,
+    prefetched: Option<Prefetched>,
 ) -> Result<ApplyReport, EngineError> {
-    std::fs::create_dir_all(&inputs.state_dir).map_err(|source| EngineError::StateDir {
-        path: inputs.state_dir.display().to_string(),
-        source,
-    })?;
-    let _lock = lock::acquire(&inputs.state_dir.join("apply.lock"), now_ms())?;
+    let node = inputs.node_name().to_owned();
+    let started = std::time::Instant::now();
+    let Prefetched {
+        lock: _lock,
+        owned,
+        accounts: recorded,
+    } = match prefetched {
+        Some(p) => p,
+        None => prefetch(&inputs.state_dir, &node, journal).await?,
+    };
+    info!(
+        ms = started.elapsed().as_millis(),
+        owned = owned.len(),
+        "read the journal's accounts and owned objects"
+    );
     let open_files = gate::raise_open_files_limit();
     let site_logs = inputs.spec.web.site_logs == supercp_core::resource::SiteLogs::Domain;
     let needed = 2 * inputs.catalog.domains.len() as u64 + 256;
@@ -86,7 +131,6 @@ pub async fn apply(
         }
         warn!(open_files, needed, "{message}");
     }
-    let node = inputs.node_name().to_owned();
     let interrupted = journal.mark_interrupted(&node).await?;
     for run in &interrupted {
         warn!(
@@ -95,7 +139,6 @@ pub async fn apply(
         );
     }
     let mut desired = desired;
-    let recorded = journal.accounts(&node).await?;
     let new_accounts = crate::accounts::assign(&mut desired, &recorded, &inputs.spec.accounts)?;
     if !new_accounts.is_empty() {
         // Recorded before any account exists: the uid is this tenant's from now on.
@@ -103,11 +146,18 @@ pub async fn apply(
             .record_accounts(&node, &new_accounts, now_ms())
             .await?;
     }
+    let started = std::time::Instant::now();
     let Planned {
         plan,
         owned,
         desired,
-    } = plan(desired, journal.owned(&node).await?, &options.plan)?;
+    } = plan(desired, owned, &options.plan)?;
+    info!(
+        ms = started.elapsed().as_millis(),
+        objects = desired.len(),
+        steps = plan.steps.len(),
+        "observed and planned"
+    );
     let git = crate::git::describe(&inputs.repo);
     let summary = plan.summary();
     let run = journal

@@ -18,9 +18,6 @@ pub struct Args {
 /// # Errors
 /// Lock, journal, gate and step failures, each naming what failed.
 pub fn exec(state: &Path, args: &Args) -> anyhow::Result<Outcome> {
-    let Some((inputs, desired)) = super::load_and_render(state, &args.source) else {
-        return Ok(Outcome::Invalid);
-    };
     let options = ApplyOptions {
         plan: args.delete.plan_options(),
         actor: actor(),
@@ -28,13 +25,48 @@ pub fn exec(state: &Path, args: &Args) -> anyhow::Result<Outcome> {
             .ok()
             .and_then(|v| v.parse().ok()),
     };
+    // With an existing SQLite journal, take the apply lock and read the journal while the repo
+    // loads (as long as loading a large repo). A journal is never created or migrated before
+    // the repo is known to be valid.
+    let early = match supercp_engine::inputs::node_journal(args.source.node.as_deref(), state) {
+        Ok((node, url)) if super::journal_exists(&url) => Some((node, url)),
+        Ok(_) => None,
+        Err(diagnostics) => {
+            super::print_diagnostics(diagnostics);
+            return Ok(Outcome::Invalid);
+        }
+    };
     let rt = super::runtime()?;
     let report = rt.block_on(async {
-        let journal = super::open_journal(state, &inputs.audit_url()).await?;
-        let report = supercp_engine::apply(&inputs, desired, &journal, &options).await;
+        let (loaded, journal, prefetched) = match &early {
+            Some((node, url)) => {
+                let journal = super::open_journal(state, url).await?;
+                let (dir, source) = (state.to_path_buf(), args.source.clone());
+                let loading =
+                    tokio::task::spawn_blocking(move || super::load_and_render(&dir, &source));
+                let prefetched = supercp_engine::prefetch(state, node, &journal).await;
+                let loaded = loading.await?;
+                (loaded, Some(journal), Some(prefetched?))
+            }
+            None => (super::load_and_render(state, &args.source), None, None),
+        };
+        let Some((inputs, desired)) = loaded else {
+            if let Some(journal) = journal {
+                journal.close().await;
+            }
+            return anyhow::Ok(None);
+        };
+        let journal = match journal {
+            Some(journal) => journal,
+            None => super::open_journal(state, &inputs.audit_url()).await?,
+        };
+        let report = supercp_engine::apply(&inputs, desired, &journal, &options, prefetched).await;
         journal.close().await;
-        anyhow::Ok(report?)
+        anyhow::Ok(Some(report?))
     })?;
+    let Some(report) = report else {
+        return Ok(Outcome::Invalid);
+    };
     let mut err = std::io::stderr().lock();
     for run in &report.interrupted {
         writeln!(

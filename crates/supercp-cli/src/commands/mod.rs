@@ -48,6 +48,7 @@ impl DeleteArgs {
 
 /// Loads and renders, or prints every diagnostic to stderr and returns `None`.
 pub fn load_and_render(state: &Path, source: &Source) -> Option<(Inputs, Vec<Desired>)> {
+    let started = std::time::Instant::now();
     let inputs = match Inputs::load(&source.repo, source.node.as_deref(), state) {
         Ok(inputs) => inputs,
         Err(diagnostics) => {
@@ -55,8 +56,18 @@ pub fn load_and_render(state: &Path, source: &Source) -> Option<(Inputs, Vec<Des
             return None;
         }
     };
+    let loaded = started.elapsed();
     match inputs.render() {
-        Ok(desired) => Some((inputs, desired)),
+        Ok(desired) => {
+            tracing::info!(
+                load_ms = loaded.as_millis(),
+                render_ms = (started.elapsed() - loaded).as_millis(),
+                resources = inputs.catalog.len(),
+                objects = desired.len(),
+                "loaded and rendered"
+            );
+            Some((inputs, desired))
+        }
         Err(diagnostics) => {
             print_diagnostics(diagnostics);
             None
@@ -95,4 +106,11 @@ pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?)
+}
+
+/// Whether `url` is a SQLite journal that exists already. Other journals are opened only once
+/// the repo is valid: opening one may create its tables.
+pub fn journal_exists(url: &str) -> bool {
+    let path = url.strip_prefix("sqlite:").unwrap_or(url);
+    !path.contains("://") && Path::new(path.trim_start_matches("//")).is_file()
 }

@@ -28,7 +28,7 @@ pub fn exec(state: &Path, args: &Args) -> anyhow::Result<Outcome> {
     // journal already exists, do both at once. A journal is never created or migrated before
     // the repo is known to be valid.
     let prefetch = match supercp_engine::inputs::node_journal(args.source.node.as_deref(), state) {
-        Ok((node, url)) if journal_exists(&url) => Some((node, url)),
+        Ok((node, url)) if super::journal_exists(&url) => Some((node, url)),
         Ok(_) => None,
         Err(diagnostics) => {
             super::print_diagnostics(diagnostics);
@@ -75,11 +75,4 @@ pub fn exec(state: &Path, args: &Args) -> anyhow::Result<Outcome> {
     } else {
         Ok(Outcome::Success)
     }
-}
-
-/// Whether `url` is a SQLite journal that exists already. Other journals are opened only once
-/// the repo is valid: opening one may create its tables.
-fn journal_exists(url: &str) -> bool {
-    let path = url.strip_prefix("sqlite:").unwrap_or(url);
-    !path.contains("://") && Path::new(path.trim_start_matches("//")).is_file()
 }
