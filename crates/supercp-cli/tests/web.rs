@@ -18,7 +18,12 @@ use supercp_testkit::services::{free_port, in_ci, is_root, require};
 use supercp_testkit::web::{eventually, http_get, start_nginx, start_php_fpm, Service, Users};
 
 /// Two tenants, four domains, on real nginx and PHP-FPM.
+///
+/// Fields drop in order: the services stop before the users are removed (`userdel` refuses a
+/// user that still runs a pool's workers), and the temp dir goes last.
 struct Web {
+    services: Vec<Service>,
+    users: Users,
     dir: tempfile::TempDir,
     /// The node's `root`: every rendered path is below it.
     root: PathBuf,
@@ -26,10 +31,8 @@ struct Web {
     state: PathBuf,
     node: PathBuf,
     port: u16,
-    users: Users,
     nginx_bin: PathBuf,
     fpm_bin: PathBuf,
-    services: Vec<Service>,
     /// Extra node spec lines (a template override).
     extra: String,
     uid_min: u32,
@@ -560,6 +563,10 @@ fn suspension_stops_sites_pool_cron_and_ssh_and_lifting_it_restores_them() {
         PathBuf::from("/usr/sbin/nologin"),
         "SSH login off"
     );
+    assert!(
+        expiry(&a).is_some(),
+        "the account is expired: PAM refuses SSH and cron"
+    );
     let keys = fs::read_to_string(web.home(&a).join(".ssh/authorized_keys")).expect("keys");
     assert!(!keys.contains("ssh-ed25519"), "no key left: {keys}");
     let crontab =
@@ -579,6 +586,97 @@ fn suspension_stops_sites_pool_cron_and_ssh_and_lifting_it_restores_them() {
     assert_eq!(passwd.shell, PathBuf::from("/bin/bash"));
     let keys = fs::read_to_string(web.home(&a).join(".ssh/authorized_keys")).expect("keys");
     assert!(keys.contains(SSH_KEY));
+    assert_eq!(expiry(&a), None, "the expiry is lifted");
+}
+
+/// The expiry field of a user's `/etc/shadow` line, when set.
+fn expiry(user: &str) -> Option<String> {
+    let shadow = fs::read_to_string("/etc/shadow").expect("root reads /etc/shadow");
+    let line = shadow
+        .lines()
+        .find(|l| l.split(':').next() == Some(user))
+        .unwrap_or_else(|| panic!("{user} in /etc/shadow"));
+    let expire = line.split(':').nth(7).unwrap_or("");
+    (!expire.is_empty()).then(|| expire.to_owned())
+}
+
+#[test]
+fn accounts_supercp_did_not_make_are_never_taken_over() {
+    let Some(web) = Web::new("accounts_supercp_did_not_make", 8) else {
+        return;
+    };
+    let b = web.b().to_owned();
+    // A group of B's name that is not B's: applying would make B a member of someone's group.
+    let gid = (web.uid_min + 45).to_string();
+    let out = Command::new("groupadd")
+        .args(["-g", &gid, &b])
+        .output()
+        .expect("groupadd");
+    assert!(out.status.success(), "{out:?}");
+    let run = web.supercp(&["apply"]);
+    run.expect_code(1);
+    assert!(
+        run.stderr().contains(&format!(
+            "a group {b} (gid {gid}) already exists and is not a SuperCP tenant's"
+        )),
+        "{}",
+        run.described
+    );
+    let group = nix::unistd::Group::from_name(&b)
+        .expect("getgrnam")
+        .expect("group");
+    assert_eq!(
+        group.gid.as_raw().to_string(),
+        gid,
+        "the group keeps its gid"
+    );
+    assert!(
+        group.mem.is_empty(),
+        "nobody was added to it: {:?}",
+        group.mem
+    );
+    assert!(nix::unistd::User::from_name(&b)
+        .expect("getpwnam")
+        .is_none());
+    let out = Command::new("groupdel").arg(&b).output().expect("groupdel");
+    assert!(out.status.success(), "{out:?}");
+
+    // A user of B's name made by someone else, even with a uid inside the tenant range.
+    let uid = (web.uid_min + 46).to_string();
+    let out = Command::new("useradd")
+        .args([
+            "-u",
+            &uid,
+            "-U",
+            "-M",
+            "-d",
+            "/nonexistent",
+            "-s",
+            "/bin/sh",
+            &b,
+        ])
+        .output()
+        .expect("useradd");
+    assert!(out.status.success(), "{out:?}");
+    let run = web.supercp(&["apply"]);
+    run.expect_code(1);
+    assert!(
+        run.stderr().contains(&format!("user {b} already exists"))
+            && run
+                .stderr()
+                .contains("is not this SuperCP tenant's account"),
+        "{}",
+        run.described
+    );
+    let user = nix::unistd::User::from_name(&b)
+        .expect("getpwnam")
+        .expect("user");
+    assert_eq!(
+        (user.shell, user.dir),
+        (PathBuf::from("/bin/sh"), PathBuf::from("/nonexistent")),
+        "the user is left as it was"
+    );
+    assert!(!web.home(&b).exists(), "no home was made for it");
 }
 
 #[test]

@@ -77,6 +77,20 @@ pub const RESERVED_TENANT_NAMES: &[&str] = &[
     "clamav",
     "debian-exim",
     "bind",
+    // Groups that grant rights (a tenant's group is named after it).
+    "shadow",
+    "disk",
+    "kmem",
+    "tty",
+    "utmp",
+    "crontab",
+    "ssl-cert",
+    "docker",
+    "lxd",
+    "kvm",
+    "systemd-journal",
+    // Debian's own PHP-FPM pool is pool.d/www.conf.
+    "www",
 ];
 
 impl TenantName {

@@ -35,7 +35,14 @@ pub struct Account {
     /// Users that must belong to the account's group (nginx's worker user, so it can traverse
     /// the 0750 home and serve static files).
     pub members: Vec<String>,
+    /// Suspended: the password is locked and the account expired, so PAM refuses every login
+    /// (SSH keys included) and cron runs none of its jobs.
+    pub locked: bool,
 }
+
+/// The passwd comment SuperCP gives the accounts it makes; an existing user without it is not
+/// a tenant and is never taken over.
+pub const ACCOUNT_COMMENT: &str = "SuperCP tenant";
 
 /// A Linux user and group, by name (resolved to ids by the drivers).
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -93,8 +100,12 @@ pub enum Observed {
         gid: u32,
         home: String,
         shell: String,
+        /// The passwd comment (GECOS): `SuperCP tenant` on the accounts SuperCP made.
+        comment: String,
         /// Members of the group named after the user.
         members: Vec<String>,
+        /// Locked and expired (a suspended tenant: no SSH login, no cron job runs).
+        locked: bool,
     },
 }
 

@@ -11,7 +11,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use nix::unistd::{Gid, Group, Uid, User};
-use supercp_core::object::{Account, Observed};
+use supercp_core::object::{Account, Observed, ACCOUNT_COMMENT};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AccountError {
@@ -29,6 +29,8 @@ pub enum AccountError {
     },
     #[error("account {name}: no uid was assigned (a bug)")]
     NoUid { name: String },
+    #[error("account {name}: a group {name} (gid {gid}) already exists and is not a SuperCP tenant's; rename the tenant")]
+    ForeignGroup { name: String, gid: u32 },
 }
 
 /// The user `name`, its ids, home, shell and the members of its group; `Absent` when there is
@@ -46,8 +48,24 @@ pub fn observe(name: &str) -> Observed {
         gid: user.gid.as_raw(),
         home: user.dir.to_string_lossy().into_owned(),
         shell: user.shell.to_string_lossy().into_owned(),
+        comment: user.gecos.to_string_lossy().into_owned(),
         members,
+        locked: expired(name),
     }
+}
+
+/// Whether the account has an expiry date (`usermod -e`), from `/etc/shadow` (root only; an
+/// unreadable shadow file reads as not expired).
+fn expired(name: &str) -> bool {
+    let Ok(shadow) = std::fs::read_to_string("/etc/shadow") else {
+        return false;
+    };
+    shadow
+        .lines()
+        .filter_map(|line| line.split_once(':'))
+        .find(|(user, _)| *user == name)
+        .and_then(|(_, rest)| rest.split(':').nth(6))
+        .is_some_and(|expire| !expire.is_empty())
 }
 
 /// Whether a user or a group already holds this id (on this node, outside the journal).
@@ -62,11 +80,12 @@ pub fn id_in_use(id: u32) -> bool {
 /// # Errors
 /// The tool's own message when one of them fails.
 pub fn apply(name: &str, want: &Account) -> Result<(), AccountError> {
-    match observe(name) {
+    let account = match observe(name) {
         Observed::Account {
             home,
             shell,
             members,
+            locked,
             ..
         } => {
             if home != want.home {
@@ -75,15 +94,25 @@ pub fn apply(name: &str, want: &Account) -> Result<(), AccountError> {
             if shell != want.shell {
                 tool(name, "usermod", &["-s", &want.shell, name])?;
             }
-            add_members(name, want, &members)
+            add_members(name, want, &members)?;
+            locked
         }
         _ => {
             let uid = want.uid.ok_or_else(|| AccountError::NoUid {
                 name: name.to_owned(),
             })?;
             let id = uid.to_string();
-            if !matches!(Group::from_name(name), Ok(Some(_))) {
-                tool(name, "groupadd", &["-g", &id, name])?;
+            match Group::from_name(name) {
+                Ok(Some(group)) if group.gid.as_raw() != uid => {
+                    // Someone else's group (a package's, an operator's): joining it could hand
+                    // the tenant that group's rights.
+                    return Err(AccountError::ForeignGroup {
+                        name: name.to_owned(),
+                        gid: group.gid.as_raw(),
+                    });
+                }
+                Ok(Some(_)) => {} // made by an earlier, interrupted apply
+                _ => tool(name, "groupadd", &["-g", &id, name])?,
             }
             tool(
                 name,
@@ -99,7 +128,7 @@ pub fn apply(name: &str, want: &Account) -> Result<(), AccountError> {
                     "-s",
                     &want.shell,
                     "-c",
-                    "SuperCP tenant",
+                    ACCOUNT_COMMENT,
                     name,
                 ],
             )?;
@@ -107,8 +136,15 @@ pub fn apply(name: &str, want: &Account) -> Result<(), AccountError> {
                 Ok(Some(group)) => group.mem,
                 _ => Vec::new(),
             };
-            add_members(name, want, &members)
+            add_members(name, want, &members)?;
+            false
         }
+    };
+    match (account, want.locked) {
+        // An expired account: PAM refuses SSH (keys too) and cron runs none of its jobs.
+        (false, true) => tool(name, "usermod", &["-e", "1", name]),
+        (true, false) => tool(name, "usermod", &["-e", "", name]),
+        _ => Ok(()),
     }
 }
 
@@ -117,11 +153,18 @@ pub fn apply(name: &str, want: &Account) -> Result<(), AccountError> {
 /// # Errors
 /// The tool's own message when one of them fails.
 pub fn delete(name: &str) -> Result<(), AccountError> {
-    if matches!(User::from_name(name), Ok(Some(_))) {
-        tool(name, "userdel", &[name])?;
-    }
-    if matches!(Group::from_name(name), Ok(Some(_))) {
-        tool(name, "groupdel", &[name])?;
+    let uid = match User::from_name(name) {
+        Ok(Some(user)) => {
+            tool(name, "userdel", &[name])?;
+            Some(user.uid.as_raw())
+        }
+        _ => None,
+    };
+    // Only the group SuperCP made with the user (gid = uid) goes with it.
+    if let (Ok(Some(group)), Some(uid)) = (Group::from_name(name), uid) {
+        if group.gid.as_raw() == uid {
+            tool(name, "groupdel", &[name])?;
+        }
     }
     Ok(())
 }

@@ -92,6 +92,23 @@ impl Node {
                 gid: stat.st_gid,
             }
         } else if kind == SFlag::S_IFREG {
+            // A file with other links may be a tenant's hard link to a file it cannot read
+            // (the plan would print it); a huge one would exhaust memory. Neither is SuperCP's.
+            if stat.st_nlink > 1 {
+                return Observed::Blocked {
+                    path,
+                    what: "a file with other hard links".into(),
+                };
+            }
+            if u64::try_from(stat.st_size).unwrap_or(u64::MAX) > MAX_OBSERVED_FILE {
+                return Observed::Blocked {
+                    path,
+                    what: format!(
+                        "a file of {} bytes (more than SuperCP writes)",
+                        stat.st_size
+                    ),
+                };
+            }
             let flags = OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK;
             let Ok(fd) = open_at(parent, name, flags, Mode::empty()) else {
                 return Observed::Blocked {
@@ -100,7 +117,13 @@ impl Node {
                 };
             };
             let mut content = Vec::with_capacity(usize::try_from(stat.st_size).unwrap_or(0));
-            if std::fs::File::from(fd).read_to_end(&mut content).is_err() {
+            let file = std::fs::File::from(fd);
+            // The size was checked on the path; `take` also bounds a file that grew since.
+            if file
+                .take(MAX_OBSERVED_FILE + 1)
+                .read_to_end(&mut content)
+                .is_err()
+            {
                 return Observed::Blocked {
                     path,
                     what: "an unreadable file".into(),
@@ -179,7 +202,7 @@ impl Node {
                 }
                 self.apply(&old)
             }
-            None => self.delete(&desired.anchor, &desired.rel),
+            None => self.delete_file(&desired.anchor, &desired.rel),
         }
     }
 
@@ -199,7 +222,32 @@ impl Node {
             }
             Parent::Blocked(_) => return Ok(()),
         };
-        remove_tree(parent, last_component(rel), &path)
+        remove_tree(parent, last_component(rel), &path, 0)
+    }
+
+    /// Deletes the file `anchor/rel` (unlinks it; a symlink there is unlinked, never followed).
+    /// Something else in its place (a directory a tenant made) is refused, not removed.
+    ///
+    /// # Errors
+    /// `DeleteFailed` naming the path.
+    pub fn delete_file(&mut self, anchor: &str, rel: &str) -> Result<(), DriverError> {
+        let path = join(anchor, rel);
+        let parent = match self.walk_parent(anchor, rel)? {
+            Parent::Open(fd) => fd,
+            Parent::Missing => return Ok(()),
+            Parent::Blocked(Observed::Blocked { path, what }) => {
+                return Err(DriverError::SymlinkRefused { path, what })
+            }
+            Parent::Blocked(_) => return Ok(()),
+        };
+        match unlinkat(
+            Some(parent),
+            last_component(rel),
+            UnlinkatFlags::NoRemoveDir,
+        ) {
+            Ok(()) | Err(Errno::ENOENT) => Ok(()),
+            Err(source) => Err(DriverError::DeleteFailed { path, source }),
+        }
     }
 
     /// Removes temp files a killed run left in `dir` (non-recursive).
@@ -471,11 +519,22 @@ fn ensure_dir(
 
 /// Removes `name` under `parent`: a file or symlink is unlinked (never followed); a directory
 /// is emptied through its own descriptor, then removed.
-fn remove_tree(parent: RawFd, name: &str, path: &str) -> Result<(), DriverError> {
+/// Largest file `observe` reads. SuperCP's own files are far smaller; a bigger one in a managed
+/// place is reported, not read.
+const MAX_OBSERVED_FILE: u64 = 16 << 20;
+
+/// Deepest directory tree `delete` removes; deeper is refused (a tenant could nest directories
+/// until a recursive walk runs out of stack).
+const MAX_DELETE_DEPTH: usize = 256;
+
+fn remove_tree(parent: RawFd, name: &str, path: &str, depth: usize) -> Result<(), DriverError> {
     let failed = |source| DriverError::DeleteFailed {
         path: path.to_owned(),
         source,
     };
+    if depth > MAX_DELETE_DEPTH {
+        return Err(failed(Errno::ELOOP));
+    }
     match unlinkat(Some(parent), name, UnlinkatFlags::NoRemoveDir) {
         Ok(()) | Err(Errno::ENOENT) => return Ok(()),
         Err(Errno::EISDIR | Errno::EPERM) => {}
@@ -492,7 +551,7 @@ fn remove_tree(parent: RawFd, name: &str, path: &str) -> Result<(), DriverError>
         .filter(|n| n.as_str() != "." && n.as_str() != "..")
         .collect();
     for child in names {
-        remove_tree(dir_raw, &child, &format!("{path}/{child}"))?;
+        remove_tree(dir_raw, &child, &format!("{path}/{child}"), depth + 1)?;
     }
     drop(dir);
     unlinkat(Some(parent), name, UnlinkatFlags::RemoveDir).map_err(failed)

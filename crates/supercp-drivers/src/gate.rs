@@ -39,27 +39,52 @@ pub enum Signalled {
     NotRunning,
 }
 
-/// Sends `signal` to the pid in `pid_file` (a service's reload: nginx HUP, php-fpm USR2).
+/// Sends `signal` to the pid in `pid_file` (a service's reload: nginx HUP, php-fpm USR2), but
+/// only to the service's master: the pid file must be a regular file owned by this process's
+/// user (root on a node) that no one else may write, and the process must run as that user
+/// with `program` as its name. A pid that now names another process (a stale file) is not
+/// signalled.
 ///
 /// # Errors
-/// `BadPidFile` for a file that holds no pid, `Signal` when the kill is refused.
+/// `BadPidFile` for a file that holds no pid or that someone else could have written, `Signal`
+/// when the kill is refused.
 pub fn signal(
     gate: &str,
     reload: &supercp_core::resource::ReloadSignal,
+    program: &str,
 ) -> Result<Signalled, GateError> {
+    use std::io::Read;
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+
     use nix::sys::signal::{kill, Signal};
     use supercp_core::resource::Signal as S;
-    let text = match std::fs::read_to_string(&reload.pid_file) {
-        Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Signalled::NotRunning),
-        Err(e) => {
-            return Err(GateError::BadPidFile {
-                gate: gate.to_owned(),
-                path: reload.pid_file.clone(),
-                detail: e.to_string(),
-            })
-        }
+    let bad = |detail: String| GateError::BadPidFile {
+        gate: gate.to_owned(),
+        path: reload.pid_file.clone(),
+        detail,
     };
+    let opened = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc_o_nofollow())
+        .open(&reload.pid_file);
+    let file = match opened {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Signalled::NotRunning),
+        Err(e) => return Err(bad(e.to_string())),
+    };
+    let me = nix::unistd::geteuid().as_raw();
+    let meta = file.metadata().map_err(|e| bad(e.to_string()))?;
+    if !meta.is_file() || meta.uid() != me || meta.mode() & 0o022 != 0 {
+        return Err(bad(format!(
+            "not a regular file of uid {me} that only its owner may write (uid {}, mode {:o})",
+            meta.uid(),
+            meta.mode() & 0o7777
+        )));
+    }
+    let mut text = String::new();
+    file.take(64)
+        .read_to_string(&mut text)
+        .map_err(|e| bad(e.to_string()))?;
     // `nginx -t` leaves an empty pid file behind when no nginx runs.
     if text.trim().is_empty() {
         return Ok(Signalled::NotRunning);
@@ -74,6 +99,9 @@ pub fn signal(
                 path: reload.pid_file.clone(),
                 detail: format!("{:?}", text.trim()),
             })?;
+    if !is_master(pid, me, program) {
+        return Ok(Signalled::NotRunning);
+    }
     let sig = match reload.signal {
         S::HUP => Signal::SIGHUP,
         S::USR1 => Signal::SIGUSR1,
@@ -155,4 +183,26 @@ pub fn raise_open_files_limit() -> u64 {
         }
     }
     soft
+}
+
+/// `O_NOFOLLOW` for `OpenOptions::custom_flags`.
+fn libc_o_nofollow() -> i32 {
+    nix::fcntl::OFlag::O_NOFOLLOW.bits()
+}
+
+/// Whether `pid` runs as `uid` under the name `program` (the kernel keeps 15 bytes of it).
+fn is_master(pid: i32, uid: u32, program: &str) -> bool {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let runs_as = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|ids| ids.split_whitespace().next())
+        .and_then(|real| real.parse::<u32>().ok());
+    let name = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Name:"))
+        .map(str::trim)
+        .unwrap_or_default();
+    let expected: String = program.chars().take(15).collect();
+    runs_as == Some(uid) && !name.is_empty() && name == expected
 }

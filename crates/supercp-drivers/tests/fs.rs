@@ -184,3 +184,53 @@ fn apply_after_a_half_finished_write_converges() {
     );
     assert!(!dir.path().join(".site.conf.supercp-tmp").exists());
 }
+
+#[test]
+fn hard_linked_or_huge_files_are_reported_not_read() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let anchor = dir.path().display().to_string();
+    fs::write(dir.path().join("secret"), "root only\n").expect("write");
+    fs::hard_link(dir.path().join("secret"), dir.path().join("keys")).expect("link");
+    let mut node = Node::new();
+    match node.observe(&anchor, "keys") {
+        Observed::Blocked { what, .. } => assert!(what.contains("hard links"), "{what}"),
+        other => panic!("a hard link is not read: {other:?}"),
+    }
+    // Sparse: 20 MiB that take no disk, as a tenant's `truncate -s 10T` would.
+    let big = fs::File::create(dir.path().join("big")).expect("create");
+    big.set_len(20 << 20).expect("set_len");
+    match node.observe(&anchor, "big") {
+        Observed::Blocked { what, .. } => assert!(what.contains("bytes"), "{what}"),
+        other => panic!("a huge file is not read: {other:?}"),
+    }
+}
+
+#[test]
+fn deleting_a_file_never_removes_a_directory_in_its_place() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let anchor = dir.path().display().to_string();
+    fs::create_dir_all(dir.path().join("keys/inner")).expect("mkdir");
+    let mut node = Node::new();
+    let err = node.delete_file(&anchor, "keys").expect_err("refused");
+    assert!(matches!(err, DriverError::DeleteFailed { .. }), "{err}");
+    assert!(dir.path().join("keys/inner").is_dir(), "left in place");
+    fs::write(dir.path().join("plain"), "x").expect("write");
+    node.delete_file(&anchor, "plain")
+        .expect("a file is unlinked");
+    assert!(!dir.path().join("plain").exists());
+}
+
+#[test]
+fn deleting_a_tree_deeper_than_the_limit_is_refused() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let anchor = dir.path().display().to_string();
+    let mut deep = dir.path().join("t");
+    for _ in 0..300 {
+        deep = deep.join("d");
+    }
+    fs::create_dir_all(&deep).expect("mkdir");
+    let mut node = Node::new();
+    let err = node.delete(&anchor, "t").expect_err("refused");
+    assert!(err.to_string().contains("cannot delete"), "{err}");
+    assert!(deep.is_dir(), "the deepest directory is still there");
+}

@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use supercp_core::object::Observed;
+use supercp_core::object::{Observed, ACCOUNT_COMMENT};
 use supercp_core::resource::AccountLayout;
 use supercp_core::{Desired, Object};
 use supercp_drivers::accounts;
@@ -40,19 +40,27 @@ pub fn assign(
         };
         let tenant = d.rel.clone();
         let existing = match accounts::observe(&tenant) {
-            Observed::Account { uid, .. } => Some(uid),
+            Observed::Account {
+                uid, gid, comment, ..
+            } => Some((uid, gid, comment)),
             _ => None,
         };
         let uid = match (recorded.get(&tenant), existing) {
             (Some(&uid), None) => uid,
-            (recorded_uid, Some(uid)) => {
-                if recorded_uid.is_none_or(|r| *r != uid)
-                    && !(layout.uid_min..=layout.uid_max).contains(&uid)
-                {
+            (recorded_uid, Some((uid, gid, comment))) => {
+                // Only an account SuperCP made is taken on: its comment, its own group, an id
+                // in the range that no other tenant was given.
+                let ours = comment == ACCOUNT_COMMENT
+                    && gid == uid
+                    && (layout.uid_min..=layout.uid_max).contains(&uid)
+                    && recorded_uid.is_none_or(|r| *r == uid)
+                    && !recorded.iter().any(|(t, u)| *u == uid && *t != tenant);
+                if !ours {
                     return Err(EngineError::Accounts(format!(
-                        "{}: user {tenant} already exists with uid {uid}, outside the tenant range \
-                         {}..={} of the node file: it is not a SuperCP tenant. Rename the tenant, or \
-                         remove or rename that user",
+                        "{}: user {tenant} already exists (uid {uid}, gid {gid}, comment {comment:?}) \
+                         and is not this SuperCP tenant's account (made by SuperCP: comment \
+                         {ACCOUNT_COMMENT:?}, its own group, a uid in {}..={} recorded for no other \
+                         tenant). Rename the tenant, or remove or rename that user",
                         d.resource, layout.uid_min, layout.uid_max
                     )));
                 }

@@ -346,6 +346,10 @@ impl Executor<'_> {
             (Action::Create | Action::Update, _) => {
                 self.fs.apply(desired).map_err(|e| e.to_string())
             }
+            (Action::Delete, _) if step.id.kind() == "file" => self
+                .fs
+                .delete_file(&desired.anchor, &desired.rel)
+                .map_err(|e| e.to_string()),
             (Action::Delete, _) => self
                 .fs
                 .delete(&desired.anchor, &desired.rel)
@@ -403,7 +407,13 @@ impl Executor<'_> {
         if check.success {
             info!(gate = %gate.name, "gate check passed");
             if let Some(reload) = &gate.reload_signal {
-                match gate::signal(&gate.name, reload)
+                // The master's process name: the check's program (`nginx`, `php-fpm8.2`).
+                let program = gate
+                    .check
+                    .first()
+                    .and_then(|p| p.rsplit('/').next())
+                    .unwrap_or_default();
+                match gate::signal(&gate.name, reload, program)
                     .map_err(|e| EngineError::Gate(e.to_string()))?
                 {
                     gate::Signalled::Sent { pid } => {
@@ -444,7 +454,7 @@ impl Executor<'_> {
             if *applied {
                 if let Some(desired) = &step.desired {
                     let restored = match step.action {
-                        Action::Create => self.fs.delete(&desired.anchor, &desired.rel),
+                        Action::Create => self.fs.delete_file(&desired.anchor, &desired.rel),
                         Action::Update | Action::Delete => match &step.previous {
                             Some(previous) => self.fs.restore(desired, Some(previous)),
                             None => Ok(()),

@@ -105,10 +105,18 @@ pub fn diff(desired: &Desired, observed: &Observed, owner_ids: Option<(u32, u32)
                 home,
                 shell,
                 members,
+                locked,
                 ..
             },
         ) => {
             let mut parts = Vec::new();
+            if *locked != a.locked {
+                parts.push(if a.locked {
+                    "expire the account (suspended)".to_owned()
+                } else {
+                    "lift the expiry (suspension lifted)".to_owned()
+                });
+            }
             if *home != a.home {
                 parts.push(format!("home {home} → {}", a.home));
             }

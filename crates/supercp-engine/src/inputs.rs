@@ -135,20 +135,22 @@ fn absolute(path: &Path) -> PathBuf {
     }
 }
 
-/// Accounts below UID 1000 on this machine (a tenant may not take their names).
+/// Users and groups below id 1000 on this machine (system accounts such as `shadow`, `disk`
+/// or `docker`): a tenant may not take their names, or its account would join that group.
 fn system_accounts() -> BTreeSet<String> {
-    let Ok(passwd) = std::fs::read_to_string("/etc/passwd") else {
-        return BTreeSet::new();
-    };
-    passwd
-        .lines()
-        .filter_map(|line| {
+    let mut names = BTreeSet::new();
+    for file in ["/etc/passwd", "/etc/group"] {
+        let Ok(text) = std::fs::read_to_string(file) else {
+            continue;
+        };
+        names.extend(text.lines().filter_map(|line| {
             let mut fields = line.split(':');
             let name = fields.next()?;
-            let uid: u32 = fields.nth(1)?.parse().ok()?;
-            (uid < 1000).then(|| name.to_owned())
-        })
-        .collect()
+            let id: u32 = fields.nth(1)?.parse().ok()?;
+            (id < 1000).then(|| name.to_owned())
+        }));
+    }
+    names
 }
 
 fn load_templates(dir: Option<&str>) -> Result<Templates, Vec<Diagnostic>> {

@@ -391,14 +391,15 @@ fn check_domain(
         cx.pattern(
             &format!("spec.redirects[{i}].from"),
             &r.from,
-            is_url_path(&r.from.value),
-            "a path starting with '/'",
+            // nginx matches the decoded path: a query or an escape there would never match.
+            is_url_path(&r.from.value) && !r.from.value.contains(['?', '%']),
+            "a path starting with '/', without '?' or '%' (the request's query is kept)",
         );
         cx.pattern(
             &format!("spec.redirects[{i}].to"),
             &r.to,
-            is_url_path(&r.to.value) || is_http_url(&r.to.value),
-            "a path or an http(s) URL",
+            (is_url_path(&r.to.value) || is_http_url(&r.to.value)) && !r.to.value.contains('?'),
+            "a path or an http(s) URL without '?' (the request's query is appended)",
         );
         if let Some(code) = &r.code {
             if ![301, 302, 307, 308].contains(&code.value) {
@@ -415,8 +416,8 @@ fn check_domain(
         cx.pattern(
             "spec.redirectTo",
             to,
-            is_http_url(&to.value),
-            "an http(s) URL",
+            is_http_url(&to.value) && !to.value.contains('?'),
+            "an http(s) URL without '?' (the request's path and query are appended)",
         );
     }
     let aliases = aliases.into_iter().collect::<Option<Vec<_>>>()?;

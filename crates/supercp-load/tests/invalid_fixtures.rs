@@ -26,6 +26,7 @@ const CASES: &[&str] = &[
     "missing_package_reference",
     "missing_tenant_reference",
     "over_package_limits",
+    "redirect_rules",
     "reserved_tenant_name",
     "tenant_name_grammar",
     "tenant_php_and_login",
@@ -100,6 +101,11 @@ fn duplicate_name_is_reported_with_where_it_was_first_declared() {
 #[test]
 fn hostname_claimed_twice_is_reported_at_the_second_claim() {
     check("hostname_claimed_twice");
+}
+
+#[test]
+fn redirects_that_would_never_match_or_double_the_query_are_reported() {
+    check("redirect_rules");
 }
 
 #[test]

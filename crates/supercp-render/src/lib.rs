@@ -508,6 +508,7 @@ impl<'a> Renderer<'a> {
                     home: home.clone(),
                     shell,
                     members: vec![spec.web.user.clone()],
+                    locked: t.suspended,
                 }),
                 resource: resource.clone(),
                 origin: origin.clone(),

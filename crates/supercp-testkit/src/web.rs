@@ -130,7 +130,13 @@ impl Users {
 
     fn remove_all(&self) {
         for name in &self.names {
-            let _ = Command::new("userdel").arg(name).output();
+            if let Ok(out) = Command::new("userdel").arg(name).output() {
+                let err = String::from_utf8_lossy(&out.stderr);
+                // A user that still runs processes stays: say so, the next run removes it.
+                if !out.status.success() && !err.contains("does not exist") {
+                    eprintln!("test users: userdel {name}: {}", err.trim());
+                }
+            }
             let _ = Command::new("groupdel").arg(name).output();
         }
     }
