@@ -586,32 +586,50 @@ fn libc_cwd() -> RawFd {
     nix::libc::AT_FDCWD
 }
 
-/// Bytes of disk a directory tree takes (allocated blocks, like `du`), never following a
-/// symlink; each inode is counted once. `None` when `path` is not a directory.
+/// Bytes of disk a directory tree takes (allocated blocks, like `du -x`), walked with
+/// descriptors opened without following symlinks, on the tree's own filesystem only, at most
+/// 256 levels deep; each inode is counted once. `None` when `path` is not a directory.
 pub fn disk_usage(path: &Path) -> Option<u64> {
-    use std::os::unix::fs::MetadataExt;
-    let top = std::fs::symlink_metadata(path).ok()?;
-    if !top.is_dir() {
-        return None;
-    }
+    let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+    let top = open_at(libc_cwd(), &path.to_string_lossy(), flags, Mode::empty()).ok()?;
+    let stat = nix::sys::stat::fstat(top.as_raw_fd()).ok()?;
     let mut seen = std::collections::HashSet::new();
-    let mut total = top.blocks() * 512;
-    let mut stack = vec![path.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else {
+    let below = usage_below(top, stat.st_dev, &mut seen, 0);
+    Some(u64::try_from(stat.st_blocks).unwrap_or(0) * 512 + below)
+}
+
+fn usage_below(
+    dir_fd: OwnedFd,
+    device: u64,
+    seen: &mut std::collections::HashSet<u64>,
+    depth: usize,
+) -> u64 {
+    let Ok(mut dir) = nix::dir::Dir::from_fd(dir_fd.into_raw_fd()) else {
+        return 0;
+    };
+    let parent = dir.as_raw_fd();
+    let names: Vec<String> = dir
+        .iter()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n != "." && n != "..")
+        .collect();
+    let mut total = 0;
+    for name in names {
+        let at = nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW;
+        let Ok(stat) = fstatat(Some(parent), name.as_str(), at) else {
             continue;
         };
-        for entry in entries.flatten() {
-            // `DirEntry::metadata` is an lstat: a symlink counts as itself.
-            let Ok(meta) = entry.metadata() else { continue };
-            if meta.nlink() > 1 && !meta.is_dir() && !seen.insert((meta.dev(), meta.ino())) {
-                continue;
-            }
-            total += meta.blocks() * 512;
-            if meta.is_dir() {
-                stack.push(entry.path());
+        if stat.st_dev != device || !seen.insert(stat.st_ino) {
+            continue;
+        }
+        total += u64::try_from(stat.st_blocks).unwrap_or(0) * 512;
+        let kind = SFlag::from_bits_truncate(stat.st_mode & SFlag::S_IFMT.bits());
+        if kind == SFlag::S_IFDIR && depth < MAX_DELETE_DEPTH {
+            if let Ok(child) = open_dir_nofollow(parent, &name) {
+                total += usage_below(child, device, seen, depth + 1);
             }
         }
     }
-    Some(total)
+    total
 }

@@ -234,3 +234,22 @@ fn deleting_a_tree_deeper_than_the_limit_is_refused() {
     assert!(err.to_string().contains("cannot delete"), "{err}");
     assert!(deep.is_dir(), "the deepest directory is still there");
 }
+
+#[test]
+fn disk_usage_counts_the_tree_and_never_follows_a_symlink() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let home = dir.path().join("home");
+    let elsewhere = dir.path().join("elsewhere");
+    fs::create_dir_all(home.join("sub")).expect("mkdir");
+    fs::create_dir_all(&elsewhere).expect("mkdir");
+    fs::write(home.join("sub/one"), vec![7u8; 1 << 20]).expect("write");
+    fs::write(elsewhere.join("four"), vec![7u8; 4 << 20]).expect("write");
+    std::os::unix::fs::symlink(&elsewhere, home.join("link")).expect("symlink");
+    fs::hard_link(home.join("sub/one"), home.join("again")).expect("link");
+    let used = supercp_drivers::fs::disk_usage(&home).expect("a directory");
+    assert!(
+        (1 << 20..2 << 20).contains(&used),
+        "1 MiB counted once, the symlinked 4 MiB not at all: {used}"
+    );
+    assert_eq!(supercp_drivers::fs::disk_usage(&home.join("link")), None);
+}
