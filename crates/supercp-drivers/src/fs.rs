@@ -214,15 +214,25 @@ impl Node {
         let path = join(anchor, rel);
         // A cached directory may be the one deleted.
         self.chain = None;
-        let parent = match self.walk_parent(anchor, rel)? {
-            Parent::Open(fd) => fd,
-            Parent::Missing => return Ok(()),
-            Parent::Blocked(Observed::Blocked { path, what }) => {
-                return Err(DriverError::SymlinkRefused { path, what })
-            }
-            Parent::Blocked(_) => return Ok(()),
+        let Some(parent) = self.parent_to_delete_in(anchor, rel)? else {
+            return Ok(());
         };
         remove_tree(parent, last_component(rel), &path, 0)
+    }
+
+    /// The parent directory of something to delete; `None` when it is gone already.
+    fn parent_to_delete_in(
+        &mut self,
+        anchor: &str,
+        rel: &str,
+    ) -> Result<Option<RawFd>, DriverError> {
+        match self.walk_parent(anchor, rel)? {
+            Parent::Open(fd) => Ok(Some(fd)),
+            Parent::Blocked(Observed::Blocked { path, what }) => {
+                Err(DriverError::SymlinkRefused { path, what })
+            }
+            Parent::Missing | Parent::Blocked(_) => Ok(None),
+        }
     }
 
     /// Deletes the file `anchor/rel` (unlinks it; a symlink there is unlinked, never followed).
@@ -232,13 +242,8 @@ impl Node {
     /// `DeleteFailed` naming the path.
     pub fn delete_file(&mut self, anchor: &str, rel: &str) -> Result<(), DriverError> {
         let path = join(anchor, rel);
-        let parent = match self.walk_parent(anchor, rel)? {
-            Parent::Open(fd) => fd,
-            Parent::Missing => return Ok(()),
-            Parent::Blocked(Observed::Blocked { path, what }) => {
-                return Err(DriverError::SymlinkRefused { path, what })
-            }
-            Parent::Blocked(_) => return Ok(()),
+        let Some(parent) = self.parent_to_delete_in(anchor, rel)? else {
+            return Ok(());
         };
         match unlinkat(
             Some(parent),
