@@ -68,6 +68,10 @@ pub struct NewRun {
     pub git_commit: Option<String>,
     pub git_author: Option<String>,
     pub git_dirty: Option<bool>,
+    /// The applied commit's message.
+    pub git_message: Option<String>,
+    /// Why the run ran: `cli`, or the agent's `commit`, `drift`, `signal`, `reconcile`.
+    pub trigger: String,
     /// For humans, e.g. "3 to create, 1 to update, 0 to delete".
     pub summary: String,
     pub pid: u32,
@@ -115,6 +119,8 @@ pub struct RunRecord {
     pub git_commit: Option<String>,
     pub git_author: Option<String>,
     pub git_dirty: Option<bool>,
+    pub git_message: Option<String>,
+    pub trigger: String,
     pub summary: String,
     pub outcome: Outcome,
     pub started_at: i64,
@@ -357,8 +363,8 @@ impl Journal {
         on_pool!(self, pool => {
             sqlx::query_scalar(
                 "INSERT INTO runs (node, actor, repo, git_commit, git_author, git_dirty, summary, \
-                 outcome, started_at, pid) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, 'running', $8, $9) RETURNING id",
+                 outcome, started_at, pid, git_message, trigger) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, 'running', $8, $9, $10, $11) RETURNING id",
             )
             .bind(&run.node)
             .bind(&run.actor)
@@ -369,6 +375,8 @@ impl Journal {
             .bind(&run.summary)
             .bind(now)
             .bind(i64::from(run.pid))
+            .bind(run.git_message.as_deref())
+            .bind(&run.trigger)
             .fetch_one(pool)
             .await
             .map_err(query_err(OP))
@@ -894,7 +902,7 @@ const ROWS_PER_STATEMENT: usize = 500;
 const STEP_INSERT_COLUMNS: usize = 9;
 
 const RUN_COLUMNS: &str = "id, node, actor, repo, git_commit, git_author, git_dirty, summary, \
-     outcome, started_at, finished_at, pid, error, gate_checks, reloads";
+     outcome, started_at, finished_at, pid, error, gate_checks, reloads, git_message, trigger";
 const STEP_COLUMNS: &str = "id, run_id, seq, resource, origin, object, action, status, attempt, \
      started_at, finished_at, before_hash, after_hash, log, \
      (before_content IS NOT NULL) AS has_before_content";
@@ -916,6 +924,8 @@ struct RunRow {
     error: Option<String>,
     gate_checks: i64,
     reloads: i64,
+    git_message: Option<String>,
+    trigger: String,
 }
 
 #[derive(sqlx::FromRow)]
@@ -954,6 +964,8 @@ impl RunRow {
             git_commit: self.git_commit,
             git_author: self.git_author,
             git_dirty: self.git_dirty,
+            git_message: self.git_message,
+            trigger: self.trigger,
             summary: self.summary,
             started_at: self.started_at,
             finished_at: self.finished_at,

@@ -41,6 +41,8 @@ async fn a_run_and_its_steps_round_trip_with_every_field() {
             git_commit: Some("0123abcd".into()),
             git_author: Some("Alice <alice@example.test>".into()),
             git_dirty: Some(true),
+            git_message: Some("Add acme.test\n\nWith a body line.".into()),
+            trigger: "commit".into(),
             summary: "1 to create, 1 to update, 1 to delete".into(),
             pid: 4_000_000_000,
         };
@@ -117,6 +119,8 @@ async fn a_run_and_its_steps_round_trip_with_every_field() {
                 git_commit: new.git_commit.clone(),
                 git_author: new.git_author.clone(),
                 git_dirty: Some(true),
+                git_message: new.git_message.clone(),
+                trigger: "commit".into(),
                 summary: new.summary.clone(),
                 outcome: Outcome::Failed,
                 started_at: record.started_at,
@@ -570,6 +574,8 @@ fn new_run(node: &str) -> NewRun {
         git_commit: None,
         git_author: None,
         git_dirty: None,
+        git_message: None,
+        trigger: "cli".into(),
         summary: "1 to create, 0 to update, 0 to delete".into(),
         pid: 1234,
     }

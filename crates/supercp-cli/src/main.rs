@@ -37,6 +37,9 @@ enum Command {
     Plan(commands::plan::Args),
     /// Converge the node to the repo.
     Apply(commands::apply::Args),
+    /// Follow the node file's Git branch: apply every new commit, scan for drift, reconcile on
+    /// SIGHUP (runs until SIGTERM).
+    Agent(commands::agent::Args),
     /// Runs and their steps, from the audit journal.
     Audit(commands::audit::Args),
     /// Write the JSON Schemas of every kind.
@@ -59,6 +62,7 @@ fn main() -> ExitCode {
         Command::Validate(args) => commands::validate::exec(&cli.state, &args),
         Command::Plan(args) => commands::plan::exec(&cli.state, &args),
         Command::Apply(args) => commands::apply::exec(&cli.state, &args),
+        Command::Agent(args) => commands::agent::exec(&cli.state, &args),
         Command::Audit(args) => commands::audit::exec(&cli.state, &args),
         Command::Schema(args) => commands::schema::exec(&args),
         Command::Status(args) => commands::status::exec(&cli.state, &args),

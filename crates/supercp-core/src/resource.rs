@@ -221,6 +221,35 @@ pub struct NodeSpec {
     /// Service checks and reloads, run once per run for all writes they cover.
     #[serde(default)]
     pub gates: Vec<Gate>,
+    /// What `supercp agent` follows and how often it looks.
+    pub agent: Option<AgentSpec>,
+}
+
+/// `supercp agent`: the Git remote it converges to, commit by commit, and its drift scan.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AgentSpec {
+    /// The repo's Git remote. Without one, the agent converges `--repo DIR` as it is.
+    pub git: Option<GitSource>,
+    /// Seconds between two drift scans (every object observed again and put back). Default 300.
+    #[serde(default = "default_drift_scan")]
+    pub drift_scan_seconds: u64,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GitSource {
+    /// `file:///srv/hosting.git` or a local path (this build has no https/ssh transport).
+    pub url: String,
+    #[serde(default = "default_branch")]
+    pub branch: String,
+    /// Seconds between two fetches. Default 30.
+    #[serde(default = "default_poll")]
+    pub poll_seconds: u64,
+    /// Apply a new head that does not descend from the last applied commit (a force-push,
+    /// rewritten history). Off: such a head is refused and the refusal recorded.
+    #[serde(default)]
+    pub allow_non_fast_forward: bool,
 }
 
 /// Tenant accounts: ids come from `[uidMin, uidMax]`; each tenant's uid is recorded in the
@@ -362,6 +391,18 @@ pub enum Signal {
     HUP,
     USR1,
     USR2,
+}
+
+fn default_drift_scan() -> u64 {
+    300
+}
+
+fn default_branch() -> String {
+    "main".to_owned()
+}
+
+fn default_poll() -> u64 {
+    30
 }
 
 fn default_true() -> bool {

@@ -31,6 +31,9 @@ pub struct ApplyOptions {
     pub plan: PlanOptions,
     /// Recorded in the journal (e.g. `root@web1` or `ci`).
     pub actor: String,
+    /// Why this run runs, recorded in the journal: `cli` for `supercp apply`; the agent's
+    /// `commit`, `drift`, `signal` or `reconcile`.
+    pub trigger: String,
     /// Test hook: stop (sleep) before executing the step with this index, so a test can kill
     /// the process at a known point. Set from `SUPERCP_TEST_PAUSE_BEFORE_STEP`.
     pub pause_before_step: Option<usize>,
@@ -168,6 +171,8 @@ pub async fn apply(
             git_commit: git.commit,
             git_author: git.author,
             git_dirty: git.dirty,
+            git_message: git.message,
+            trigger: options.trigger.clone(),
             summary: if plan.is_empty() {
                 "no changes".into()
             } else {

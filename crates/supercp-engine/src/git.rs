@@ -2,11 +2,13 @@
 
 use std::path::Path;
 
-/// Commit, author and dirty flag of the work tree holding `repo`.
+/// Commit, author, message and dirty flag of the work tree holding `repo`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct GitInfo {
     pub commit: Option<String>,
     pub author: Option<String>,
+    /// The commit message, whole.
+    pub message: Option<String>,
     pub dirty: Option<bool>,
 }
 
@@ -21,6 +23,9 @@ pub fn describe(repo: &Path) -> GitInfo {
         let a = c.author();
         format!("{} <{}>", a.name().unwrap_or("?"), a.email().unwrap_or("?"))
     });
+    let message = head
+        .as_ref()
+        .and_then(|c| c.message().map(|m| m.trim_end().to_owned()));
     let mut options = git2::StatusOptions::new();
     options
         .include_untracked(true)
@@ -41,6 +46,7 @@ pub fn describe(repo: &Path) -> GitInfo {
     GitInfo {
         commit,
         author,
+        message,
         dirty,
     }
 }

@@ -92,6 +92,20 @@ pub fn node_journal(
     Ok((node.name, default_audit_url(&spec, &state)))
 }
 
+/// The node (resolved spec) and its audit URL, without loading a repo: what the agent reads
+/// before it has a checkout.
+///
+/// # Errors
+/// Diagnostics of the node file.
+pub fn node_spec(
+    node_file: Option<&Path>,
+    state_dir: &Path,
+) -> Result<(String, NodeSpec, String), Vec<Diagnostic>> {
+    let (node, spec, state) = node_for(node_file, state_dir)?;
+    let url = default_audit_url(&spec, &state);
+    Ok((node.name, spec, url))
+}
+
 /// The audit URL for commands that need no repo (`audit`): the node's, or the sandbox's.
 ///
 /// # Errors

@@ -21,6 +21,7 @@ pub fn exec(state: &Path, args: &Args) -> anyhow::Result<Outcome> {
     let options = ApplyOptions {
         plan: args.delete.plan_options(),
         actor: actor(),
+        trigger: "cli".into(),
         pause_before_step: std::env::var("SUPERCP_TEST_PAUSE_BEFORE_STEP")
             .ok()
             .and_then(|v| v.parse().ok()),
@@ -90,7 +91,7 @@ pub fn exec(state: &Path, args: &Args) -> anyhow::Result<Outcome> {
 }
 
 /// Who runs the apply, for the journal: `user@host`.
-fn actor() -> String {
+pub fn actor() -> String {
     use std::os::unix::fs::MetadataExt;
     let user = ["SUDO_USER", "USER", "LOGNAME"]
         .iter()

@@ -1,5 +1,6 @@
 //! One module per command: clap arguments and an `exec` that calls the engine.
 
+pub mod agent;
 pub mod apply;
 pub mod audit;
 pub mod plan;

@@ -1,0 +1,351 @@
+//! `supercp agent`: follows the node file's Git branch and converges the node commit by
+//! commit, scans for drift on a timer, and reconciles on SIGHUP. Every run goes through the same
+//! path as `supercp apply` (`supercp_engine::apply`) and is recorded in the journal with the
+//! commit's SHA, author and message and why it ran (`commit`, `drift`, `signal`).
+//!
+//! # Guarantees
+//! - A head that does not descend from the last applied commit (force-push, rewritten history)
+//!   is refused unless the node file allows it; the refusal is a failed run in the journal.
+//! - A failure (invalid commit, failed gate, unreachable remote) is logged, recorded when it
+//!   concerns a commit, and retried with exponential backoff; the agent keeps running.
+//! - SIGTERM and SIGINT stop it between runs.
+
+pub mod notify;
+pub mod source;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use git2::Oid;
+use supercp_audit::{Journal, NewRun, Outcome};
+use supercp_engine::{ApplyOptions, EngineError, Inputs};
+use tokio::signal::unix::{signal, SignalKind};
+use tracing::{info, warn};
+
+use crate::source::{Commit, GitCheckout};
+
+/// What the agent runs on.
+pub struct AgentConfig {
+    /// The node file (it names the Git source and the intervals).
+    pub node_file: PathBuf,
+    pub state: PathBuf,
+    /// Without a Git source in the node file: the directory to converge as it is.
+    pub repo: Option<PathBuf>,
+    /// Recorded as the runs' actor.
+    pub actor: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error("node file: {0}")]
+    Node(String),
+    #[error("the node file names no agent.git source and no --repo was given")]
+    NoSource,
+    #[error(transparent)]
+    Source(#[from] source::SourceError),
+    #[error("audit journal: {0}")]
+    Audit(#[from] supercp_audit::AuditError),
+    #[error("signals: {0}")]
+    Signals(std::io::Error),
+}
+
+/// Why a reconcile runs; recorded as the run's trigger.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Trigger {
+    Commit,
+    Drift,
+    Signal,
+}
+
+impl Trigger {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Trigger::Commit => "commit",
+            Trigger::Drift => "drift",
+            Trigger::Signal => "signal",
+        }
+    }
+}
+
+/// Longest wait between two attempts after failures.
+const MAX_BACKOFF: Duration = Duration::from_secs(600);
+
+/// Runs until SIGTERM or SIGINT.
+///
+/// # Errors
+/// Only for what makes running impossible: a broken node file, no source, no journal, no
+/// signal handlers. Failures of single runs are logged, recorded and retried.
+pub async fn run(config: AgentConfig) -> Result<(), AgentError> {
+    let (node, spec, url) =
+        supercp_engine::inputs::node_spec(Some(&config.node_file), &config.state)
+            .map_err(|d| AgentError::Node(lines(&d)))?;
+    let agent = spec
+        .agent
+        .clone()
+        .unwrap_or(supercp_core::resource::AgentSpec {
+            git: None,
+            drift_scan_seconds: 300,
+        });
+    std::fs::create_dir_all(&config.state).map_err(|e| AgentError::Node(e.to_string()))?;
+    let journal = Journal::open(&url).await?;
+    let checkout = match &agent.git {
+        Some(git) => Some(GitCheckout::open(
+            &git.url,
+            &git.branch,
+            &config.state.join("checkout"),
+        )?),
+        None => None,
+    };
+    let repo = match (&checkout, &config.repo) {
+        (Some(c), _) => c.dir.clone(),
+        (None, Some(repo)) => repo.clone(),
+        (None, None) => return Err(AgentError::NoSource),
+    };
+    let poll = Duration::from_secs(agent.git.as_ref().map_or(30, |g| g.poll_seconds.max(1)));
+    let drift = Duration::from_secs(agent.drift_scan_seconds.max(1));
+    let allow_rewrite = agent.git.as_ref().is_some_and(|g| g.allow_non_fast_forward);
+    let mut state = State {
+        config: &config,
+        journal: &journal,
+        node: &node,
+        repo,
+        applied: last_applied(&journal, &node, &config.state).await?,
+        refused: None,
+        failures: 0,
+    };
+    info!(node = %node, applied = ?state.applied, "agent started");
+    let mut hup = signal(SignalKind::hangup()).map_err(AgentError::Signals)?;
+    let mut term = signal(SignalKind::terminate()).map_err(AgentError::Signals)?;
+    let mut int = signal(SignalKind::interrupt()).map_err(AgentError::Signals)?;
+    let mut next_fetch = tokio::time::Instant::now();
+    let mut next_drift = tokio::time::Instant::now() + drift;
+    let mut ready = false;
+    loop {
+        let trigger = tokio::select! {
+            () = tokio::time::sleep_until(next_fetch) => Trigger::Commit,
+            () = tokio::time::sleep_until(next_drift) => Trigger::Drift,
+            _ = hup.recv() => Trigger::Signal,
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+        };
+        let ok = match (&checkout, trigger) {
+            (Some(c), Trigger::Commit | Trigger::Signal) => {
+                state.follow(c, trigger, allow_rewrite).await
+            }
+            (None, Trigger::Commit) => true, // local mode: changes come with the drift scan or SIGHUP
+            _ => state.reconcile(trigger, None).await,
+        };
+        state.failures = if ok { 0 } else { state.failures + 1 };
+        let wait = backoff(poll, state.failures);
+        match trigger {
+            Trigger::Drift => next_drift = tokio::time::Instant::now() + drift.max(wait),
+            _ => next_fetch = tokio::time::Instant::now() + wait,
+        }
+        if !ready {
+            notify::ready();
+            ready = true;
+        }
+        notify::watchdog();
+    }
+    info!("agent stopping");
+    journal.close().await;
+    Ok(())
+}
+
+struct State<'a> {
+    config: &'a AgentConfig,
+    journal: &'a Journal,
+    node: &'a str,
+    /// The directory runs load the repo from (the checkout, or --repo).
+    repo: PathBuf,
+    /// The last commit applied successfully.
+    applied: Option<Oid>,
+    /// A head already refused (recorded once, not on every poll).
+    refused: Option<Oid>,
+    failures: u32,
+}
+
+impl State<'_> {
+    /// Fetches; applies a new head. True when nothing failed.
+    async fn follow(
+        &mut self,
+        checkout: &GitCheckout,
+        trigger: Trigger,
+        allow_rewrite: bool,
+    ) -> bool {
+        let head = match checkout.fetch() {
+            Ok(head) => head,
+            Err(e) => {
+                warn!(error = %e, "fetch failed; retrying with backoff");
+                return false;
+            }
+        };
+        let new = self.applied != Some(head);
+        if !new && trigger == Trigger::Commit {
+            return true;
+        }
+        if let Some(applied) = self.applied.filter(|_| new) {
+            let descends = checkout.descends(head, applied).unwrap_or(false);
+            if !descends && !allow_rewrite {
+                if self.refused != Some(head) {
+                    self.refused = Some(head);
+                    let message = format!(
+                        "refused commit {head}: it does not descend from the last applied commit \
+                         {applied} (a force-push or rewritten history); set agent.git.allowNonFastForward \
+                         in the node file to apply it"
+                    );
+                    warn!("{message}");
+                    let commit = checkout.describe(head).ok();
+                    self.record(
+                        trigger,
+                        Some(head),
+                        commit.as_ref(),
+                        "refused: nothing applied",
+                        &message,
+                    )
+                    .await;
+                }
+                return true; // refusing is the agent working as meant, not a failure to retry
+            }
+        }
+        let commit = match checkout.checkout(head) {
+            Ok(commit) => commit,
+            Err(e) => {
+                warn!(error = %e, "checkout failed; retrying with backoff");
+                return false;
+            }
+        };
+        let ok = self.reconcile(trigger, Some(&commit)).await;
+        if ok {
+            self.applied = Some(head);
+            self.refused = None;
+        }
+        ok
+    }
+
+    /// One run over the current checkout (or --repo), through `supercp_engine::apply`.
+    async fn reconcile(&mut self, trigger: Trigger, commit: Option<&Commit>) -> bool {
+        let inputs =
+            match Inputs::load(&self.repo, Some(&self.config.node_file), &self.config.state) {
+                Ok(inputs) => inputs,
+                Err(d) => return self.invalid(trigger, commit, &lines(&d)).await,
+            };
+        let desired = match inputs.render() {
+            Ok(desired) => desired,
+            Err(d) => return self.invalid(trigger, commit, &lines(&d)).await,
+        };
+        let options = ApplyOptions {
+            actor: self.config.actor.clone(),
+            trigger: trigger.as_str().to_owned(),
+            ..ApplyOptions::default()
+        };
+        match supercp_engine::apply(&inputs, desired, self.journal, &options, None).await {
+            Ok(report) => {
+                info!(run = report.run, trigger = trigger.as_str(), summary = %report.summary, "reconciled");
+                true
+            }
+            // Recorded by apply itself (a run with its steps).
+            Err(e @ (EngineError::Gate(_) | EngineError::StepsFailed { .. })) => {
+                warn!(error = %e, trigger = trigger.as_str(), "run failed; retrying with backoff");
+                false
+            }
+            // Stopped before a run was recorded: record why.
+            Err(e) => self.invalid(trigger, commit, &e.to_string()).await,
+        }
+    }
+
+    /// A run that could not start (invalid repo, mass delete, lock): recorded as failed.
+    async fn invalid(&self, trigger: Trigger, commit: Option<&Commit>, error: &str) -> bool {
+        warn!(trigger = trigger.as_str(), "run refused:\n{error}");
+        let id = commit.map(|c| c.id);
+        self.record(trigger, id, commit, "refused: nothing applied", error)
+            .await;
+        false
+    }
+
+    /// Records a failed run without steps. `id` is the commit the run was about; `commit`
+    /// gives the author and message when known.
+    async fn record(
+        &self,
+        trigger: Trigger,
+        id: Option<Oid>,
+        commit: Option<&Commit>,
+        summary: &str,
+        error: &str,
+    ) {
+        let run = NewRun {
+            node: self.node.to_owned(),
+            actor: self.config.actor.clone(),
+            repo: self.repo.display().to_string(),
+            git_commit: id.map(|i| i.to_string()),
+            git_author: commit
+                .filter(|c| Some(c.id) == id)
+                .map(|c| c.author.clone()),
+            git_dirty: None,
+            git_message: commit
+                .filter(|c| Some(c.id) == id)
+                .map(|c| c.message.clone()),
+            trigger: trigger.as_str().to_owned(),
+            summary: summary.to_owned(),
+            pid: std::process::id(),
+        };
+        let recorded = async {
+            let id = self.journal.start_run(&run).await?;
+            self.journal
+                .finish_run(id, Outcome::Failed, Some(error))
+                .await
+        };
+        if let Err(e) = recorded.await {
+            warn!(error = %e, "could not record the failed run in the journal");
+        }
+    }
+}
+
+/// The commit the last successful run applied from the agent's checkout.
+async fn last_applied(
+    journal: &Journal,
+    node: &str,
+    state: &Path,
+) -> Result<Option<Oid>, AgentError> {
+    let checkout = state.join("checkout").display().to_string();
+    let runs = journal.list_runs(200).await?;
+    Ok(runs
+        .iter()
+        .filter(|r| r.node == node && r.repo == checkout && r.outcome == Outcome::Succeeded)
+        .find_map(|r| r.git_commit.as_deref().and_then(|c| Oid::from_str(c).ok())))
+}
+
+/// The wait after `failures` failures in a row: the interval, doubled per failure, at most
+/// ten minutes.
+fn backoff(interval: Duration, failures: u32) -> Duration {
+    if failures == 0 {
+        return interval;
+    }
+    interval
+        .saturating_mul(2u32.saturating_pow(failures.min(16)))
+        .min(MAX_BACKOFF)
+        .max(interval)
+}
+
+fn lines(diagnostics: &[supercp_core::Diagnostic]) -> String {
+    diagnostics
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_per_failure_up_to_ten_minutes() {
+        let s = Duration::from_secs;
+        assert_eq!(backoff(s(30), 0), s(30));
+        assert_eq!(backoff(s(30), 1), s(60));
+        assert_eq!(backoff(s(30), 3), s(240));
+        assert_eq!(backoff(s(30), 40), s(600));
+        assert_eq!(backoff(s(900), 2), s(900), "never below the interval");
+    }
+}

@@ -1,0 +1,205 @@
+//! `supercp agent` against a real Git repository as its remote (file://): it applies commit after
+//! commit without restarting, records each run with its SHA, author, message and trigger, puts
+//! a hand edit back on its drift scan, and refuses a head that rewrites history.
+
+mod common;
+
+use std::fs;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::Prefix;
+use git2::{Oid, Repository, Signature};
+
+/// The agent as a child process, stopped with SIGTERM on drop.
+struct Agent(Child);
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let pid = nix::unistd::Pid::from_raw(self.0.id() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        let _ = self.0.wait();
+    }
+}
+
+fn commit_all(repo: &Repository, message: &str) -> Oid {
+    let mut index = repo.index().expect("index");
+    index
+        .add_all(["*"], git2::IndexAddOption::DEFAULT, None)
+        .expect("add");
+    index.update_all(["*"], None).expect("stage deletions");
+    index.write().expect("write index");
+    let tree = repo
+        .find_tree(index.write_tree().expect("tree"))
+        .expect("tree");
+    let who = Signature::now("Test", "test@example.test").expect("signature");
+    let parent = repo.head().ok().and_then(|h| h.peel_to_commit().ok());
+    let parents: Vec<&git2::Commit> = parent.iter().collect();
+    repo.commit(Some("HEAD"), &who, &who, message, &tree, &parents)
+        .expect("commit")
+}
+
+/// Polls the journal (through `supercp audit --format json`) until `pick` finds a run.
+fn wait_for_run(
+    p: &Prefix,
+    what: &str,
+    pick: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let start = Instant::now();
+    loop {
+        let run = p.supercp(&["audit", "--format", "json"]);
+        if run.code() == 0 {
+            if let Ok(json) = serde_json::from_str::<serde_json::Value>(&run.stdout()) {
+                if let Some(found) = json["runs"]
+                    .as_array()
+                    .and_then(|runs| runs.iter().find(|r| pick(r)))
+                {
+                    return found.clone();
+                }
+                if start.elapsed() > Duration::from_secs(30) {
+                    panic!("{what}: no such run after 30 s; runs:\n{json:#}");
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn vhost(p: &Prefix, domain: &str) -> std::path::PathBuf {
+    p.sandbox()
+        .join("etc/nginx/sites-enabled")
+        .join(format!("{domain}.conf"))
+}
+
+#[test]
+fn agent_follows_a_git_remote_commit_by_commit_puts_drift_back_and_refuses_rewritten_history() {
+    let mut p = Prefix::empty();
+    let upstream_dir = p.dir.path().join("upstream");
+    let mut init = git2::RepositoryInitOptions::new();
+    init.initial_head("main");
+    let upstream = Repository::init_opts(&upstream_dir, &init).expect("init");
+    common::copy_dir(
+        &common::workspace().join("examples/quickstart"),
+        &upstream_dir,
+    );
+    let c1 = commit_all(&upstream, "Quickstart: acme and globex");
+    p.node_with(&format!(
+        "  agent:\n    git: {{url: \"file://{}\", branch: main, pollSeconds: 1}}\n    driftScanSeconds: 2\n",
+        upstream_dir.display()
+    ));
+    let node = p.node.clone().expect("node file");
+    let log = fs::File::create(p.dir.path().join("agent.log")).expect("log");
+    // systemd's side of Type=notify: a datagram socket named by NOTIFY_SOCKET.
+    let notify_path = p.dir.path().join("notify.sock");
+    let notify = std::os::unix::net::UnixDatagram::bind(&notify_path).expect("notify socket");
+    notify
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    let mut agent = Agent(
+        Command::new(env!("CARGO_BIN_EXE_supercp"))
+            .arg("--state")
+            .arg(&p.state)
+            .arg("agent")
+            .arg("--node")
+            .arg(&node)
+            .env("NOTIFY_SOCKET", &notify_path)
+            .env("WATCHDOG_USEC", "600000000")
+            .stdin(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("the agent starts"),
+    );
+
+    // Commit 1 is applied and recorded with its SHA, author, message and trigger.
+    let run = wait_for_run(&p, "commit 1 applied", |r| {
+        r["git_commit"] == c1.to_string() && r["outcome"] == "succeeded"
+    });
+    assert_eq!(run["trigger"], "commit");
+    assert_eq!(run["git_author"], "Test <test@example.test>");
+    assert_eq!(run["git_message"], "Quickstart: acme and globex");
+    assert!(vhost(&p, "acme.test").is_file());
+    let mut buf = [0u8; 64];
+    let n = notify.recv(&mut buf).expect("a notification");
+    assert_eq!(&buf[..n], b"READY=1", "ready after the first cycle");
+    let n = notify.recv(&mut buf).expect("a notification");
+    assert_eq!(&buf[..n], b"WATCHDOG=1", "the watchdog after every cycle");
+
+    // Commit 2 (a new domain) is applied by the same process.
+    fs::write(
+        upstream_dir.join("extra.yaml"),
+        "apiVersion: supercp/v1\nkind: Domain\nmetadata: {name: new.acme.test}\nspec: {tenant: acme}\n",
+    )
+    .expect("write");
+    let c2 = commit_all(&upstream, "Add new.acme.test");
+    wait_for_run(&p, "commit 2 applied", |r| {
+        r["git_commit"] == c2.to_string() && r["outcome"] == "succeeded"
+    });
+    assert!(
+        vhost(&p, "new.acme.test").is_file(),
+        "commit 2's site exists"
+    );
+    assert!(
+        agent.0.try_wait().expect("wait").is_none(),
+        "the agent did not restart"
+    );
+
+    // SIGHUP: a reconcile now, recorded as such.
+    let pid = nix::unistd::Pid::from_raw(agent.0.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGHUP).expect("hup");
+    let hup = wait_for_run(&p, "the SIGHUP reconcile", |r| r["trigger"] == "signal");
+    assert_eq!(hup["outcome"], "succeeded");
+    assert_eq!(hup["git_commit"], c2.to_string());
+
+    // A hand edit is put back by the drift scan, and that run says drift.
+    let managed = vhost(&p, "acme.test");
+    let good = fs::read_to_string(&managed).expect("read");
+    fs::write(&managed, format!("{good}# hand edit\n")).expect("edit");
+    let drift = wait_for_run(&p, "the drift scan", |r| {
+        r["trigger"] == "drift" && r["summary"] == "0 to create, 1 to update, 0 to delete"
+    });
+    assert_eq!(drift["outcome"], "succeeded");
+    assert_eq!(drift["git_commit"], c2.to_string());
+    assert_eq!(fs::read_to_string(&managed).expect("read"), good);
+
+    // History rewritten: main goes back to commit 1 plus another commit. Refused, recorded,
+    // and nothing of commit 2 is undone.
+    upstream.set_head_detached(c1).expect("detach");
+    upstream
+        .reference("refs/heads/main", c1, true, "rewrite")
+        .expect("reset main");
+    upstream.set_head("refs/heads/main").expect("head");
+    let mut checkout = git2::build::CheckoutBuilder::new();
+    upstream
+        .checkout_head(Some(checkout.force().remove_untracked(true)))
+        .expect("checkout");
+    assert!(!upstream_dir.join("extra.yaml").exists());
+    fs::write(upstream_dir.join("note.yaml"), "# not a resource\n").expect("write");
+    let c3 = commit_all(&upstream, "Rewritten history");
+    let refused = wait_for_run(&p, "the rewritten head refused", |r| {
+        r["git_commit"] == c3.to_string()
+    });
+    assert_eq!(refused["outcome"], "failed");
+    assert_eq!(refused["git_message"], "Rewritten history");
+    assert!(
+        refused["error"].as_str().is_some_and(|e| e
+            .contains("does not descend from the last applied commit")
+            && e.contains(&c2.to_string())),
+        "{refused}"
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(
+        vhost(&p, "new.acme.test").is_file(),
+        "commit 2's site is still there"
+    );
+    assert!(agent.0.try_wait().expect("wait").is_none(), "still running");
+
+    // SIGTERM stops it cleanly.
+    let pid = nix::unistd::Pid::from_raw(agent.0.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("kill");
+    let status = agent.0.wait().expect("wait");
+    assert!(
+        status.success(),
+        "{status}: {}",
+        fs::read_to_string(p.dir.path().join("agent.log")).unwrap_or_default()
+    );
+}
