@@ -11,17 +11,21 @@
 //! - SIGTERM and SIGINT stop it between runs.
 
 pub mod notify;
+pub mod socket;
 pub mod source;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use git2::Oid;
+use serde_json::{json, Value};
 use supercp_audit::{Journal, NewRun, Outcome};
 use supercp_engine::{ApplyOptions, EngineError, Inputs};
 use tokio::signal::unix::{signal, SignalKind};
 use tracing::{info, warn};
 
+use crate::socket::{Command, SharedSnapshot, Snapshot};
 use crate::source::{Commit, GitCheckout};
 
 /// What the agent runs on.
@@ -47,6 +51,8 @@ pub enum AgentError {
     Audit(#[from] supercp_audit::AuditError),
     #[error("signals: {0}")]
     Signals(std::io::Error),
+    #[error(transparent)]
+    Socket(#[from] socket::SocketError),
 }
 
 /// Why a reconcile runs; recorded as the run's trigger.
@@ -55,6 +61,8 @@ pub enum Trigger {
     Commit,
     Drift,
     Signal,
+    /// `reconcile` through the control socket.
+    Reconcile,
 }
 
 impl Trigger {
@@ -63,6 +71,7 @@ impl Trigger {
             Trigger::Commit => "commit",
             Trigger::Drift => "drift",
             Trigger::Signal => "signal",
+            Trigger::Reconcile => "reconcile",
         }
     }
 }
@@ -79,15 +88,9 @@ pub async fn run(config: AgentConfig) -> Result<(), AgentError> {
     let (node, spec, url) =
         supercp_engine::inputs::node_spec(Some(&config.node_file), &config.state)
             .map_err(|d| AgentError::Node(lines(&d)))?;
-    let agent = spec
-        .agent
-        .clone()
-        .unwrap_or(supercp_core::resource::AgentSpec {
-            git: None,
-            drift_scan_seconds: 300,
-        });
+    let agent = spec.agent.clone().unwrap_or_default();
     std::fs::create_dir_all(&config.state).map_err(|e| AgentError::Node(e.to_string()))?;
-    let journal = Journal::open(&url).await?;
+    let journal = Arc::new(Journal::open(&url).await?);
     let checkout = match &agent.git {
         Some(git) => Some(GitCheckout::open(
             &git.url,
@@ -104,6 +107,11 @@ pub async fn run(config: AgentConfig) -> Result<(), AgentError> {
     let poll = Duration::from_secs(agent.git.as_ref().map_or(30, |g| g.poll_seconds.max(1)));
     let drift = Duration::from_secs(agent.drift_scan_seconds.max(1));
     let allow_rewrite = agent.git.as_ref().is_some_and(|g| g.allow_non_fast_forward);
+    let snapshot: SharedSnapshot = Arc::new(std::sync::RwLock::new(Snapshot {
+        node: node.clone(),
+        roles: spec.roles.clone(),
+        ..Snapshot::default()
+    }));
     let mut state = State {
         config: &config,
         journal: &journal,
@@ -112,8 +120,21 @@ pub async fn run(config: AgentConfig) -> Result<(), AgentError> {
         applied: last_applied(&journal, &node, &config.state).await?,
         refused: None,
         failures: 0,
+        snapshot: snapshot.clone(),
     };
-    info!(node = %node, applied = ?state.applied, "agent started");
+    let (commands_tx, mut commands) = tokio::sync::mpsc::channel::<Command>(16);
+    let socket_path = socket::path_for(agent.socket.as_deref(), &config.state);
+    let (listener, group) = socket::bind(&socket_path, agent.socket_group.as_deref())?;
+    tokio::spawn(socket::serve(
+        listener,
+        Arc::new(socket::Context {
+            journal: journal.clone(),
+            snapshot: snapshot.clone(),
+            commands: commands_tx,
+            group,
+        }),
+    ));
+    info!(node = %node, applied = ?state.applied, socket = %socket_path.display(), "agent started");
     let mut hup = signal(SignalKind::hangup()).map_err(AgentError::Signals)?;
     let mut term = signal(SignalKind::terminate()).map_err(AgentError::Signals)?;
     let mut int = signal(SignalKind::interrupt()).map_err(AgentError::Signals)?;
@@ -121,20 +142,35 @@ pub async fn run(config: AgentConfig) -> Result<(), AgentError> {
     let mut next_drift = tokio::time::Instant::now() + drift;
     let mut ready = false;
     loop {
+        state.note_next_scan(next_drift);
+        let mut reply = None;
         let trigger = tokio::select! {
             () = tokio::time::sleep_until(next_fetch) => Trigger::Commit,
             () = tokio::time::sleep_until(next_drift) => Trigger::Drift,
             _ = hup.recv() => Trigger::Signal,
+            Some(command) = commands.recv() => match command {
+                Command::Reconcile(tx) => {
+                    reply = Some(tx);
+                    Trigger::Reconcile
+                }
+                Command::Plan(tx) => {
+                    let _ = tx.send(state.plan().await);
+                    continue;
+                }
+            },
             _ = term.recv() => break,
             _ = int.recv() => break,
         };
         let ok = match (&checkout, trigger) {
-            (Some(c), Trigger::Commit | Trigger::Signal) => {
+            (Some(c), Trigger::Commit | Trigger::Signal | Trigger::Reconcile) => {
                 state.follow(c, trigger, allow_rewrite).await
             }
             (None, Trigger::Commit) => true, // local mode: changes come with the drift scan or SIGHUP
             _ => state.reconcile(trigger, None).await,
         };
+        if let Some(tx) = reply {
+            let _ = tx.send(state.last_run(ok).await);
+        }
         state.failures = if ok { 0 } else { state.failures + 1 };
         let wait = backoff(poll, state.failures);
         match trigger {
@@ -148,7 +184,7 @@ pub async fn run(config: AgentConfig) -> Result<(), AgentError> {
         notify::watchdog();
     }
     info!("agent stopping");
-    journal.close().await;
+    let _ = std::fs::remove_file(&socket_path);
     Ok(())
 }
 
@@ -163,9 +199,63 @@ struct State<'a> {
     /// A head already refused (recorded once, not on every poll).
     refused: Option<Oid>,
     failures: u32,
+    snapshot: SharedSnapshot,
 }
 
 impl State<'_> {
+    fn note_next_scan(&self, at: tokio::time::Instant) {
+        let ms = i64::try_from(
+            at.saturating_duration_since(tokio::time::Instant::now())
+                .as_millis(),
+        )
+        .unwrap_or(0);
+        self.update(|s| s.next_scan_unix_ms = Some(supercp_core::time::now_ms() + ms));
+    }
+
+    fn update(&self, f: impl FnOnce(&mut Snapshot)) {
+        if let Ok(mut s) = self.snapshot.write() {
+            f(&mut s);
+        }
+    }
+
+    /// The newest run of this node, for a `reconcile` reply.
+    async fn last_run(&self, ok: bool) -> Result<Value, String> {
+        let runs = self
+            .journal
+            .list_runs(20)
+            .await
+            .map_err(|e| e.to_string())?;
+        let run = runs.into_iter().find(|r| r.node == self.node);
+        Ok(json!({ "ok": ok, "run": run }))
+    }
+
+    /// A dry run over the current checkout: what apply would do now.
+    async fn plan(&self) -> Result<Value, String> {
+        let inputs = Inputs::load(&self.repo, Some(&self.config.node_file), &self.config.state)
+            .map_err(|d| lines(&d))?;
+        let desired = inputs.render().map_err(|d| lines(&d))?;
+        let owned = self
+            .journal
+            .owned(self.node)
+            .await
+            .map_err(|e| e.to_string())?;
+        let planned = supercp_engine::plan(desired, owned, &supercp_engine::PlanOptions::default())
+            .map_err(|e| e.to_string())?;
+        let steps: Vec<Value> = planned
+            .plan
+            .steps
+            .iter()
+            .map(|s| {
+                json!({
+                    "action": s.action.as_str(),
+                    "object": s.id.0,
+                    "resource": s.resource,
+                    "reason": s.reason.to_string(),
+                })
+            })
+            .collect();
+        Ok(json!({ "summary": planned.plan.summary().to_string(), "steps": steps }))
+    }
     /// Fetches; applies a new head. True when nothing failed.
     async fn follow(
         &mut self,
@@ -180,6 +270,9 @@ impl State<'_> {
                 return false;
             }
         };
+        if self.applied.is_none() {
+            self.update(|s| s.current_commit = checkout.head().map(|h| h.to_string()));
+        }
         let new = self.applied != Some(head);
         if !new && trigger == Trigger::Commit {
             return true;
@@ -215,10 +308,12 @@ impl State<'_> {
                 return false;
             }
         };
+        self.update(|s| s.current_commit = Some(head.to_string()));
         let ok = self.reconcile(trigger, Some(&commit)).await;
         if ok {
             self.applied = Some(head);
             self.refused = None;
+            self.update(|s| s.last_applied_commit = Some(head.to_string()));
         }
         ok
     }
@@ -242,11 +337,13 @@ impl State<'_> {
         match supercp_engine::apply(&inputs, desired, self.journal, &options, None).await {
             Ok(report) => {
                 info!(run = report.run, trigger = trigger.as_str(), summary = %report.summary, "reconciled");
+                self.update(|s| s.last_error = None);
                 true
             }
             // Recorded by apply itself (a run with its steps).
             Err(e @ (EngineError::Gate(_) | EngineError::StepsFailed { .. })) => {
                 warn!(error = %e, trigger = trigger.as_str(), "run failed; retrying with backoff");
+                self.update(|s| s.last_error = Some(e.to_string()));
                 false
             }
             // Stopped before a run was recorded: record why.
@@ -257,6 +354,7 @@ impl State<'_> {
     /// A run that could not start (invalid repo, mass delete, lock): recorded as failed.
     async fn invalid(&self, trigger: Trigger, commit: Option<&Commit>, error: &str) -> bool {
         warn!(trigger = trigger.as_str(), "run refused:\n{error}");
+        self.update(|s| s.last_error = Some(error.to_owned()));
         let id = commit.map(|c| c.id);
         self.record(trigger, id, commit, "refused: nothing applied", error)
             .await;

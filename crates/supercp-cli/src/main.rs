@@ -40,6 +40,8 @@ enum Command {
     /// Follow the node file's Git branch: apply every new commit, scan for drift, reconcile on
     /// SIGHUP (runs until SIGTERM).
     Agent(commands::agent::Args),
+    /// Ask the running agent to reconcile now (through its control socket).
+    Reconcile(commands::agent::ReconcileArgs),
     /// Runs and their steps, from the audit journal.
     Audit(commands::audit::Args),
     /// Write the JSON Schemas of every kind.
@@ -63,6 +65,7 @@ fn main() -> ExitCode {
         Command::Plan(args) => commands::plan::exec(&cli.state, &args),
         Command::Apply(args) => commands::apply::exec(&cli.state, &args),
         Command::Agent(args) => commands::agent::exec(&cli.state, &args),
+        Command::Reconcile(args) => commands::agent::reconcile(&cli.state, &args),
         Command::Audit(args) => commands::audit::exec(&cli.state, &args),
         Command::Schema(args) => commands::schema::exec(&args),
         Command::Status(args) => commands::status::exec(&cli.state, &args),

@@ -83,9 +83,11 @@ fn agent_follows_a_git_remote_commit_by_commit_puts_drift_back_and_refuses_rewri
         &upstream_dir,
     );
     let c1 = commit_all(&upstream, "Quickstart: acme and globex");
+    let socket = p.dir.path().join("run/agent.sock");
     p.node_with(&format!(
-        "  agent:\n    git: {{url: \"file://{}\", branch: main, pollSeconds: 1}}\n    driftScanSeconds: 2\n",
-        upstream_dir.display()
+        "  agent:\n    git: {{url: \"file://{}\", branch: main, pollSeconds: 1}}\n    driftScanSeconds: 2\n    socket: {}\n    socketGroup: root\n",
+        upstream_dir.display(),
+        socket.display()
     ));
     let node = p.node.clone().expect("node file");
     let log = fs::File::create(p.dir.path().join("agent.log")).expect("log");
@@ -142,6 +144,9 @@ fn agent_follows_a_git_remote_commit_by_commit_puts_drift_back_and_refuses_rewri
         agent.0.try_wait().expect("wait").is_none(),
         "the agent did not restart"
     );
+
+    // The control socket: every method answers, bad requests get JSON-RPC errors.
+    check_socket(&p, &socket, &c2.to_string());
 
     // SIGHUP: a reconcile now, recorded as such.
     let pid = nix::unistd::Pid::from_raw(agent.0.id() as i32);
@@ -202,4 +207,104 @@ fn agent_follows_a_git_remote_commit_by_commit_puts_drift_back_and_refuses_rewri
         "{status}: {}",
         fs::read_to_string(p.dir.path().join("agent.log")).unwrap_or_default()
     );
+}
+
+/// One JSON-RPC exchange on the agent's socket.
+fn rpc(socket: &std::path::Path, line: &str) -> serde_json::Value {
+    use std::io::{BufRead, BufReader, Write};
+    let mut stream = std::os::unix::net::UnixStream::connect(socket).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .expect("timeout");
+    stream
+        .write_all(format!("{line}\n").as_bytes())
+        .expect("send");
+    let mut answer = String::new();
+    BufReader::new(stream)
+        .read_line(&mut answer)
+        .expect("an answer");
+    serde_json::from_str(&answer).unwrap_or_else(|e| panic!("{e}: {answer}"))
+}
+
+fn check_socket(p: &Prefix, socket: &std::path::Path, applied: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = fs::metadata(socket).expect("socket").permissions().mode() & 0o777;
+    assert_eq!(mode, 0o660, "the socket is 0660");
+
+    let status = rpc(socket, r#"{"jsonrpc":"2.0","id":1,"method":"status"}"#);
+    assert_eq!(status["id"], 1);
+    assert_eq!(
+        status["result"]["agent"]["last_applied_commit"], applied,
+        "{status}"
+    );
+    assert_eq!(status["result"]["agent"]["node"], "sandbox");
+    let runs = rpc(
+        socket,
+        r#"{"jsonrpc":"2.0","id":2,"method":"runs.list","params":{"limit":3}}"#,
+    );
+    let list = runs["result"].as_array().expect("a list of runs");
+    assert!(!list.is_empty() && list.len() <= 3, "{runs}");
+    let id = list[0]["id"].as_i64().expect("run id");
+    let run = rpc(
+        socket,
+        &format!(r#"{{"jsonrpc":"2.0","id":3,"method":"runs.get","params":{{"id":{id}}}}}"#),
+    );
+    assert_eq!(run["result"]["run"]["id"], id, "{run}");
+    assert!(run["result"]["steps"].is_array(), "{run}");
+    let plan = rpc(socket, r#"{"jsonrpc":"2.0","id":4,"method":"plan"}"#);
+    assert_eq!(
+        plan["result"]["summary"], "0 to create, 0 to update, 0 to delete",
+        "{plan}"
+    );
+
+    let malformed = rpc(socket, "{not json");
+    assert_eq!(malformed["error"]["code"], -32700, "{malformed}");
+    let no_version = rpc(socket, r#"{"id":5,"method":"status"}"#);
+    assert_eq!(no_version["error"]["code"], -32600, "{no_version}");
+    let unknown = rpc(socket, r#"{"jsonrpc":"2.0","id":6,"method":"rm -rf"}"#);
+    assert_eq!(unknown["error"]["code"], -32601, "{unknown}");
+    let bad = rpc(
+        socket,
+        r#"{"jsonrpc":"2.0","id":7,"method":"runs.get","params":{}}"#,
+    );
+    assert_eq!(bad["error"]["code"], -32602, "{bad}");
+
+    // The CLI talks to the agent through it.
+    let node = p.node.clone().expect("node");
+    let out = p.supercp(&["status", "--node", &node.to_string_lossy()]);
+    out.expect_code(0);
+    assert!(
+        out.stdout()
+            .contains(&format!("last applied commit  {applied}")),
+        "{}",
+        out.described
+    );
+    let out = p.supercp(&["reconcile", "--node", &node.to_string_lossy()]);
+    out.expect_code(0);
+    assert!(out.stderr().contains("(reconcile)"), "{}", out.described);
+    wait_for_run(p, "the socket's reconcile", |r| r["trigger"] == "reconcile");
+
+    // A user outside the socket's group (root) is refused.
+    if supercp_testkit::services::is_root() {
+        use std::os::unix::process::CommandExt;
+        for dir in [p.dir.path().to_path_buf(), p.state.clone()] {
+            fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).expect("chmod");
+        }
+        let nobody = nix::unistd::User::from_name("nobody")
+            .expect("getpwnam")
+            .expect("nobody");
+        let out = Command::new(env!("CARGO_BIN_EXE_supercp"))
+            .arg("--state")
+            .arg(&p.state)
+            .args(["reconcile", "--node", &node.to_string_lossy()])
+            .uid(nobody.uid.as_raw())
+            .gid(nobody.gid.as_raw())
+            .output()
+            .expect("runs");
+        assert_eq!(out.status.code(), Some(1), "{out:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("no agent answers"),
+            "{out:?}"
+        );
+    }
 }

@@ -234,6 +234,31 @@ pub struct AgentSpec {
     /// Seconds between two drift scans (every object observed again and put back). Default 300.
     #[serde(default = "default_drift_scan")]
     pub drift_scan_seconds: u64,
+    /// The control socket (JSON-RPC): `/run/supercp/agent.sock` on a real node; default
+    /// `<state>/agent.sock`. `{state}` is replaced.
+    pub socket: Option<String>,
+    /// The group whose members may use the control socket (mode 0660); default none: root and
+    /// the agent's own user only.
+    pub socket_group: Option<String>,
+    /// The status page's address, `127.0.0.1:9490` by default; empty for none. Any address
+    /// other than loopback needs `statusTokenFile`.
+    #[serde(default = "default_status_bind")]
+    pub status_bind: String,
+    /// A file holding the bearer token the status page requires (mode 0600).
+    pub status_token_file: Option<String>,
+}
+
+impl Default for AgentSpec {
+    fn default() -> Self {
+        AgentSpec {
+            git: None,
+            drift_scan_seconds: default_drift_scan(),
+            socket: None,
+            socket_group: None,
+            status_bind: default_status_bind(),
+            status_token_file: None,
+        }
+    }
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
@@ -250,6 +275,12 @@ pub struct GitSource {
     /// rewritten history). Off: such a head is refused and the refusal recorded.
     #[serde(default)]
     pub allow_non_fast_forward: bool,
+    /// Apply only commits signed (SSH signatures, as `git commit -S` with `gpg.format=ssh`) by
+    /// a key in `allowedSigners`; any other commit is refused and the refusal recorded.
+    #[serde(default)]
+    pub require_signed_commits: bool,
+    /// An allowed_signers file (ssh-keygen(1) format) for `requireSignedCommits`.
+    pub allowed_signers: Option<String>,
 }
 
 /// Tenant accounts: ids come from `[uidMin, uidMax]`; each tenant's uid is recorded in the
@@ -393,6 +424,10 @@ pub enum Signal {
     USR2,
 }
 
+fn default_status_bind() -> String {
+    "127.0.0.1:9490".to_owned()
+}
+
 fn default_drift_scan() -> u64 {
     300
 }
@@ -473,6 +508,13 @@ impl NodeSpec {
             gate.reload = gate.reload.iter().map(|a| sub_all(a)).collect();
             if let Some(r) = &mut gate.reload_signal {
                 r.pid_file = sub_all(&r.pid_file);
+            }
+        }
+        if let Some(agent) = &mut node.agent {
+            agent.socket = agent.socket.as_deref().map(sub);
+            agent.status_token_file = agent.status_token_file.as_deref().map(sub);
+            if let Some(git) = &mut agent.git {
+                git.allowed_signers = git.allowed_signers.as_deref().map(sub);
             }
         }
         node

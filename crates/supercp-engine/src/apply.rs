@@ -9,12 +9,12 @@
 //! - A step that would go through a symlink is refused and touches nothing.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use supercp_audit::{Journal, NewRun, NewStep, Outcome, OwnedObject, StepResult, StepStatus};
 use supercp_core::object::Observed;
 use supercp_core::plan::Summary;
 use supercp_core::resource::Gate;
+use supercp_core::time::now_ms;
 use supercp_core::{Action, Desired, Reason, Step};
 use supercp_drivers::{accounts, gate, lock, Node};
 use tracing::{info, warn};
@@ -673,12 +673,6 @@ fn tenant_resource(d: &Desired, catalog: &supercp_core::Catalog) -> String {
             .map_or_else(String::new, |e| format!("Tenant/{}", e.tenant)),
         _ => d.resource.clone(),
     }
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 #[cfg(test)]
