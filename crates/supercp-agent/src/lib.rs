@@ -14,14 +14,17 @@ pub mod notify;
 pub mod socket;
 pub mod source;
 
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use git2::Oid;
 use serde_json::{json, Value};
-use supercp_audit::{Journal, NewRun, Outcome};
+use supercp_audit::{Journal, NewRun, Outcome, OwnedObject};
+use supercp_core::Desired;
 use supercp_engine::{ApplyOptions, EngineError, Inputs};
+use supercp_load::ParseCache;
 use tokio::signal::unix::{signal, SignalKind};
 use tracing::{info, warn};
 
@@ -121,6 +124,7 @@ pub async fn run(config: AgentConfig) -> Result<(), AgentError> {
         refused: None,
         failures: 0,
         snapshot: snapshot.clone(),
+        memory: Memory::default(),
     };
     let (commands_tx, mut commands) = tokio::sync::mpsc::channel::<Command>(16);
     let socket_path = socket::path_for(agent.socket.as_deref(), &config.state);
@@ -200,6 +204,19 @@ struct State<'a> {
     refused: Option<Oid>,
     failures: u32,
     snapshot: SharedSnapshot,
+    memory: Memory,
+}
+
+/// What the agent keeps between runs so that a commit costs only what it changes.
+#[derive(Default)]
+struct Memory {
+    /// Parsed documents per repo file: a commit re-parses only the files it changed.
+    cache: ParseCache,
+    /// The rendered objects of the last successful run, by id. `None` after a failure: the
+    /// next run is a full one.
+    desired: Option<HashMap<String, Desired>>,
+    /// What the journal records as owned after the last successful run.
+    owned: Option<BTreeMap<String, OwnedObject>>,
 }
 
 impl State<'_> {
@@ -319,25 +336,94 @@ impl State<'_> {
     }
 
     /// One run over the current checkout (or --repo), through `supercp_engine::apply`.
+    ///
+    /// A drift scan (and the first run) observes every object. Any other run, after a run that
+    /// succeeded, is incremental: only the files that changed are parsed again, and only the
+    /// objects whose rendering changed (or that are gone) are observed and applied; the
+    /// mass-deletion guard still looks at the whole node.
     async fn reconcile(&mut self, trigger: Trigger, commit: Option<&Commit>) -> bool {
-        let inputs =
-            match Inputs::load(&self.repo, Some(&self.config.node_file), &self.config.state) {
-                Ok(inputs) => inputs,
-                Err(d) => return self.invalid(trigger, commit, &lines(&d)).await,
-            };
+        let started = std::time::Instant::now();
+        let loaded = Inputs::load_cached(
+            &self.repo,
+            Some(&self.config.node_file),
+            &self.config.state,
+            &mut self.memory.cache,
+        );
+        let inputs = match loaded {
+            Ok(inputs) => inputs,
+            Err(d) => return self.invalid(trigger, commit, &lines(&d)).await,
+        };
         let desired = match inputs.render() {
             Ok(desired) => desired,
             Err(d) => return self.invalid(trigger, commit, &lines(&d)).await,
         };
-        let options = ApplyOptions {
+        let mut options = ApplyOptions {
             actor: self.config.actor.clone(),
             trigger: trigger.as_str().to_owned(),
             ..ApplyOptions::default()
         };
-        match supercp_engine::apply(&inputs, desired, self.journal, &options, None).await {
+        let all: HashMap<String, Desired> = desired.iter().map(|d| (d.id().0, d.clone())).collect();
+        let memory = (&self.memory.desired, &self.memory.owned);
+        let (subset, prefetched) = match memory {
+            (Some(before), Some(owned)) if trigger != Trigger::Drift => {
+                if let Err(e) =
+                    supercp_engine::plan::check_mass_delete(owned, &desired, &options.plan)
+                {
+                    return self.invalid(trigger, commit, &e.to_string()).await;
+                }
+                let changed: Vec<Desired> = desired
+                    .into_iter()
+                    .filter(|d| before.get(&d.id().0) != Some(d))
+                    .collect();
+                let mut touched: Vec<&String> =
+                    before.keys().filter(|k| !all.contains_key(*k)).collect();
+                let changed_ids: Vec<String> = changed.iter().map(|d| d.id().0).collect();
+                touched.extend(changed_ids.iter());
+                let owned_subset: Vec<OwnedObject> = touched
+                    .iter()
+                    .filter_map(|id| owned.get(*id).cloned())
+                    .collect();
+                let prefetched = async {
+                    Ok::<_, EngineError>(supercp_engine::Prefetched {
+                        lock: supercp_engine::apply::lock_state(&self.config.state)?,
+                        owned: owned_subset,
+                        accounts: self.journal.accounts(self.node).await?,
+                    })
+                };
+                match prefetched.await {
+                    Ok(p) => {
+                        options.plan.guarded_by_caller = true;
+                        info!(
+                            changed = changed.len(),
+                            ms = started.elapsed().as_millis(),
+                            "incremental reconcile"
+                        );
+                        (changed, Some(p))
+                    }
+                    Err(e) => return self.invalid(trigger, commit, &e.to_string()).await,
+                }
+            }
+            _ => (desired, None),
+        };
+        let result =
+            supercp_engine::apply(&inputs, subset, self.journal, &options, prefetched).await;
+        // Until the journal is read again below, a failure leaves the memory unknown.
+        self.memory.desired = None;
+        match result {
             Ok(report) => {
                 info!(run = report.run, trigger = trigger.as_str(), summary = %report.summary, "reconciled");
                 self.update(|s| s.last_error = None);
+                // After the reloads: remember what the node holds now, for the next commit.
+                match self.journal.owned(self.node).await {
+                    Ok(owned) => {
+                        self.memory.owned =
+                            Some(owned.into_iter().map(|o| (o.object.clone(), o)).collect());
+                        self.memory.desired = Some(all);
+                    }
+                    Err(e) => {
+                        warn!(error = %e, "could not read the owned objects; the next run is a full one")
+                    }
+                }
                 true
             }
             // Recorded by apply itself (a run with its steps).

@@ -288,12 +288,35 @@ impl Journal {
                 .synchronous(SqliteSynchronous::Normal)
                 .foreign_keys(true)
                 .busy_timeout(Duration::from_secs(10));
-            let pool = SqlitePoolOptions::new()
-                .max_connections(POOL_SIZE)
-                .connect_with(options)
-                .await
-                .map_err(open_err)?;
-            SQLITE_MIGRATOR.run(&pool).await.map_err(migrate_err)?;
+            // Two processes opening a new journal at once (the agent and `supercp audit`) race:
+            // switching it to WAL takes a lock the busy timeout does not wait for, and both may
+            // try the same migration. The loser tries again and finds the work done.
+            let mut attempt = 0u64;
+            let pool = loop {
+                let opened = SqlitePoolOptions::new()
+                    .max_connections(POOL_SIZE)
+                    .connect_with(options.clone())
+                    .await
+                    .map_err(open_err);
+                let migrated = match opened {
+                    Ok(pool) => match SQLITE_MIGRATOR.run(&pool).await {
+                        Ok(()) => Ok(pool),
+                        Err(e) => {
+                            pool.close().await;
+                            Err(migrate_err(e))
+                        }
+                    },
+                    Err(e) => Err(e),
+                };
+                match migrated {
+                    Ok(pool) => break pool,
+                    Err(_) if attempt < 5 => {
+                        attempt += 1;
+                        tokio::time::sleep(Duration::from_millis(50 * attempt)).await;
+                    }
+                    Err(e) => return Err(e),
+                }
+            };
             Backend::Sqlite(pool)
         };
         let journal = Journal { backend };

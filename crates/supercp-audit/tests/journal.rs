@@ -638,3 +638,22 @@ fn now_ms() -> i64 {
         .expect("the clock is after 1970");
     i64::try_from(since_epoch.as_millis()).expect("milliseconds fit in i64")
 }
+
+#[tokio::test]
+async fn several_processes_opening_a_new_sqlite_journal_at_once_all_succeed() {
+    // The agent and `supercp audit` may open a journal that does not exist yet at the same
+    // moment: each runs the migrations, and none may fail on a migration the other applied.
+    for round in 0..5 {
+        let dir = tempfile::tempdir().expect("tmp");
+        let url = format!("sqlite:{}", dir.path().join("audit.db").display());
+        let (a, b, c, d) = tokio::join!(
+            Journal::open(&url),
+            Journal::open(&url),
+            Journal::open(&url),
+            Journal::open(&url)
+        );
+        for opened in [a, b, c, d] {
+            opened.unwrap_or_else(|e| panic!("round {round}: {e}"));
+        }
+    }
+}

@@ -50,14 +50,17 @@ fn wait_for_run(
         let run = p.supercp(&["audit", "--format", "json"]);
         if run.code() == 0 {
             if let Ok(json) = serde_json::from_str::<serde_json::Value>(&run.stdout()) {
+                // A run still going is not an answer yet.
                 if let Some(found) = json["runs"]
                     .as_array()
-                    .and_then(|runs| runs.iter().find(|r| pick(r)))
+                    .and_then(|runs| runs.iter().find(|r| r["outcome"] != "running" && pick(r)))
                 {
                     return found.clone();
                 }
                 if start.elapsed() > Duration::from_secs(30) {
-                    panic!("{what}: no such run after 30 s; runs:\n{json:#}");
+                    let log =
+                        fs::read_to_string(p.dir.path().join("agent.log")).unwrap_or_default();
+                    panic!("{what}: no such run after 30 s; runs:\n{json:#}\nagent log:\n{log}");
                 }
             }
         }
@@ -166,8 +169,22 @@ fn agent_follows_a_git_remote_commit_by_commit_puts_drift_back_and_refuses_rewri
     assert_eq!(drift["git_commit"], c2.to_string());
     assert_eq!(fs::read_to_string(&managed).expect("read"), good);
 
+    // A commit that removes the domain: its vhost goes (an incremental run prunes it).
+    fs::remove_file(upstream_dir.join("extra.yaml")).expect("rm");
+    let c2b = commit_all(&upstream, "Remove new.acme.test");
+    let removed = wait_for_run(&p, "commit 2b applied", |r| {
+        r["git_commit"] == c2b.to_string() && r["outcome"] == "succeeded"
+    });
+    assert!(
+        removed["summary"]
+            .as_str()
+            .is_some_and(|s| s.ends_with("1 to delete")),
+        "{removed}"
+    );
+    assert!(!vhost(&p, "new.acme.test").exists(), "its vhost is gone");
+
     // History rewritten: main goes back to commit 1 plus another commit. Refused, recorded,
-    // and nothing of commit 2 is undone.
+    // and the node stays as commit 2b left it.
     upstream.set_head_detached(c1).expect("detach");
     upstream
         .reference("refs/heads/main", c1, true, "rewrite")
@@ -188,13 +205,14 @@ fn agent_follows_a_git_remote_commit_by_commit_puts_drift_back_and_refuses_rewri
     assert!(
         refused["error"].as_str().is_some_and(|e| e
             .contains("does not descend from the last applied commit")
-            && e.contains(&c2.to_string())),
+            && e.contains(&c2b.to_string())),
         "{refused}"
     );
     std::thread::sleep(Duration::from_secs(2));
+    assert!(vhost(&p, "acme.test").is_file(), "the node is as it was");
     assert!(
-        vhost(&p, "new.acme.test").is_file(),
-        "commit 2's site is still there"
+        !p.state.join("checkout/note.yaml").exists(),
+        "the refused commit was never checked out"
     );
     assert!(agent.0.try_wait().expect("wait").is_none(), "still running");
 

@@ -70,7 +70,7 @@ pub async fn prefetch(
     node: &str,
     journal: &Journal,
 ) -> Result<Prefetched, EngineError> {
-    let lock = take_lock(state_dir)?;
+    let lock = lock_state(state_dir)?;
     Ok(Prefetched {
         lock,
         owned: journal.owned(node).await?,
@@ -78,7 +78,11 @@ pub async fn prefetch(
     })
 }
 
-fn take_lock(state_dir: &std::path::Path) -> Result<lock::ApplyLock, EngineError> {
+/// Takes the apply lock of a state directory (creating the directory).
+///
+/// # Errors
+/// `StateDir` when it cannot be created, `Lock` when another apply holds it.
+pub fn lock_state(state_dir: &std::path::Path) -> Result<lock::ApplyLock, EngineError> {
     std::fs::create_dir_all(state_dir).map_err(|source| EngineError::StateDir {
         path: state_dir.display().to_string(),
         source,

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use supercp_core::resource::NodeSpec;
 use supercp_core::{Catalog, Desired, Diagnostic, Resource, Span};
-use supercp_load::LoadOptions;
+use supercp_load::{LoadOptions, ParseCache};
 use supercp_render::{NodeRef, Templates};
 
 /// The embedded default node: renders under `<state>/sandbox`, needs no root.
@@ -35,11 +35,25 @@ impl Inputs {
         node_file: Option<&Path>,
         state_dir: &Path,
     ) -> Result<Inputs, Vec<Diagnostic>> {
+        Inputs::load_cached(repo, node_file, state_dir, &mut ParseCache::default())
+    }
+
+    /// `load`, parsing only the repo files whose text `cache` does not hold (the agent's
+    /// incremental reconcile).
+    ///
+    /// # Errors
+    /// As for `load`.
+    pub fn load_cached(
+        repo: &Path,
+        node_file: Option<&Path>,
+        state_dir: &Path,
+        cache: &mut ParseCache,
+    ) -> Result<Inputs, Vec<Diagnostic>> {
         let (node, spec, state) = node_for(node_file, state_dir)?;
         let options = LoadOptions {
             system_accounts: system_accounts(),
         };
-        let catalog = supercp_load::load_repo(repo, &options);
+        let catalog = supercp_load::load_repo_cached(repo, &options, cache);
         let templates = load_templates(spec.template_dir.as_deref());
         match (catalog, templates) {
             (Ok(catalog), Ok(templates)) => Ok(Inputs {

@@ -23,6 +23,9 @@ pub struct PlanOptions {
     /// Refuse a plan that deletes more than this share (percent) of the owned resources of
     /// any kind (more than one resource).
     pub max_delete_share: f64,
+    /// The caller ran `check_mass_delete` over the whole node itself: this plan covers only a
+    /// subset of it (the agent's incremental reconcile), on which the share means nothing.
+    pub guarded_by_caller: bool,
 }
 
 impl Default for PlanOptions {
@@ -30,6 +33,7 @@ impl Default for PlanOptions {
         PlanOptions {
             allow_destroy: false,
             max_delete_share: 25.0,
+            guarded_by_caller: false,
         }
     }
 }
@@ -128,7 +132,9 @@ pub fn plan(
             retained.push(step);
         }
     }
-    check_mass_delete(&owned, &desired, options)?;
+    if !options.guarded_by_caller {
+        check_mass_delete(&owned, &desired, options)?;
+    }
     let plan = Plan {
         steps: order(steps, deletes),
         retained,
@@ -185,7 +191,10 @@ fn order(steps: Vec<Step>, deletes: Vec<Step>) -> Vec<Step> {
 /// Refuses a plan that removes more than the allowed share of any kind of resource (a
 /// resource is removed when SuperCP owns objects of it and the repo no longer declares it).
 /// Removing a single resource is always allowed.
-fn check_mass_delete(
+///
+/// # Errors
+/// `MassDelete` naming the kind, the share and the flag that allows it.
+pub fn check_mass_delete(
     owned: &BTreeMap<String, OwnedObject>,
     desired: &[Desired],
     options: &PlanOptions,

@@ -42,6 +42,26 @@ pub struct Source {
 /// # Errors
 /// Unreadable files and bad input are diagnostics, never a panic or an early stop.
 pub fn load_repo(repo: &Path, options: &LoadOptions) -> Result<Catalog, Vec<Diagnostic>> {
+    load_repo_cached(repo, options, &mut ParseCache::default())
+}
+
+/// The parsed documents of each file, by path and content hash: a long-running caller (the
+/// agent) parses again only the files whose text changed. Validation always runs over the
+/// whole repo (it is cross-resource), from the cached documents.
+#[derive(Default)]
+pub struct ParseCache {
+    files: std::collections::HashMap<Arc<str>, (u64, Parsed)>,
+}
+
+/// `load_repo`, parsing only the files `cache` does not hold with the same text.
+///
+/// # Errors
+/// As for `load_repo`.
+pub fn load_repo_cached(
+    repo: &Path,
+    options: &LoadOptions,
+    cache: &mut ParseCache,
+) -> Result<Catalog, Vec<Diagnostic>> {
     let mut diagnostics = Vec::new();
     let mut sources = Vec::new();
     for path in discover(repo, &mut diagnostics) {
@@ -60,7 +80,7 @@ pub fn load_repo(repo: &Path, options: &LoadOptions) -> Result<Catalog, Vec<Diag
             )),
         }
     }
-    let result = load_sources(&sources, options);
+    let result = load_sources_cached(&sources, options, cache);
     match result {
         Ok(catalog) if diagnostics.is_empty() => Ok(catalog),
         Ok(_) => {
@@ -80,20 +100,55 @@ pub fn load_repo(repo: &Path, options: &LoadOptions) -> Result<Catalog, Vec<Diag
 /// # Errors
 /// Every diagnostic of every source, sorted by file, line and column.
 pub fn load_sources(sources: &[Source], options: &LoadOptions) -> Result<Catalog, Vec<Diagnostic>> {
+    load_sources_cached(sources, options, &mut ParseCache::default())
+}
+
+fn load_sources_cached(
+    sources: &[Source],
+    options: &LoadOptions,
+    cache: &mut ParseCache,
+) -> Result<Catalog, Vec<Diagnostic>> {
+    use std::hash::{Hash, Hasher};
+    let hash = |text: &str| {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        text.hash(&mut h);
+        h.finish()
+    };
+    let hashes: Vec<u64> = sources.iter().map(|s| hash(&s.text)).collect();
+    let mut old = std::mem::take(&mut cache.files);
+    // Files whose text is new: (index, source), parsed below.
+    let stale: Vec<(usize, &Source)> = sources
+        .iter()
+        .enumerate()
+        .filter(|(i, s)| old.get(&s.path).is_none_or(|(h, _)| *h != hashes[*i]))
+        .collect();
+    // Files parse independently: one chunk of them per core, merged back in file order.
+    let chunks = supercp_core::par::map_chunks(&stale, |chunk| {
+        chunk
+            .iter()
+            .map(|(i, source)| (*i, parse_file(&source.path, &source.text)))
+            .collect::<Vec<_>>()
+    });
+    let mut parsed: Vec<Option<Parsed>> = vec![None; sources.len()];
+    for (i, p) in chunks.into_iter().flatten() {
+        parsed[i] = Some(p);
+    }
     let mut diagnostics = Vec::new();
     let mut docs = Vec::new();
     let mut declared = Vec::new();
-    // Files parse independently: one chunk of them per core, merged back in file order.
-    let chunks = supercp_core::par::map_chunks(sources, |chunk| {
-        chunk
-            .iter()
-            .map(|source| parse_file(&source.path, &source.text))
-            .collect::<Vec<_>>()
-    });
-    for parsed in chunks.into_iter().flatten() {
-        diagnostics.extend(parsed.diagnostics);
-        docs.extend(parsed.docs);
-        declared.extend(parsed.declared);
+    for (i, source) in sources.iter().enumerate() {
+        let p = match parsed[i].take() {
+            Some(p) => p,
+            None => match old.remove(&source.path) {
+                Some((_, p)) => p,
+                None => continue,
+            },
+        };
+        diagnostics.extend(p.diagnostics.iter().cloned());
+        docs.extend(p.docs.iter().cloned());
+        declared.extend(p.declared.iter().cloned());
+        // Files gone from the repo are dropped: only this load's files are kept.
+        cache.files.insert(source.path.clone(), (hashes[i], p));
     }
     let catalog = validate::build_catalog(docs, declared, options, &mut diagnostics);
     if diagnostics.is_empty() {

@@ -24,7 +24,7 @@ pub enum ParsedDoc {
 }
 
 /// The documents of one file that parsed, and the problems of those that did not.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct Parsed {
     pub docs: Vec<ParsedDoc>,
     pub diagnostics: Vec<Diagnostic>,
