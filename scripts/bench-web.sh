@@ -265,6 +265,7 @@ ${template_line}  homeDir: /home
     git: { url: "file://$REPO", branch: main, pollSeconds: 86400 }
     driftScanSeconds: 86400
     socket: "$WORK/agent.sock"
+    statusBind: ""
 EOF
 }
 P1=$WORK/prefix

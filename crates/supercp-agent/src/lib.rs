@@ -13,6 +13,7 @@
 pub mod notify;
 pub mod socket;
 pub mod source;
+pub mod trust;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -110,6 +111,23 @@ pub async fn run(config: AgentConfig) -> Result<(), AgentError> {
     let poll = Duration::from_secs(agent.git.as_ref().map_or(30, |g| g.poll_seconds.max(1)));
     let drift = Duration::from_secs(agent.drift_scan_seconds.max(1));
     let allow_rewrite = agent.git.as_ref().is_some_and(|g| g.allow_non_fast_forward);
+    // Signed commits: the allowed signers are read once, at start (a bad file stops the agent).
+    let signers = match agent.git.as_ref().filter(|g| g.require_signed_commits) {
+        Some(git) => {
+            let path = git.allowed_signers.as_deref().ok_or_else(|| {
+                AgentError::Node(
+                    "agent.git.requireSignedCommits needs agent.git.allowedSigners (a file in \
+                     ssh-keygen's allowed_signers format)"
+                        .into(),
+                )
+            })?;
+            Some(
+                trust::AllowedSigners::read(Path::new(path))
+                    .map_err(|e| AgentError::Node(e.to_string()))?,
+            )
+        }
+        None => None,
+    };
     let snapshot: SharedSnapshot = Arc::new(std::sync::RwLock::new(Snapshot {
         node: node.clone(),
         roles: spec.roles.clone(),
@@ -124,6 +142,7 @@ pub async fn run(config: AgentConfig) -> Result<(), AgentError> {
         refused: None,
         failures: 0,
         snapshot: snapshot.clone(),
+        status: supercp_status::Shared::default(),
         memory: Memory::default(),
     };
     let (commands_tx, mut commands) = tokio::sync::mpsc::channel::<Command>(16);
@@ -138,6 +157,7 @@ pub async fn run(config: AgentConfig) -> Result<(), AgentError> {
             group,
         }),
     ));
+    let status_page = start_status_page(&agent, &journal, &node, &spec.roles, &state.status)?;
     info!(node = %node, applied = ?state.applied, socket = %socket_path.display(), "agent started");
     let mut hup = signal(SignalKind::hangup()).map_err(AgentError::Signals)?;
     let mut term = signal(SignalKind::terminate()).map_err(AgentError::Signals)?;
@@ -167,7 +187,9 @@ pub async fn run(config: AgentConfig) -> Result<(), AgentError> {
         };
         let ok = match (&checkout, trigger) {
             (Some(c), Trigger::Commit | Trigger::Signal | Trigger::Reconcile) => {
-                state.follow(c, trigger, allow_rewrite).await
+                state
+                    .follow(c, trigger, allow_rewrite, signers.as_ref())
+                    .await
             }
             (None, Trigger::Commit) => true, // local mode: changes come with the drift scan or SIGHUP
             _ => state.reconcile(trigger, None).await,
@@ -188,6 +210,9 @@ pub async fn run(config: AgentConfig) -> Result<(), AgentError> {
         notify::watchdog();
     }
     info!("agent stopping");
+    if let Some(task) = status_page {
+        task.abort();
+    }
     let _ = std::fs::remove_file(&socket_path);
     Ok(())
 }
@@ -204,6 +229,8 @@ struct State<'a> {
     refused: Option<Oid>,
     failures: u32,
     snapshot: SharedSnapshot,
+    /// The status page's copy of the snapshot.
+    status: supercp_status::Shared,
     memory: Memory,
 }
 
@@ -230,8 +257,17 @@ impl State<'_> {
     }
 
     fn update(&self, f: impl FnOnce(&mut Snapshot)) {
-        if let Ok(mut s) = self.snapshot.write() {
-            f(&mut s);
+        let Ok(mut s) = self.snapshot.write() else {
+            return;
+        };
+        f(&mut s);
+        if let Ok(mut page) = self.status.write() {
+            *page = supercp_status::AgentSnapshot {
+                current_commit: s.current_commit.clone(),
+                last_applied_commit: s.last_applied_commit.clone(),
+                next_scan_unix_ms: s.next_scan_unix_ms,
+                last_error: s.last_error.clone(),
+            };
         }
     }
 
@@ -279,6 +315,7 @@ impl State<'_> {
         checkout: &GitCheckout,
         trigger: Trigger,
         allow_rewrite: bool,
+        signers: Option<&trust::AllowedSigners>,
     ) -> bool {
         let head = match checkout.fetch() {
             Ok(head) => head,
@@ -316,6 +353,25 @@ impl State<'_> {
                     .await;
                 }
                 return true; // refusing is the agent working as meant, not a failure to retry
+            }
+        }
+        if let (Some(signers), true) = (signers, new) {
+            if let Err(e) = checkout.verify_head(head, signers) {
+                if self.refused != Some(head) {
+                    self.refused = Some(head);
+                    let message = format!("refused commit {head}: {e}");
+                    warn!("{message}");
+                    let commit = checkout.describe(head).ok();
+                    self.record(
+                        trigger,
+                        Some(head),
+                        commit.as_ref(),
+                        "refused: nothing applied",
+                        &message,
+                    )
+                    .await;
+                }
+                return true; // the agent working as meant
             }
         }
         let commit = match checkout.checkout(head) {
@@ -483,6 +539,48 @@ impl State<'_> {
             warn!(error = %e, "could not record the failed run in the journal");
         }
     }
+}
+
+/// Starts the read-only status page on `agent.statusBind` (none when empty). A non-loopback
+/// address needs `statusTokenFile`; a bad configuration stops the agent, an address in use
+/// only costs the page (logged).
+fn start_status_page(
+    agent: &supercp_core::resource::AgentSpec,
+    journal: &Arc<Journal>,
+    node: &str,
+    roles: &[String],
+    shared: &supercp_status::Shared,
+) -> Result<Option<tokio::task::JoinHandle<()>>, AgentError> {
+    if agent.status_bind.trim().is_empty() {
+        return Ok(None);
+    }
+    let bind = agent
+        .status_bind
+        .parse()
+        .map_err(|e| AgentError::Node(format!("agent.statusBind {:?}: {e}", agent.status_bind)))?;
+    let token = match &agent.status_token_file {
+        Some(path) => Some(
+            std::fs::read_to_string(path)
+                .map_err(|e| AgentError::Node(format!("agent.statusTokenFile {path}: {e}")))?
+                .trim()
+                .to_owned(),
+        ),
+        None => None,
+    };
+    let config = supercp_status::StatusConfig { bind, token };
+    config
+        .check()
+        .map_err(|e| AgentError::Node(e.to_string()))?;
+    let info = supercp_status::NodeInfo {
+        node: node.to_owned(),
+        roles: roles.to_vec(),
+    };
+    let (journal, shared) = (journal.clone(), shared.clone());
+    Ok(Some(tokio::spawn(async move {
+        if let Err(e) = supercp_status::serve(config, journal, info, shared).await {
+            warn!(error = %e, "the status page stopped");
+        }
+    })))
 }
 
 /// The commit the last successful run applied from the agent's checkout.

@@ -165,6 +165,19 @@ impl GitCheckout {
         })
     }
 
+    /// Checks the signature of the commit to apply. The head's signature vouches for the whole
+    /// tree it applies (as Flux and `git verify-commit HEAD` do): commits in between need none.
+    ///
+    /// # Errors
+    /// Why the commit is not signed by one of `signers`.
+    pub fn verify_head(
+        &self,
+        head: Oid,
+        signers: &crate::trust::AllowedSigners,
+    ) -> Result<crate::trust::Signer, crate::trust::TrustError> {
+        crate::trust::verify_commit(&self.repo, head, signers)
+    }
+
     /// The commit checked out now, if any.
     pub fn head(&self) -> Option<Oid> {
         self.repo.head().ok().and_then(|h| h.target())

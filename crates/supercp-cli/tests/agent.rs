@@ -87,10 +87,12 @@ fn agent_follows_a_git_remote_commit_by_commit_puts_drift_back_and_refuses_rewri
     );
     let c1 = commit_all(&upstream, "Quickstart: acme and globex");
     let socket = p.dir.path().join("run/agent.sock");
+    let status_port = supercp_testkit::services::free_port();
     p.node_with(&format!(
-        "  agent:\n    git: {{url: \"file://{}\", branch: main, pollSeconds: 1}}\n    driftScanSeconds: 2\n    socket: {}\n    socketGroup: root\n",
+        "  agent:\n    git: {{url: \"file://{}\", branch: main, pollSeconds: 1}}\n    driftScanSeconds: 2\n    socket: {}\n    socketGroup: root\n    statusBind: \"127.0.0.1:{}\"\n",
         upstream_dir.display(),
-        socket.display()
+        socket.display(),
+        status_port
     ));
     let node = p.node.clone().expect("node file");
     let log = fs::File::create(p.dir.path().join("agent.log")).expect("log");
@@ -147,6 +149,15 @@ fn agent_follows_a_git_remote_commit_by_commit_puts_drift_back_and_refuses_rewri
         agent.0.try_wait().expect("wait").is_none(),
         "the agent did not restart"
     );
+
+    // The status page shows the commit applied.
+    let page = http_get(status_port, "/");
+    assert!(
+        page.starts_with("HTTP/1.1 200") && page.contains(&c2.to_string()[..12]),
+        "the overview shows commit 2: {page}"
+    );
+    let api = http_get(status_port, "/api/v1/status");
+    assert!(api.contains(&c2.to_string()), "{api}");
 
     // The control socket: every method answers, bad requests get JSON-RPC errors.
     check_socket(&p, &socket, &c2.to_string());
@@ -325,4 +336,180 @@ fn check_socket(p: &Prefix, socket: &std::path::Path, applied: &str) {
             "{out:?}"
         );
     }
+}
+
+/// `git` with a private HOME and no system config, every argument separate.
+fn git(home: &std::path::Path, repo: &std::path::Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .env("HOME", home)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("XDG_CONFIG_HOME", home.join(".config"))
+        .arg("-C")
+        .arg(repo)
+        .args(["-c", "user.name=Test", "-c", "user.email=t@example.test"])
+        .args(args)
+        .output()
+        .expect("git runs");
+    assert!(out.status.success(), "git {args:?}: {out:?}");
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// Commits everything in `repo`, signed with `key` (SSH signature) or unsigned.
+fn git_commit(
+    home: &std::path::Path,
+    repo: &std::path::Path,
+    key: Option<&std::path::Path>,
+    message: &str,
+) -> String {
+    git(home, repo, &["add", "-A"]);
+    match key {
+        Some(key) => {
+            let key = format!("user.signingkey={}", key.display());
+            git(
+                home,
+                repo,
+                &[
+                    "-c",
+                    "gpg.format=ssh",
+                    "-c",
+                    &key,
+                    "commit",
+                    "-q",
+                    "-S",
+                    "-m",
+                    message,
+                ],
+            );
+        }
+        None => {
+            git(home, repo, &["commit", "-q", "-m", message]);
+        }
+    }
+    git(home, repo, &["rev-parse", "HEAD"])
+}
+
+#[test]
+fn agent_applies_only_head_commits_signed_by_an_allowed_key() {
+    let test = "agent_applies_only_head_commits_signed_by_an_allowed_key";
+    if supercp_testkit::services::require("ssh-keygen", test).is_none()
+        || supercp_testkit::services::require("git", test).is_none()
+    {
+        return;
+    }
+    let mut p = Prefix::empty();
+    let home = p.dir.path().join("home");
+    fs::create_dir_all(&home).expect("home");
+    let key = |name: &str| {
+        let path = p.dir.path().join(name);
+        let out = Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-C", name, "-f"])
+            .arg(&path)
+            .output()
+            .expect("ssh-keygen");
+        assert!(out.status.success(), "{out:?}");
+        path
+    };
+    let (trusted, stranger) = (key("trusted"), key("stranger"));
+    let public = fs::read_to_string(trusted.with_extension("pub")).expect("pub");
+    let signers = p.dir.path().join("allowed_signers");
+    fs::write(
+        &signers,
+        format!("t@example.test namespaces=\"git\" {public}"),
+    )
+    .expect("write");
+    let upstream = p.dir.path().join("upstream");
+    fs::create_dir_all(&upstream).expect("mkdir");
+    git(&home, &upstream, &["init", "-q", "-b", "main"]);
+    common::copy_dir(&common::workspace().join("examples/quickstart"), &upstream);
+    let c1 = git_commit(
+        &home,
+        &upstream,
+        Some(&trusted),
+        "signed by the trusted key",
+    );
+    p.node_with(&format!(
+        "  agent:\n    git: {{url: \"file://{}\", branch: main, pollSeconds: 1, requireSignedCommits: true, allowedSigners: \"{}\"}}\n    driftScanSeconds: 300\n    statusBind: \"\"\n",
+        upstream.display(),
+        signers.display()
+    ));
+    let log = fs::File::create(p.dir.path().join("agent.log")).expect("log");
+    let _agent = Agent(
+        Command::new(env!("CARGO_BIN_EXE_supercp"))
+            .arg("--state")
+            .arg(&p.state)
+            .args(["agent", "--node"])
+            .arg(p.node.as_ref().expect("node"))
+            .stdin(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("the agent starts"),
+    );
+    wait_for_run(&p, "the signed commit applied", |r| {
+        r["git_commit"] == c1.as_str() && r["outcome"] == "succeeded"
+    });
+
+    let extra = "apiVersion: supercp/v1\nkind: Domain\nmetadata: {name: new.acme.test}\nspec: {tenant: acme}\n";
+    fs::write(upstream.join("extra.yaml"), extra).expect("write");
+    let c2 = git_commit(&home, &upstream, None, "unsigned");
+    let refused = wait_for_run(&p, "the unsigned commit refused", |r| {
+        r["git_commit"] == c2.as_str()
+    });
+    assert_eq!(refused["outcome"], "failed");
+    assert!(
+        refused["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("refused commit")),
+        "{refused}"
+    );
+
+    fs::write(
+        upstream.join("extra.yaml"),
+        extra.replace("new.acme", "other.acme"),
+    )
+    .expect("write");
+    let c3 = git_commit(&home, &upstream, Some(&stranger), "signed by a stranger");
+    let refused = wait_for_run(&p, "the stranger's commit refused", |r| {
+        r["git_commit"] == c3.as_str()
+    });
+    assert_eq!(refused["outcome"], "failed");
+    assert!(!vhost(&p, "new.acme.test").exists() && !vhost(&p, "other.acme.test").exists());
+
+    // A trusted signature on the head vouches for its tree: applied.
+    fs::write(upstream.join("README.txt"), "reviewed\n").expect("write");
+    let c4 = git_commit(&home, &upstream, Some(&trusted), "signed again");
+    wait_for_run(&p, "the trusted head applied", |r| {
+        r["git_commit"] == c4.as_str() && r["outcome"] == "succeeded"
+    });
+    assert!(vhost(&p, "other.acme.test").is_file());
+    // Our verdicts agree with git's on the same commits.
+    let allowed = format!("gpg.ssh.allowedSignersFile={}", signers.display());
+    for (id, ok) in [(&c1, true), (&c2, false), (&c3, false), (&c4, true)] {
+        let out = Command::new("git")
+            .env("HOME", &home)
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .arg("-C")
+            .arg(&upstream)
+            .args(["-c", &allowed, "verify-commit", id])
+            .output()
+            .expect("git verify-commit");
+        assert_eq!(out.status.success(), ok, "git verify-commit {id}: {out:?}");
+    }
+}
+
+/// A plain HTTP/1.1 GET on 127.0.0.1; the whole answer (status line, headers, body).
+fn http_get(port: u16, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream =
+        std::net::TcpStream::connect(("127.0.0.1", port)).expect("the status page listens");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .expect("send");
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).expect("an answer");
+    answer
 }
