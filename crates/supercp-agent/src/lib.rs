@@ -239,11 +239,13 @@ struct State<'a> {
 struct Memory {
     /// Parsed documents per repo file: a commit re-parses only the files it changed.
     cache: ParseCache,
-    /// The rendered objects of the last successful run, by id. `None` after a failure: the
-    /// next run is a full one.
-    desired: Option<HashMap<String, Desired>>,
+    /// A hash of each object the last successful run rendered, by id. `None` after a
+    /// failure: the next run is a full one.
+    desired: Option<HashMap<String, u64>>,
     /// What the journal records as owned after the last successful run.
     owned: Option<BTreeMap<String, OwnedObject>>,
+    /// The keys of the object hashes.
+    keys: std::collections::hash_map::RandomState,
 }
 
 impl State<'_> {
@@ -409,35 +411,58 @@ impl State<'_> {
             Ok(inputs) => inputs,
             Err(d) => return self.invalid(trigger, commit, &lines(&d)).await,
         };
+        let loaded_ms = started.elapsed().as_millis();
         let desired = match inputs.render() {
             Ok(desired) => desired,
             Err(d) => return self.invalid(trigger, commit, &lines(&d)).await,
         };
+        let rendered_ms = started.elapsed().as_millis();
         let mut options = ApplyOptions {
             actor: self.config.actor.clone(),
             trigger: trigger.as_str().to_owned(),
             ..ApplyOptions::default()
         };
-        let all: HashMap<String, Desired> = desired.iter().map(|d| (d.id().0, d.clone())).collect();
+        // Ids and hashes of every object, on every core: what a commit changed is what hashes
+        // differently from the last run.
+        let keys = self.memory.keys.clone();
+        let hashed: Vec<(String, u64)> = supercp_core::par::map_chunks(&desired, |chunk| {
+            chunk
+                .iter()
+                .map(|d| (d.id().0, hash_of(&keys, d)))
+                .collect::<Vec<_>>()
+        })
+        .into_iter()
+        .flatten()
+        .collect();
         let memory = (&self.memory.desired, &self.memory.owned);
-        let (subset, prefetched) = match memory {
+        let (subset, prefetched, all) = match memory {
             (Some(before), Some(owned)) if trigger != Trigger::Drift => {
-                if let Err(e) =
-                    supercp_engine::plan::check_mass_delete(owned, &desired, &options.plan)
-                {
-                    return self.invalid(trigger, commit, &e.to_string()).await;
+                let fresh: Vec<bool> = hashed
+                    .iter()
+                    .map(|(id, hash)| before.get(id) != Some(hash))
+                    .collect();
+                let all: HashMap<String, u64> = hashed.into_iter().collect();
+                let removed: Vec<&String> =
+                    before.keys().filter(|k| !all.contains_key(*k)).collect();
+                // The guard watches deletions: with nothing gone there is nothing to guard.
+                if !removed.is_empty() {
+                    if let Err(e) =
+                        supercp_engine::plan::check_mass_delete(owned, &desired, &options.plan)
+                    {
+                        return self.invalid(trigger, commit, &e.to_string()).await;
+                    }
                 }
                 let changed: Vec<Desired> = desired
                     .into_iter()
-                    .filter(|d| before.get(&d.id().0) != Some(d))
+                    .zip(fresh)
+                    .filter(|(_, fresh)| *fresh)
+                    .map(|(d, _)| d)
                     .collect();
-                let mut touched: Vec<&String> =
-                    before.keys().filter(|k| !all.contains_key(*k)).collect();
                 let changed_ids: Vec<String> = changed.iter().map(|d| d.id().0).collect();
-                touched.extend(changed_ids.iter());
-                let owned_subset: Vec<OwnedObject> = touched
-                    .iter()
-                    .filter_map(|id| owned.get(*id).cloned())
+                let owned_subset: Vec<OwnedObject> = removed
+                    .into_iter()
+                    .chain(changed_ids.iter())
+                    .filter_map(|id| owned.get(id).cloned())
                     .collect();
                 let prefetched = async {
                     Ok::<_, EngineError>(supercp_engine::Prefetched {
@@ -451,15 +476,17 @@ impl State<'_> {
                         options.plan.guarded_by_caller = true;
                         info!(
                             changed = changed.len(),
+                            loaded_ms,
+                            rendered_ms,
                             ms = started.elapsed().as_millis(),
                             "incremental reconcile"
                         );
-                        (changed, Some(p))
+                        (changed, Some(p), all)
                     }
                     Err(e) => return self.invalid(trigger, commit, &e.to_string()).await,
                 }
             }
-            _ => (desired, None),
+            _ => (desired, None, hashed.into_iter().collect()),
         };
         let result =
             supercp_engine::apply(&inputs, subset, self.journal, &options, prefetched).await;
@@ -595,6 +622,15 @@ async fn last_applied(
         .iter()
         .filter(|r| r.node == node && r.repo == checkout && r.outcome == Outcome::Succeeded)
         .find_map(|r| r.git_commit.as_deref().and_then(|c| Oid::from_str(c).ok())))
+}
+
+/// A hash of everything about an object (path, content, mode, owner, gate, resource and
+/// where it is declared).
+/// Keyed at random per process (`RandomState`), so no repo content can be made to collide
+/// with another on purpose; the drift scan compares everything anyway.
+fn hash_of(keys: &std::collections::hash_map::RandomState, d: &Desired) -> u64 {
+    use std::hash::BuildHasher;
+    keys.hash_one(d)
 }
 
 /// The wait after `failures` failures in a row: the interval, doubled per failure, at most

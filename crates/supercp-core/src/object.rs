@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 use crate::diagnostic::Span;
 
 /// The kinds of object this version manages.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Object {
     File {
         content: Vec<u8>,
@@ -25,7 +25,7 @@ pub enum Object {
 }
 
 /// What a tenant's Linux account should look like.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Account {
     /// The user and group id: assigned once by the engine and recorded in the journal, never
     /// reused for another tenant. `None` only before the engine has assigned it.
@@ -59,7 +59,7 @@ pub struct ObjectId(pub String);
 ///
 /// `anchor` is a directory of the node's layout (root-owned, opened normally); `rel` is the
 /// path below it, which the drivers walk one component at a time without following symlinks.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Desired {
     pub anchor: String,
     pub rel: String,
