@@ -435,15 +435,33 @@ impl State<'_> {
         .flatten()
         .collect();
         let memory = (&self.memory.desired, &self.memory.owned);
-        let (subset, prefetched, all) = match memory {
+        let (subset, prefetched) = match memory {
             (Some(before), Some(owned)) if trigger != Trigger::Drift => {
-                let fresh: Vec<bool> = hashed
-                    .iter()
-                    .map(|(id, hash)| before.get(id) != Some(hash))
-                    .collect();
-                let all: HashMap<String, u64> = hashed.into_iter().collect();
-                let removed: Vec<&String> =
-                    before.keys().filter(|k| !all.contains_key(*k)).collect();
+                // (changed, known before) per object, looked up on every core.
+                let looked: Vec<(bool, bool)> = supercp_core::par::map_chunks(&hashed, |chunk| {
+                    chunk
+                        .iter()
+                        .map(|(id, hash)| match before.get(id) {
+                            Some(old) => (old != hash, true),
+                            None => (true, false),
+                        })
+                        .collect::<Vec<_>>()
+                })
+                .into_iter()
+                .flatten()
+                .collect();
+                let known = looked.iter().filter(|(_, known)| *known).count();
+                // Every earlier object still rendered: none is gone, no set to build.
+                let removed: Vec<&String> = if known == before.len() {
+                    Vec::new()
+                } else {
+                    let now: std::collections::HashSet<&str> =
+                        hashed.iter().map(|(id, _)| id.as_str()).collect();
+                    before
+                        .keys()
+                        .filter(|k| !now.contains(k.as_str()))
+                        .collect()
+                };
                 // The guard watches deletions: with nothing gone there is nothing to guard.
                 if !removed.is_empty() {
                     if let Err(e) =
@@ -454,8 +472,8 @@ impl State<'_> {
                 }
                 let changed: Vec<Desired> = desired
                     .into_iter()
-                    .zip(fresh)
-                    .filter(|(_, fresh)| *fresh)
+                    .zip(looked)
+                    .filter(|(_, (changed, _))| *changed)
                     .map(|(d, _)| d)
                     .collect();
                 let changed_ids: Vec<String> = changed.iter().map(|d| d.id().0).collect();
@@ -481,12 +499,12 @@ impl State<'_> {
                             ms = started.elapsed().as_millis(),
                             "incremental reconcile"
                         );
-                        (changed, Some(p), all)
+                        (changed, Some(p))
                     }
                     Err(e) => return self.invalid(trigger, commit, &e.to_string()).await,
                 }
             }
-            _ => (desired, None, hashed.into_iter().collect()),
+            _ => (desired, None),
         };
         let result =
             supercp_engine::apply(&inputs, subset, self.journal, &options, prefetched).await;
@@ -501,7 +519,8 @@ impl State<'_> {
                     Ok(owned) => {
                         self.memory.owned =
                             Some(owned.into_iter().map(|o| (o.object.clone(), o)).collect());
-                        self.memory.desired = Some(all);
+                        // Built after the reloads, off the path from commit to served.
+                        self.memory.desired = Some(hashed.into_iter().collect());
                     }
                     Err(e) => {
                         warn!(error = %e, "could not read the owned objects; the next run is a full one")
