@@ -336,43 +336,17 @@ impl State<'_> {
         if let Some(applied) = self.applied.filter(|_| new) {
             let descends = checkout.descends(head, applied).unwrap_or(false);
             if !descends && !allow_rewrite {
-                if self.refused != Some(head) {
-                    self.refused = Some(head);
-                    let message = format!(
-                        "refused commit {head}: it does not descend from the last applied commit \
-                         {applied} (a force-push or rewritten history); set agent.git.allowNonFastForward \
-                         in the node file to apply it"
-                    );
-                    warn!("{message}");
-                    let commit = checkout.describe(head).ok();
-                    self.record(
-                        trigger,
-                        Some(head),
-                        commit.as_ref(),
-                        "refused: nothing applied",
-                        &message,
-                    )
-                    .await;
-                }
+                let why = format!(
+                    "it does not descend from the last applied commit {applied} (a force-push or \
+                     rewritten history); set agent.git.allowNonFastForward in the node file to apply it"
+                );
+                self.refuse(checkout, trigger, head, &why).await;
                 return true; // refusing is the agent working as meant, not a failure to retry
             }
         }
         if let (Some(signers), true) = (signers, new) {
             if let Err(e) = checkout.verify_head(head, signers) {
-                if self.refused != Some(head) {
-                    self.refused = Some(head);
-                    let message = format!("refused commit {head}: {e}");
-                    warn!("{message}");
-                    let commit = checkout.describe(head).ok();
-                    self.record(
-                        trigger,
-                        Some(head),
-                        commit.as_ref(),
-                        "refused: nothing applied",
-                        &message,
-                    )
-                    .await;
-                }
+                self.refuse(checkout, trigger, head, &e.to_string()).await;
                 return true; // the agent working as meant
             }
         }
@@ -391,6 +365,25 @@ impl State<'_> {
             self.update(|s| s.last_applied_commit = Some(head.to_string()));
         }
         ok
+    }
+
+    /// Refuses a head: logged, and recorded as a failed run once per head (not on every poll).
+    async fn refuse(&mut self, checkout: &GitCheckout, trigger: Trigger, head: Oid, why: &str) {
+        if self.refused == Some(head) {
+            return;
+        }
+        self.refused = Some(head);
+        let message = format!("refused commit {head}: {why}");
+        warn!("{message}");
+        let commit = checkout.describe(head).ok();
+        self.record(
+            trigger,
+            Some(head),
+            commit.as_ref(),
+            "refused: nothing applied",
+            &message,
+        )
+        .await;
     }
 
     /// One run over the current checkout (or --repo), through `supercp_engine::apply`.

@@ -21,7 +21,6 @@
 //! and a commit carrying both (git's object-format interop) fails as a bad signature, because
 //! libgit2 leaves the other header in the payload where git removes it.
 
-use std::fmt;
 use std::path::Path;
 
 use git2::{Oid, Repository};
@@ -557,32 +556,9 @@ fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
-fn show_time(unix: i64) -> impl fmt::Display {
-    struct Shown(i64);
-    impl fmt::Display for Shown {
-        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            // Inverse of days_from_civil.
-            let days = self.0.div_euclid(86_400);
-            let secs = self.0.rem_euclid(86_400);
-            let z = days + 719_468;
-            let era = z.div_euclid(146_097);
-            let doe = z - era * 146_097;
-            let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-            let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-            let mp = (5 * doy + 2) / 153;
-            let day = doy - (153 * mp + 2) / 5 + 1;
-            let month = if mp < 10 { mp + 3 } else { mp - 9 };
-            let year = yoe + era * 400 + i64::from(month <= 2);
-            write!(
-                f,
-                "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-                secs / 3600,
-                secs % 3600 / 60,
-                secs % 60
-            )
-        }
-    }
-    Shown(unix)
+/// Unix seconds as `YYYY-MM-DDTHH:MM:SSZ`.
+fn show_time(unix: i64) -> String {
+    supercp_core::time::utc(unix.saturating_mul(1000))
 }
 
 /// OpenSSH's `match_pattern_list`: comma-separated patterns with `*` and `?`; a pattern

@@ -1,25 +1,18 @@
 //! Clock reads and the few time formats the pages use (UTC only, no time-zone database).
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 /// Unix milliseconds now; a clock before 1970 reads as 0.
 pub(crate) fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+    supercp_core::time::now_ms()
 }
 
 /// `2023-11-14 22:13:20 UTC` for unix milliseconds `ms` (sub-second part dropped).
 pub(crate) fn utc(ms: i64) -> String {
-    let secs = ms.div_euclid(1000);
-    let (year, month, day) = civil_from_days(secs.div_euclid(86_400));
-    let rem = secs.rem_euclid(86_400);
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    // supercp_core's `2023-11-14T22:13:20Z`, spelled for a page.
+    let iso = supercp_core::time::utc(ms);
+    match (iso.get(..10), iso.get(11..19)) {
+        (Some(date), Some(time)) => format!("{date} {time} UTC"),
+        _ => iso,
+    }
 }
 
 /// A duration for humans: `850 ms`, `12.3 s`, `4 min 05 s`, `2 h 03 min`.
@@ -43,22 +36,6 @@ pub(crate) fn relative(at_ms: i64, now_ms: i64) -> String {
     } else {
         format!("{} ago", duration(now_ms - at_ms))
     }
-}
-
-/// (year, month, day) of the proleptic Gregorian calendar for days since 1970-01-01
-/// (Howard Hinnant's `civil_from_days`).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097); // [0, 146096]
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365; // [0, 399]
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100); // [0, 365]
-    let mp = (5 * doy + 2) / 153; // [0, 11], March first
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    // Both are in range by construction: day in [1, 31], month in [1, 12].
-    (year, month as u32, day as u32)
 }
 
 #[cfg(test)]
