@@ -67,6 +67,8 @@ pub enum Trigger {
     Signal,
     /// `reconcile` through the control socket.
     Reconcile,
+    /// Local mode: files of `--repo` changed (or the first run).
+    Change,
 }
 
 impl Trigger {
@@ -76,6 +78,7 @@ impl Trigger {
             Trigger::Drift => "drift",
             Trigger::Signal => "signal",
             Trigger::Reconcile => "reconcile",
+            Trigger::Change => "change",
         }
     }
 }
@@ -162,6 +165,12 @@ pub async fn run(config: AgentConfig) -> Result<(), AgentError> {
     let mut hup = signal(SignalKind::hangup()).map_err(AgentError::Signals)?;
     let mut term = signal(SignalKind::terminate()).map_err(AgentError::Signals)?;
     let mut int = signal(SignalKind::interrupt()).map_err(AgentError::Signals)?;
+    // Local mode: the directory is watched; a burst of changes is one run, 300 ms after the last.
+    let (changed_tx, mut changed) = tokio::sync::mpsc::channel::<()>(64);
+    let _watcher = match &checkout {
+        Some(_) => None,
+        None => Some(watch(&state.repo, changed_tx)?),
+    };
     let mut next_fetch = tokio::time::Instant::now();
     let mut next_drift = tokio::time::Instant::now() + drift;
     let mut ready = false;
@@ -172,6 +181,12 @@ pub async fn run(config: AgentConfig) -> Result<(), AgentError> {
             () = tokio::time::sleep_until(next_fetch) => Trigger::Commit,
             () = tokio::time::sleep_until(next_drift) => Trigger::Drift,
             _ = hup.recv() => Trigger::Signal,
+            Some(()) = changed.recv() => {
+                while let Ok(Some(())) =
+                    tokio::time::timeout(Duration::from_millis(300), changed.recv()).await
+                {}
+                Trigger::Change
+            }
             Some(command) = commands.recv() => match command {
                 Command::Reconcile(tx) => {
                     reply = Some(tx);
@@ -191,7 +206,12 @@ pub async fn run(config: AgentConfig) -> Result<(), AgentError> {
                     .follow(c, trigger, allow_rewrite, signers.as_ref())
                     .await
             }
-            (None, Trigger::Commit) => true, // local mode: changes come with the drift scan or SIGHUP
+            // Local mode: the first run (and a retry after a failure) on the poll timer; then
+            // runs come from changes, the drift scan and SIGHUP.
+            (None, Trigger::Commit) if state.memory.desired.is_none() => {
+                state.reconcile(Trigger::Change, None).await
+            }
+            (None, Trigger::Commit) => true,
             _ => state.reconcile(trigger, None).await,
         };
         if let Some(tx) = reply {
@@ -578,6 +598,26 @@ impl State<'_> {
             warn!(error = %e, "could not record the failed run in the journal");
         }
     }
+}
+
+/// Watches `repo` (recursively) and sends a unit on every change.
+fn watch(
+    repo: &Path,
+    changed: tokio::sync::mpsc::Sender<()>,
+) -> Result<::notify::RecommendedWatcher, AgentError> {
+    use ::notify::Watcher;
+    let mut watcher =
+        ::notify::recommended_watcher(move |event: ::notify::Result<::notify::Event>| {
+            if event.is_ok_and(|e| !e.kind.is_access()) {
+                // A full channel already holds a pending change: dropping this one loses nothing.
+                let _ = changed.try_send(());
+            }
+        })
+        .map_err(|e| AgentError::Node(format!("cannot watch {}: {e}", repo.display())))?;
+    watcher
+        .watch(repo, ::notify::RecursiveMode::Recursive)
+        .map_err(|e| AgentError::Node(format!("cannot watch {}: {e}", repo.display())))?;
+    Ok(watcher)
 }
 
 /// Starts the read-only status page on `agent.statusBind` (none when empty). A non-loopback

@@ -513,3 +513,38 @@ fn http_get(port: u16, path: &str) -> String {
     stream.read_to_string(&mut answer).expect("an answer");
     answer
 }
+
+#[test]
+fn agent_in_local_mode_converges_a_directory_when_its_files_change() {
+    let mut p = Prefix::with_example("quickstart");
+    p.node_with("  agent:\n    driftScanSeconds: 300\n    statusBind: \"\"\n");
+    let log = fs::File::create(p.dir.path().join("agent.log")).expect("log");
+    let _agent = Agent(
+        Command::new(env!("CARGO_BIN_EXE_supercp"))
+            .arg("--state")
+            .arg(&p.state)
+            .args(["agent", "--node"])
+            .arg(p.node.as_ref().expect("node"))
+            .arg("--repo")
+            .arg(&p.repo)
+            .stdin(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("the agent starts"),
+    );
+    // The first run comes on its own.
+    let first = wait_for_run(&p, "the first run", |r| r["trigger"] == "change");
+    assert_eq!(first["outcome"], "succeeded", "{first}");
+    assert!(vhost(&p, "acme.test").is_file());
+    // A new file in the directory is applied on its own: no signal, no scan (300 s away).
+    fs::write(
+        p.repo.join("extra.yaml"),
+        "apiVersion: supercp/v1\nkind: Domain\nmetadata: {name: new.acme.test}\nspec: {tenant: acme}\n",
+    )
+    .expect("write");
+    let run = wait_for_run(&p, "the change applied", |r| {
+        r["trigger"] == "change" && r["summary"] != first["summary"] && r["id"] != first["id"]
+    });
+    assert_eq!(run["outcome"], "succeeded", "{run}");
+    assert!(vhost(&p, "new.acme.test").is_file());
+}
