@@ -548,3 +548,97 @@ fn agent_in_local_mode_converges_a_directory_when_its_files_change() {
     assert_eq!(run["outcome"], "succeeded", "{run}");
     assert!(vhost(&p, "new.acme.test").is_file());
 }
+
+/// A node file: the sandbox node renamed, with other roles, a shared journal and an agent.
+fn fleet_node(
+    p: &Prefix,
+    name: &str,
+    roles: &str,
+    journal: &str,
+    remote: &std::path::Path,
+    status: &str,
+) -> std::path::PathBuf {
+    let sandbox = fs::read_to_string(common::workspace().join("examples/nodes/sandbox.yaml"))
+        .expect("sandbox node");
+    let text = sandbox
+        .replacen("name: sandbox", &format!("name: {name}"), 1)
+        .replacen("roles: [web]", &format!("roles: [{roles}]"), 1)
+        .replacen("sqlite:{state}/audit.db", journal, 1)
+        .replacen(
+            "spec:\n",
+            &format!(
+                "spec:\n  agent:\n    git: {{url: \"file://{}\", branch: main, pollSeconds: 1}}\n    driftScanSeconds: 300\n    statusBind: \"{status}\"\n",
+                remote.display()
+            ),
+            1,
+        );
+    let path = p.dir.path().join(format!("{name}.yaml"));
+    common::write(&path, &text);
+    path
+}
+
+#[test]
+fn a_fleet_of_two_agents_on_one_postgresql_each_converges_only_its_roles() {
+    let test = "a_fleet_of_two_agents_on_one_postgresql";
+    let Some(pg) = supercp_testkit::postgres::Postgres::start(test) else {
+        return;
+    };
+    let journal = pg.create_database("fleet");
+    let (mut web, mut dns) = (Prefix::empty(), Prefix::empty());
+    let upstream_dir = web.dir.path().join("upstream");
+    let mut init = git2::RepositoryInitOptions::new();
+    init.initial_head("main");
+    let upstream = Repository::init_opts(&upstream_dir, &init).expect("init");
+    common::copy_dir(
+        &common::workspace().join("examples/quickstart"),
+        &upstream_dir,
+    );
+    let c1 = commit_all(&upstream, "Quickstart");
+    let port = supercp_testkit::services::free_port();
+    let web_node = fleet_node(
+        &web,
+        "web1",
+        "web",
+        &journal,
+        &upstream_dir,
+        &format!("127.0.0.1:{port}"),
+    );
+    let dns_node = fleet_node(&dns, "dns1", "dns", &journal, &upstream_dir, "");
+    web.node = Some(web_node.clone());
+    dns.node = Some(dns_node.clone());
+    let start = |p: &Prefix, node: &std::path::Path| {
+        let log = fs::File::create(p.dir.path().join("agent.log")).expect("log");
+        Agent(
+            Command::new(env!("CARGO_BIN_EXE_supercp"))
+                .arg("--state")
+                .arg(&p.state)
+                .args(["agent", "--node"])
+                .arg(node)
+                .stdin(Stdio::null())
+                .stderr(log)
+                .spawn()
+                .expect("the agent starts"),
+        )
+    };
+    let (_web_agent, _dns_agent) = (start(&web, &web_node), start(&dns, &dns_node));
+    // One journal holds both nodes' runs of the same commit.
+    for node in ["web1", "dns1"] {
+        wait_for_run(&web, &format!("{node} applied commit 1"), |r| {
+            r["node"] == node && r["git_commit"] == c1.to_string() && r["outcome"] == "succeeded"
+        });
+    }
+    assert!(
+        vhost(&web, "acme.test").is_file(),
+        "the web node serves the sites"
+    );
+    assert!(
+        !dns.sandbox().join("etc/nginx").exists(),
+        "the dns node holds none of the web role's objects"
+    );
+    // Either status page shows the whole fleet.
+    let page = http_get(port, "/");
+    assert!(
+        page.contains("<h2>Fleet</h2>") && page.contains("dns1") && page.contains("web1"),
+        "{page}"
+    );
+}

@@ -58,6 +58,9 @@ pub const BUILTIN_TEMPLATES: &[(&str, &str)] = &[
     ),
 ];
 
+/// The role whose nodes serve sites: nginx, PHP-FPM, tenant homes.
+pub const ROLE_WEB: &str = "web";
+
 /// The gate names rendered objects ask for.
 pub const GATE_NGINX: &str = "nginx";
 pub const GATE_PHP_FPM: &str = "php-fpm";
@@ -175,6 +178,11 @@ pub fn render(
     r.check_node();
     if !r.diagnostics.is_empty() {
         return Err(r.diagnostics);
+    }
+    // Every kind of this version (Package, Tenant, Domain) is the web role's: a node without it
+    // (a fleet's dns or mail node) holds none of their objects.
+    if !node.spec.roles.iter().any(|r| r == ROLE_WEB) {
+        return Ok(Vec::new());
     }
     let mut by_tenant: BTreeMap<&supercp_core::TenantName, Vec<&DomainEntry>> = BTreeMap::new();
     for d in catalog.domains.values() {

@@ -79,7 +79,33 @@ pub(crate) fn overview(status: &Status) -> String {
         None => "<span class=muted>none</span>".to_owned(),
     };
     dt(&mut b, "Last error", &last_error);
-    b.push_str("</dl></section>\n<section><h2>Last run</h2>\n");
+    b.push_str("</dl></section>\n");
+    if status.fleet.len() > 1 {
+        b.push_str(
+            "<section><h2>Fleet</h2>\n<p class=muted>Every node recording into this journal.</p>\n\
+             <table><thead><tr><th>Node</th><th>Last run</th><th>Outcome</th><th>Trigger</th>\
+             <th>Commit</th><th>Started</th><th>Summary</th></tr></thead><tbody>\n",
+        );
+        for f in &status.fleet {
+            let run = &f.last_run;
+            let node = if f.node == status.node {
+                format!("<strong>{}</strong>", esc(&f.node))
+            } else {
+                esc(&f.node).to_string()
+            };
+            b.push_str(&format!(
+                "<tr><td>{node}</td><td>#{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
+                run.id,
+                outcome_badge(run.outcome),
+                esc(&run.trigger),
+                commit_short(run.git_commit.as_deref()),
+                utc(run.started_at),
+                esc(&run.summary)
+            ));
+        }
+        b.push_str("</tbody></table></section>\n");
+    }
+    b.push_str("<section><h2>Last run</h2>\n");
     match &status.last_run {
         None => b.push_str("<p class=muted>No run recorded for this node yet.</p>"),
         Some(run) => {

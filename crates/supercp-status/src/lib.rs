@@ -268,7 +268,9 @@ impl App {
     async fn status(&self) -> Result<Status, AuditError> {
         let last_run = self.runs(1).await?.into_iter().next();
         let resources = self.resources().await?;
+        let fleet = model::fleet(&self.journal.list_runs(RUN_WINDOW).await?);
         Ok(Status {
+            fleet,
             node: self.node.node.clone(),
             roles: self.node.roles.clone(),
             agent: self.snapshot(),

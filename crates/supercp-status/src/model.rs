@@ -50,6 +50,31 @@ pub(crate) struct Status {
     pub owned_objects: usize,
     /// Unix milliseconds when this status was read.
     pub generated_at: i64,
+    /// Every node whose runs share this journal (a fleet on one PostgreSQL), with its newest
+    /// run, this node included.
+    pub fleet: Vec<FleetNode>,
+}
+
+/// One node of the fleet, as the shared journal shows it.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct FleetNode {
+    pub node: String,
+    pub last_run: RunRecord,
+}
+
+/// The newest run of each node among `runs` (newest first), by node name.
+pub(crate) fn fleet(runs: &[RunRecord]) -> Vec<FleetNode> {
+    let mut newest: BTreeMap<&str, &RunRecord> = BTreeMap::new();
+    for run in runs {
+        newest.entry(run.node.as_str()).or_insert(run);
+    }
+    newest
+        .into_iter()
+        .map(|(node, run)| FleetNode {
+            node: node.to_owned(),
+            last_run: run.clone(),
+        })
+        .collect()
 }
 
 /// The `?kind=` and `?tenant=` filters of the resource list; an empty value filters nothing.
