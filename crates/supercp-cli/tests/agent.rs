@@ -22,6 +22,32 @@ impl Drop for Agent {
     }
 }
 
+impl Agent {
+    /// `supercp --state STATE agent --node NODE [ARGS]` with its log in `<prefix>/agent.log`
+    /// and the environment given.
+    fn start(
+        p: &Prefix,
+        node: &std::path::Path,
+        args: &[&std::ffi::OsStr],
+        env: &[(&str, &std::ffi::OsStr)],
+    ) -> Agent {
+        let log = fs::File::create(p.dir.path().join("agent.log")).expect("log");
+        let mut command = Command::new(env!("CARGO_BIN_EXE_supercp"));
+        command
+            .arg("--state")
+            .arg(&p.state)
+            .args(["agent", "--node"])
+            .arg(node)
+            .args(args)
+            .stdin(Stdio::null())
+            .stderr(log);
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        Agent(command.spawn().expect("the agent starts"))
+    }
+}
+
 fn commit_all(repo: &Repository, message: &str) -> Oid {
     let mut index = repo.index().expect("index");
     index
@@ -95,26 +121,20 @@ fn agent_follows_a_git_remote_commit_by_commit_puts_drift_back_and_refuses_rewri
         status_port
     ));
     let node = p.node.clone().expect("node file");
-    let log = fs::File::create(p.dir.path().join("agent.log")).expect("log");
     // systemd's side of Type=notify: a datagram socket named by NOTIFY_SOCKET.
     let notify_path = p.dir.path().join("notify.sock");
     let notify = std::os::unix::net::UnixDatagram::bind(&notify_path).expect("notify socket");
     notify
         .set_read_timeout(Some(Duration::from_secs(30)))
         .expect("timeout");
-    let mut agent = Agent(
-        Command::new(env!("CARGO_BIN_EXE_supercp"))
-            .arg("--state")
-            .arg(&p.state)
-            .arg("agent")
-            .arg("--node")
-            .arg(&node)
-            .env("NOTIFY_SOCKET", &notify_path)
-            .env("WATCHDOG_USEC", "600000000")
-            .stdin(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("the agent starts"),
+    let mut agent = Agent::start(
+        &p,
+        &node,
+        &[],
+        &[
+            ("NOTIFY_SOCKET", notify_path.as_os_str()),
+            ("WATCHDOG_USEC", std::ffi::OsStr::new("600000000")),
+        ],
     );
 
     // Commit 1 is applied and recorded with its SHA, author, message and trigger.
@@ -432,18 +452,7 @@ fn agent_applies_only_head_commits_signed_by_an_allowed_key() {
         upstream.display(),
         signers.display()
     ));
-    let log = fs::File::create(p.dir.path().join("agent.log")).expect("log");
-    let _agent = Agent(
-        Command::new(env!("CARGO_BIN_EXE_supercp"))
-            .arg("--state")
-            .arg(&p.state)
-            .args(["agent", "--node"])
-            .arg(p.node.as_ref().expect("node"))
-            .stdin(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("the agent starts"),
-    );
+    let _agent = Agent::start(&p, p.node.as_ref().expect("node"), &[], &[]);
     wait_for_run(&p, "the signed commit applied", |r| {
         r["git_commit"] == c1.as_str() && r["outcome"] == "succeeded"
     });
@@ -518,20 +527,8 @@ fn http_get(port: u16, path: &str) -> String {
 fn agent_in_local_mode_converges_a_directory_when_its_files_change() {
     let mut p = Prefix::with_example("quickstart");
     p.node_with("  agent:\n    driftScanSeconds: 300\n    statusBind: \"\"\n");
-    let log = fs::File::create(p.dir.path().join("agent.log")).expect("log");
-    let _agent = Agent(
-        Command::new(env!("CARGO_BIN_EXE_supercp"))
-            .arg("--state")
-            .arg(&p.state)
-            .args(["agent", "--node"])
-            .arg(p.node.as_ref().expect("node"))
-            .arg("--repo")
-            .arg(&p.repo)
-            .stdin(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("the agent starts"),
-    );
+    let repo = [std::ffi::OsStr::new("--repo"), p.repo.as_os_str()];
+    let _agent = Agent::start(&p, p.node.as_ref().expect("node"), &repo, &[]);
     // The first run comes on its own.
     let first = wait_for_run(&p, "the first run", |r| r["trigger"] == "change");
     assert_eq!(first["outcome"], "succeeded", "{first}");
@@ -606,21 +603,8 @@ fn a_fleet_of_two_agents_on_one_postgresql_each_converges_only_its_roles() {
     let dns_node = fleet_node(&dns, "dns1", "dns", &journal, &upstream_dir, "");
     web.node = Some(web_node.clone());
     dns.node = Some(dns_node.clone());
-    let start = |p: &Prefix, node: &std::path::Path| {
-        let log = fs::File::create(p.dir.path().join("agent.log")).expect("log");
-        Agent(
-            Command::new(env!("CARGO_BIN_EXE_supercp"))
-                .arg("--state")
-                .arg(&p.state)
-                .args(["agent", "--node"])
-                .arg(node)
-                .stdin(Stdio::null())
-                .stderr(log)
-                .spawn()
-                .expect("the agent starts"),
-        )
-    };
-    let (_web_agent, _dns_agent) = (start(&web, &web_node), start(&dns, &dns_node));
+    let _web_agent = Agent::start(&web, &web_node, &[], &[]);
+    let _dns_agent = Agent::start(&dns, &dns_node, &[], &[]);
     // One journal holds both nodes' runs of the same commit.
     for node in ["web1", "dns1"] {
         wait_for_run(&web, &format!("{node} applied commit 1"), |r| {
