@@ -48,6 +48,15 @@ impl Agent {
     }
 }
 
+/// A repository on branch `main` holding a copy of examples/quickstart (not committed yet).
+fn quickstart_remote(dir: &std::path::Path) -> Repository {
+    let mut init = git2::RepositoryInitOptions::new();
+    init.initial_head("main");
+    let repo = Repository::init_opts(dir, &init).expect("init");
+    common::copy_dir(&common::workspace().join("examples/quickstart"), dir);
+    repo
+}
+
 fn commit_all(repo: &Repository, message: &str) -> Oid {
     let mut index = repo.index().expect("index");
     index
@@ -104,13 +113,7 @@ fn vhost(p: &Prefix, domain: &str) -> std::path::PathBuf {
 fn agent_follows_a_git_remote_commit_by_commit_puts_drift_back_and_refuses_rewritten_history() {
     let mut p = Prefix::empty();
     let upstream_dir = p.dir.path().join("upstream");
-    let mut init = git2::RepositoryInitOptions::new();
-    init.initial_head("main");
-    let upstream = Repository::init_opts(&upstream_dir, &init).expect("init");
-    common::copy_dir(
-        &common::workspace().join("examples/quickstart"),
-        &upstream_dir,
-    );
+    let upstream = quickstart_remote(&upstream_dir);
     let c1 = commit_all(&upstream, "Quickstart: acme and globex");
     let socket = p.dir.path().join("run/agent.sock");
     let status_port = supercp_testkit::services::free_port();
@@ -583,13 +586,7 @@ fn a_fleet_of_two_agents_on_one_postgresql_each_converges_only_its_roles() {
     let journal = pg.create_database("fleet");
     let (mut web, mut dns) = (Prefix::empty(), Prefix::empty());
     let upstream_dir = web.dir.path().join("upstream");
-    let mut init = git2::RepositoryInitOptions::new();
-    init.initial_head("main");
-    let upstream = Repository::init_opts(&upstream_dir, &init).expect("init");
-    common::copy_dir(
-        &common::workspace().join("examples/quickstart"),
-        &upstream_dir,
-    );
+    let upstream = quickstart_remote(&upstream_dir);
     let c1 = commit_all(&upstream, "Quickstart");
     let port = supercp_testkit::services::free_port();
     let web_node = fleet_node(
