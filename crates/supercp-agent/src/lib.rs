@@ -1,7 +1,7 @@
 //! `supercp agent`: follows the node file's Git branch and converges the node commit by
 //! commit, scans for drift on a timer, and reconciles on SIGHUP. Every run goes through the same
 //! path as `supercp apply` (`supercp_engine::apply`) and is recorded in the journal with the
-//! commit's SHA, author and message and why it ran (`commit`, `drift`, `signal`).
+//! commit's SHA, author, message and commit time and why it ran (`commit`, `drift`, `signal`).
 //!
 //! # Guarantees
 //! - A head that does not descend from the last applied commit (force-push, rewritten history)
@@ -13,6 +13,7 @@
 pub mod notify;
 pub mod socket;
 pub mod source;
+pub mod transport;
 pub mod trust;
 
 use std::collections::{BTreeMap, HashMap};
@@ -102,6 +103,7 @@ pub async fn run(config: AgentConfig) -> Result<(), AgentError> {
         Some(git) => Some(GitCheckout::open(
             &git.url,
             &git.branch,
+            transport::Transport::new(git).map_err(AgentError::Node)?,
             &config.state.join("checkout"),
         )?),
         None => None,
@@ -144,6 +146,7 @@ pub async fn run(config: AgentConfig) -> Result<(), AgentError> {
         applied: last_applied(&journal, &node, &config.state).await?,
         refused: None,
         failures: 0,
+        fetch_failed: false,
         snapshot: snapshot.clone(),
         status: supercp_status::Shared::default(),
         memory: Memory::default(),
@@ -248,6 +251,8 @@ struct State<'a> {
     /// A head already refused (recorded once, not on every poll).
     refused: Option<Oid>,
     failures: u32,
+    /// The last fetch failed (its error is the snapshot's `last_error` until one succeeds).
+    fetch_failed: bool,
     snapshot: SharedSnapshot,
     /// The status page's copy of the snapshot.
     status: supercp_status::Shared,
@@ -343,9 +348,14 @@ impl State<'_> {
             Ok(head) => head,
             Err(e) => {
                 warn!(error = %e, "fetch failed; retrying with backoff");
+                self.fetch_failed = true;
+                self.update(|s| s.last_error = Some(e.to_string()));
                 return false;
             }
         };
+        if std::mem::take(&mut self.fetch_failed) {
+            self.update(|s| s.last_error = None);
+        }
         if self.applied.is_none() {
             self.update(|s| s.current_commit = checkout.head().map(|h| h.to_string()));
         }
@@ -584,6 +594,9 @@ impl State<'_> {
             git_message: commit
                 .filter(|c| Some(c.id) == id)
                 .map(|c| c.message.clone()),
+            git_time: commit
+                .filter(|c| Some(c.id) == id)
+                .and_then(|c| commit_time(&self.repo, c.id)),
             trigger: trigger.as_str().to_owned(),
             summary: summary.to_owned(),
             pid: std::process::id(),
@@ -674,6 +687,13 @@ async fn last_applied(
         .iter()
         .filter(|r| r.node == node && r.repo == checkout && r.outcome == Outcome::Succeeded)
         .find_map(|r| r.git_commit.as_deref().and_then(|c| Oid::from_str(c).ok())))
+}
+
+/// The committer time (unix seconds) of commit `id` of the clone at `repo`, when it is there.
+fn commit_time(repo: &Path, id: Oid) -> Option<i64> {
+    let repo = git2::Repository::open(repo).ok()?;
+    let commit = repo.find_commit(id).ok()?;
+    Some(commit.time().seconds())
 }
 
 /// A hash of everything about an object (path, content, mode, owner, gate, resource and

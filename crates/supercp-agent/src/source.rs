@@ -1,9 +1,12 @@
 //! The agent's Git source: a clone under the state directory that follows one branch of a
-//! remote, checked out commit by commit (git2; no `git` binary, no shell).
+//! remote, checked out commit by commit (git2; no `git` binary, no shell). How the remote is
+//! reached (https, ssh, a local path) is `transport.rs`.
 
 use std::path::{Path, PathBuf};
 
 use git2::{FetchOptions, Oid, Repository};
+
+use crate::transport::Transport;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
@@ -31,6 +34,7 @@ pub struct GitCheckout {
     pub branch: String,
     pub dir: PathBuf,
     repo: Repository,
+    transport: Transport,
 }
 
 impl GitCheckout {
@@ -38,7 +42,12 @@ impl GitCheckout {
     ///
     /// # Errors
     /// When the directory cannot be made a repository.
-    pub fn open(url: &str, branch: &str, dir: &Path) -> Result<GitCheckout, SourceError> {
+    pub fn open(
+        url: &str,
+        branch: &str,
+        transport: Transport,
+        dir: &Path,
+    ) -> Result<GitCheckout, SourceError> {
         let err = |what| {
             let url = url.to_owned();
             move |source| SourceError::Git { url, what, source }
@@ -67,6 +76,7 @@ impl GitCheckout {
             branch: branch.to_owned(),
             dir: dir.to_path_buf(),
             repo,
+            transport,
         })
     }
 
@@ -86,6 +96,7 @@ impl GitCheckout {
         let refspec = format!("+refs/heads/{b}:refs/remotes/origin/{b}", b = self.branch);
         let mut options = FetchOptions::new();
         options.download_tags(git2::AutotagOption::None);
+        options.remote_callbacks(self.transport.callbacks());
         remote
             .fetch(&[refspec.as_str()], Some(&mut options), None)
             .map_err(err("fetching"))?;

@@ -264,7 +264,9 @@ impl Default for AgentSpec {
 #[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct GitSource {
-    /// `file:///srv/hosting.git` or a local path (this build has no https/ssh transport).
+    /// The remote: `https://[user@]host[:port]/path`, `ssh://[user@]host[:port]/path`,
+    /// `user@host:path` (ssh), `file:///srv/hosting.git` or an absolute path. Plain `http://`
+    /// and `git://` are refused: nothing on the way would be authenticated.
     pub url: String,
     #[serde(default = "default_branch")]
     pub branch: String,
@@ -281,6 +283,18 @@ pub struct GitSource {
     pub require_signed_commits: bool,
     /// An allowed_signers file (ssh-keygen(1) format) for `requireSignedCommits`.
     pub allowed_signers: Option<String>,
+    /// ssh remotes: the deploy key, an OpenSSH private key without passphrase, readable by
+    /// root only (mode 0600 or stricter).
+    pub ssh_key: Option<String>,
+    /// ssh remotes: a known_hosts file (as `ssh-keyscan` prints it, plain or hashed) listing the
+    /// server's host key. Required: a host key it does not list is refused, never learnt.
+    pub known_hosts: Option<String>,
+    /// https remotes: a file holding the password or access token (mode 0600 or stricter),
+    /// sent with the URL's user name (`https://deploy@git.example.com/...`), `git` when the URL
+    /// names none.
+    pub token_file: Option<String>,
+    /// https remotes: a CA certificate file (PEM) trusted in addition to the system's.
+    pub ca_file: Option<String>,
 }
 
 /// Tenant accounts: ids come from `[uidMin, uidMax]`; each tenant's uid is recorded in the
@@ -515,6 +529,10 @@ impl NodeSpec {
             agent.status_token_file = agent.status_token_file.as_deref().map(sub);
             if let Some(git) = &mut agent.git {
                 git.allowed_signers = git.allowed_signers.as_deref().map(sub);
+                git.ssh_key = git.ssh_key.as_deref().map(sub);
+                git.known_hosts = git.known_hosts.as_deref().map(sub);
+                git.token_file = git.token_file.as_deref().map(sub);
+                git.ca_file = git.ca_file.as_deref().map(sub);
             }
         }
         node
