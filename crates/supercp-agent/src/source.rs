@@ -16,6 +16,8 @@ pub enum SourceError {
         what: &'static str,
         source: git2::Error,
     },
+    #[error("git source {url}: {why}")]
+    Refused { url: String, why: String },
     #[error("git source {url}: branch {branch} does not exist on the remote")]
     NoBranch { url: String, branch: String },
 }
@@ -97,9 +99,14 @@ impl GitCheckout {
         let mut options = FetchOptions::new();
         options.download_tags(git2::AutotagOption::None);
         options.remote_callbacks(self.transport.callbacks());
-        remote
-            .fetch(&[refspec.as_str()], Some(&mut options), None)
-            .map_err(err("fetching"))?;
+        let fetched = remote.fetch(&[refspec.as_str()], Some(&mut options), None);
+        if let Some(why) = self.transport.take_refusal() {
+            return Err(SourceError::Refused {
+                url: self.url.clone(),
+                why,
+            });
+        }
+        fetched.map_err(err("fetching"))?;
         let reference = format!("refs/remotes/origin/{}", self.branch);
         self.repo
             .refname_to_id(&reference)

@@ -28,7 +28,7 @@ pub enum Kind {
 }
 
 /// A remote's transport with what it needs, checked when the agent starts.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct Transport {
     pub kind: Kind,
     /// The user name the URL gives, if any.
@@ -36,6 +36,9 @@ pub struct Transport {
     ssh_key: Option<PathBuf>,
     known_hosts: Option<PathBuf>,
     token_file: Option<PathBuf>,
+    /// Why the last fetch's callbacks refused the server or gave up on credentials. libgit2
+    /// replaces a callback's message with its own generic one, so the reason is kept here.
+    refusal: std::sync::Mutex<Option<String>>,
 }
 
 impl Transport {
@@ -53,6 +56,7 @@ impl Transport {
             ssh_key: path(&git.ssh_key),
             known_hosts: path(&git.known_hosts),
             token_file: path(&git.token_file),
+            refusal: std::sync::Mutex::default(),
         };
         match transport.kind {
             Kind::Ssh { .. } => {
@@ -112,16 +116,31 @@ impl Transport {
         Ok(transport)
     }
 
+    /// Why the last fetch was refused by this side (host key, credentials), if it was.
+    pub fn take_refusal(&self) -> Option<String> {
+        self.refusal.lock().ok().and_then(|mut r| r.take())
+    }
+
+    fn refuse(&self, why: String) -> git2::Error {
+        let error = git2::Error::from_str(&why);
+        if let Ok(mut refusal) = self.refusal.lock() {
+            *refusal = Some(why);
+        }
+        error
+    }
+
     /// The callbacks of one fetch: credentials and the host key check. Each credential is
     /// offered once: a refused login fails the fetch instead of looping.
     pub fn callbacks(&self) -> RemoteCallbacks<'_> {
         let mut callbacks = RemoteCallbacks::new();
         let mut offered = false;
+        self.take_refusal();
         callbacks.credentials(move |_url, user_from_url, allowed| {
             if offered {
-                return Err(git2::Error::from_str(
+                return Err(self.refuse(
                     "the remote refused the credentials (check the deploy key or token, and \
-                     that it may read this repository)",
+                     that it may read this repository)"
+                        .into(),
                 ));
             }
             offered = true;
@@ -142,9 +161,10 @@ impl Transport {
                     return Cred::userpass_plaintext(user, token.trim_end_matches(['\n', '\r']));
                 }
             }
-            Err(git2::Error::from_str(
+            Err(self.refuse(
                 "the remote asks for credentials the node file does not give (agent.git.sshKey \
-                 for ssh, agent.git.tokenFile for https)",
+                 for ssh, agent.git.tokenFile for https)"
+                    .into(),
             ))
         });
         callbacks.certificate_check(move |cert, _host| {
@@ -153,10 +173,10 @@ impl Transport {
                 return Ok(CertificateCheckStatus::CertificatePassthrough);
             };
             let Some(key) = cert.as_hostkey().and_then(git2::cert::CertHostkey::hostkey) else {
-                return Err(git2::Error::from_str("the ssh server sent no host key"));
+                return Err(self.refuse("the ssh server sent no host key".into()));
             };
             let known = self.known_hosts.as_deref().unwrap_or(Path::new(""));
-            check_host_key(known, host, *port, key).map_err(|e| git2::Error::from_str(&e))?;
+            check_host_key(known, host, *port, key).map_err(|e| self.refuse(e))?;
             Ok(CertificateCheckStatus::CertificateOk)
         });
         callbacks
@@ -247,7 +267,8 @@ fn split_port(host_port: &str, default: u16) -> Option<(String, u16)> {
 
 /// A key or token file: a regular file readable by its owner only.
 fn private_file(field: &str, path: &Path) -> Result<(), String> {
-    let meta = std::fs::symlink_metadata(path).map_err(|e| format!("{field} {}: {e}", path.display()))?;
+    let meta =
+        std::fs::symlink_metadata(path).map_err(|e| format!("{field} {}: {e}", path.display()))?;
     if !meta.file_type().is_file() {
         return Err(format!("{field} {}: not a regular file", path.display()));
     }
@@ -275,8 +296,9 @@ pub fn check_host_key(known_hosts: &Path, host: &str, port: u16, key: &[u8]) -> 
     };
     let entries = KnownHosts::read_file(known_hosts)
         .map_err(|e| format!("agent.git.knownHosts {}: {e}", known_hosts.display()))?;
-    let presented = ssh_key::PublicKey::from_bytes(key)
-        .map_err(|e| format!("the ssh server {name} sent a host key this agent cannot read: {e}"))?;
+    let presented = ssh_key::PublicKey::from_bytes(key).map_err(|e| {
+        format!("the ssh server {name} sent a host key this agent cannot read: {e}")
+    })?;
     let mut listed = false;
     for entry in &entries {
         if !host_matches(entry.host_patterns(), &name) {
@@ -416,7 +438,10 @@ mod tests {
         assert!(host_matches(&p(&["*.example.com"]), "git.example.com"));
         assert!(host_matches(&p(&["[127.0.0.1]:2222"]), "[127.0.0.1]:2222"));
         assert!(!host_matches(&p(&["127.0.0.1"]), "[127.0.0.1]:2222"));
-        assert!(!host_matches(&p(&["*.example.com", "!git.example.com"]), "git.example.com"));
+        assert!(!host_matches(
+            &p(&["*.example.com", "!git.example.com"]),
+            "git.example.com"
+        ));
         assert!(host_matches(&p(&["g?t.EXAMPLE.com"]), "git.example.com"));
         // `|1|salt|hash` for "git.example.com", made the way ssh-keygen -H does.
         let salt = b"0123456789abcdefghij".to_vec();

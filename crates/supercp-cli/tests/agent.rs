@@ -5,109 +5,11 @@
 mod common;
 
 use std::fs;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
+use common::agent::{commit_all, http_get, quickstart_remote, vhost, wait_for_run, Agent};
 use common::Prefix;
-use git2::{Oid, Repository, Signature};
-
-/// The agent as a child process, stopped with SIGTERM on drop.
-struct Agent(Child);
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let pid = nix::unistd::Pid::from_raw(self.0.id() as i32);
-        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
-        let _ = self.0.wait();
-    }
-}
-
-impl Agent {
-    /// `supercp --state STATE agent --node NODE [ARGS]` with its log in `<prefix>/agent.log`
-    /// and the environment given.
-    fn start(
-        p: &Prefix,
-        node: &std::path::Path,
-        args: &[&std::ffi::OsStr],
-        env: &[(&str, &std::ffi::OsStr)],
-    ) -> Agent {
-        let log = fs::File::create(p.dir.path().join("agent.log")).expect("log");
-        let mut command = Command::new(env!("CARGO_BIN_EXE_supercp"));
-        command
-            .arg("--state")
-            .arg(&p.state)
-            .args(["agent", "--node"])
-            .arg(node)
-            .args(args)
-            .stdin(Stdio::null())
-            .stderr(log);
-        for (key, value) in env {
-            command.env(key, value);
-        }
-        Agent(command.spawn().expect("the agent starts"))
-    }
-}
-
-/// A repository on branch `main` holding a copy of examples/quickstart (not committed yet).
-fn quickstart_remote(dir: &std::path::Path) -> Repository {
-    let mut init = git2::RepositoryInitOptions::new();
-    init.initial_head("main");
-    let repo = Repository::init_opts(dir, &init).expect("init");
-    common::copy_dir(&common::workspace().join("examples/quickstart"), dir);
-    repo
-}
-
-fn commit_all(repo: &Repository, message: &str) -> Oid {
-    let mut index = repo.index().expect("index");
-    index
-        .add_all(["*"], git2::IndexAddOption::DEFAULT, None)
-        .expect("add");
-    index.update_all(["*"], None).expect("stage deletions");
-    index.write().expect("write index");
-    let tree = repo
-        .find_tree(index.write_tree().expect("tree"))
-        .expect("tree");
-    let who = Signature::now("Test", "test@example.test").expect("signature");
-    let parent = repo.head().ok().and_then(|h| h.peel_to_commit().ok());
-    let parents: Vec<&git2::Commit> = parent.iter().collect();
-    repo.commit(Some("HEAD"), &who, &who, message, &tree, &parents)
-        .expect("commit")
-}
-
-/// Polls the journal (through `supercp audit --format json`) until `pick` finds a run.
-fn wait_for_run(
-    p: &Prefix,
-    what: &str,
-    pick: impl Fn(&serde_json::Value) -> bool,
-) -> serde_json::Value {
-    let start = Instant::now();
-    loop {
-        let run = p.supercp(&["audit", "--format", "json"]);
-        if run.code() == 0 {
-            if let Ok(json) = serde_json::from_str::<serde_json::Value>(&run.stdout()) {
-                // A run still going is not an answer yet.
-                if let Some(found) = json["runs"]
-                    .as_array()
-                    .and_then(|runs| runs.iter().find(|r| r["outcome"] != "running" && pick(r)))
-                {
-                    return found.clone();
-                }
-                if start.elapsed() > Duration::from_secs(30) {
-                    let log =
-                        fs::read_to_string(p.dir.path().join("agent.log")).unwrap_or_default();
-                    panic!("{what}: no such run after 30 s; runs:\n{json:#}\nagent log:\n{log}");
-                }
-            }
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
-fn vhost(p: &Prefix, domain: &str) -> std::path::PathBuf {
-    p.sandbox()
-        .join("etc/nginx/sites-enabled")
-        .join(format!("{domain}.conf"))
-}
 
 #[test]
 fn agent_follows_a_git_remote_commit_by_commit_puts_drift_back_and_refuses_rewritten_history() {
@@ -506,24 +408,6 @@ fn agent_applies_only_head_commits_signed_by_an_allowed_key() {
             .expect("git verify-commit");
         assert_eq!(out.status.success(), ok, "git verify-commit {id}: {out:?}");
     }
-}
-
-/// A plain HTTP/1.1 GET on 127.0.0.1; the whole answer (status line, headers, body).
-fn http_get(port: u16, path: &str) -> String {
-    use std::io::{Read, Write};
-    let mut stream =
-        std::net::TcpStream::connect(("127.0.0.1", port)).expect("the status page listens");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .expect("timeout");
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
-    )
-    .expect("send");
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).expect("an answer");
-    answer
 }
 
 #[test]
