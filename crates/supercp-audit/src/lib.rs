@@ -70,6 +70,8 @@ pub struct NewRun {
     pub git_dirty: Option<bool>,
     /// The applied commit's message.
     pub git_message: Option<String>,
+    /// When the applied commit was committed (committer time), unix seconds.
+    pub git_time: Option<i64>,
     /// Why the run ran: `cli`, or the agent's `commit`, `drift`, `signal`, `reconcile`.
     pub trigger: String,
     /// For humans, e.g. "3 to create, 1 to update, 0 to delete".
@@ -120,6 +122,8 @@ pub struct RunRecord {
     pub git_author: Option<String>,
     pub git_dirty: Option<bool>,
     pub git_message: Option<String>,
+    /// Committer time of the commit, unix seconds.
+    pub git_time: Option<i64>,
     pub trigger: String,
     pub summary: String,
     pub outcome: Outcome,
@@ -386,8 +390,9 @@ impl Journal {
         on_pool!(self, pool => {
             sqlx::query_scalar(
                 "INSERT INTO runs (node, actor, repo, git_commit, git_author, git_dirty, summary, \
-                 outcome, started_at, pid, git_message, trigger) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, 'running', $8, $9, $10, $11) RETURNING id",
+                 outcome, started_at, pid, git_message, trigger, git_time) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, 'running', $8, $9, $10, $11, $12) \
+                 RETURNING id",
             )
             .bind(&run.node)
             .bind(&run.actor)
@@ -400,6 +405,7 @@ impl Journal {
             .bind(i64::from(run.pid))
             .bind(run.git_message.as_deref())
             .bind(&run.trigger)
+            .bind(run.git_time)
             .fetch_one(pool)
             .await
             .map_err(query_err(OP))
@@ -925,7 +931,8 @@ const ROWS_PER_STATEMENT: usize = 500;
 const STEP_INSERT_COLUMNS: usize = 9;
 
 const RUN_COLUMNS: &str = "id, node, actor, repo, git_commit, git_author, git_dirty, summary, \
-     outcome, started_at, finished_at, pid, error, gate_checks, reloads, git_message, trigger";
+     outcome, started_at, finished_at, pid, error, gate_checks, reloads, git_message, trigger, \
+     git_time";
 const STEP_COLUMNS: &str = "id, run_id, seq, resource, origin, object, action, status, attempt, \
      started_at, finished_at, before_hash, after_hash, log, \
      (before_content IS NOT NULL) AS has_before_content";
@@ -949,6 +956,7 @@ struct RunRow {
     reloads: i64,
     git_message: Option<String>,
     trigger: String,
+    git_time: Option<i64>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -988,6 +996,7 @@ impl RunRow {
             git_author: self.git_author,
             git_dirty: self.git_dirty,
             git_message: self.git_message,
+            git_time: self.git_time,
             trigger: self.trigger,
             summary: self.summary,
             started_at: self.started_at,

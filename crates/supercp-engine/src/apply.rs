@@ -176,6 +176,7 @@ pub async fn apply(
             git_author: git.author,
             git_dirty: git.dirty,
             git_message: git.message,
+            git_time: git.time,
             trigger: options.trigger.clone(),
             summary: if plan.is_empty() {
                 "no changes".into()

@@ -2,13 +2,15 @@
 
 use std::path::Path;
 
-/// Commit, author, message and dirty flag of the work tree holding `repo`.
+/// Commit, author, message, commit time and dirty flag of the work tree holding `repo`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct GitInfo {
     pub commit: Option<String>,
     pub author: Option<String>,
     /// The commit message, whole.
     pub message: Option<String>,
+    /// When the commit was committed (committer time), unix seconds.
+    pub time: Option<i64>,
     pub dirty: Option<bool>,
 }
 
@@ -26,6 +28,7 @@ pub fn describe(repo: &Path) -> GitInfo {
     let message = head
         .as_ref()
         .and_then(|c| c.message().map(|m| m.trim_end().to_owned()));
+    let time = head.as_ref().map(|c| c.time().seconds());
     let mut options = git2::StatusOptions::new();
     options
         .include_untracked(true)
@@ -47,6 +50,7 @@ pub fn describe(repo: &Path) -> GitInfo {
         commit,
         author,
         message,
+        time,
         dirty,
     }
 }

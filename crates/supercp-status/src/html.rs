@@ -219,6 +219,9 @@ pub(crate) fn run(node: &str, run: &RunRecord, steps: &[StepRecord]) -> String {
     if let Some(author) = &run.git_author {
         dt(&mut b, "Author", &esc(author).to_string());
     }
+    if let Some(seconds) = run.git_time {
+        dt(&mut b, "Committed", &utc(seconds.saturating_mul(1000)));
+    }
     if run.git_dirty == Some(true) {
         dt(&mut b, "Work tree", "had uncommitted changes");
     }

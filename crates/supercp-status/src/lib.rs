@@ -491,6 +491,7 @@ async fn metrics_text(State(app): AppState) -> Response {
             window: usize::try_from(RUN_WINDOW).unwrap_or(usize::MAX),
             kinds: &model::count_by_kind(&resources),
             drift_runs_changed,
+            now_ms: time::now_ms(),
         }))
     };
     match text.await {

@@ -36,12 +36,11 @@ pub(crate) struct Inputs<'a> {
     pub kinds: &'a BTreeMap<String, KindCount>,
     /// Runs triggered by a drift scan that completed at least one step.
     pub drift_runs_changed: usize,
+    /// Now, unix milliseconds: the commit age is measured against it.
+    pub now_ms: i64,
 }
 
 /// The metrics text.
-///
-/// `supercp_commit_age_seconds` is not reported: the journal records a commit's SHA, author and
-/// message but not its time, and neither does the agent snapshot.
 pub(crate) fn render(inputs: &Inputs<'_>) -> String {
     let mut out = String::new();
     let window = inputs.window;
@@ -115,6 +114,25 @@ pub(crate) fn render(inputs: &Inputs<'_>) -> String {
         );
     }
 
+    // The newest successful run applied the commit the node runs. Omitted when that run
+    // recorded no commit time (not a Git repo, or journaled before commit times were).
+    let committed = inputs
+        .runs
+        .iter()
+        .filter(|r| r.outcome == Outcome::Succeeded)
+        .max_by_key(|r| r.id)
+        .and_then(|r| r.git_time);
+    if let Some(committed) = committed {
+        let _ = writeln!(
+            out,
+            "# HELP supercp_commit_age_seconds How long ago the commit of the newest successful \
+             run of this node was committed (committer time).\n\
+             # TYPE supercp_commit_age_seconds gauge\n\
+             supercp_commit_age_seconds {}",
+            inputs.now_ms.div_euclid(1000) - committed
+        );
+    }
+
     let _ = writeln!(
         out,
         "# HELP supercp_resources Resources that own objects on this node, by kind.\n\
@@ -181,6 +199,7 @@ mod tests {
             git_author: None,
             git_dirty: None,
             git_message: None,
+            git_time: None,
             trigger: "cli".into(),
             summary: "no changes".into(),
             outcome,
@@ -214,6 +233,7 @@ mod tests {
             window: 1000,
             kinds: &kinds,
             drift_runs_changed: 3,
+            now_ms: 100_000,
         });
         for line in [
             "supercp_node_info{node=\"web\\\"1\"} 1",
@@ -248,7 +268,56 @@ mod tests {
             window: 10,
             kinds: &BTreeMap::new(),
             drift_runs_changed: 0,
+            now_ms: 100_000,
         });
         assert!(!text.contains("supercp_last_success_timestamp_seconds"));
+        assert!(!text.contains("supercp_commit_age_seconds"));
+    }
+
+    #[test]
+    fn commit_age_is_measured_from_the_commit_of_the_newest_successful_run() {
+        let committed = |mut r: RunRecord, at: i64| {
+            r.git_time = Some(at);
+            r
+        };
+        let runs = [
+            committed(run(1, Outcome::Succeeded, 1_000, Some(2_000)), 10),
+            committed(run(2, Outcome::Succeeded, 3_000, Some(4_000)), 40),
+            // A refused or failed commit is not the one the node runs.
+            committed(run(3, Outcome::Failed, 5_000, Some(6_000)), 90),
+        ];
+        let text = render(&Inputs {
+            node: "web1",
+            runs: &runs,
+            window: 10,
+            kinds: &BTreeMap::new(),
+            drift_runs_changed: 0,
+            now_ms: 100_999,
+        });
+        for line in [
+            "# TYPE supercp_commit_age_seconds gauge",
+            "supercp_commit_age_seconds 60",
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "missing `{line}` in\n{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_newest_successful_run_without_a_commit_time_means_no_commit_age() {
+        let mut old = run(1, Outcome::Succeeded, 1_000, Some(2_000));
+        old.git_time = Some(10);
+        let runs = [old, run(2, Outcome::Succeeded, 3_000, Some(4_000))];
+        let text = render(&Inputs {
+            node: "web1",
+            runs: &runs,
+            window: 10,
+            kinds: &BTreeMap::new(),
+            drift_runs_changed: 0,
+            now_ms: 100_000,
+        });
+        assert!(!text.contains("supercp_commit_age_seconds"), "{text}");
     }
 }

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{
-    data_paths, html_paths, percent, request, Server, COMMIT_APPLIED, COMMIT_CURRENT, EVIL,
-    EVIL_ESCAPED, NODE, TOKEN,
+    data_paths, html_paths, now_ms, percent, request, Server, COMMIT_APPLIED, COMMIT_CURRENT,
+    COMMIT_TIME, EVIL, EVIL_ESCAPED, NODE, TOKEN,
 };
 use serde_json::Value;
 use supercp_audit::Journal;
@@ -80,6 +80,7 @@ fn a_run_page_shows_every_step_with_status_timing_object_resource_origin_and_log
         &format!("log line {EVIL_ESCAPED}"),
         &format!("add acme {EVIL_ESCAPED}"),
         "Ada &lt;ada@example.test&gt;",
+        "<dt>Committed</dt><dd>2023-11-14 22:13:20 UTC</dd>",
     ] {
         assert!(page.contains(expected), "missing `{expected}` in\n{page}");
     }
@@ -226,6 +227,7 @@ fn the_json_api_answers_what_the_pages_show() {
 #[test]
 fn metrics_are_in_the_prometheus_text_format() {
     let server = Server::start(None);
+    let before_s = now_ms() / 1000;
     let reply = server.get("/metrics");
     assert_eq!(reply.status, 200);
     assert_eq!(
@@ -233,7 +235,9 @@ fn metrics_are_in_the_prometheus_text_format() {
         Some("text/plain; version=0.0.4; charset=utf-8")
     );
     let text = reply.body;
+    let after_s = now_ms() / 1000;
     for line in [
+        "# TYPE supercp_commit_age_seconds gauge",
         "# TYPE supercp_runs_total counter",
         "supercp_runs_total{outcome=\"succeeded\"} 3",
         "supercp_runs_total{outcome=\"failed\"} 1",
@@ -252,6 +256,17 @@ fn metrics_are_in_the_prometheus_text_format() {
             "missing `{line}` in\n{text}"
         );
     }
+    // The newest successful run's commit was committed at COMMIT_TIME.
+    let age: i64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("supercp_commit_age_seconds "))
+        .unwrap_or_else(|| panic!("no commit age in\n{text}"))
+        .parse()
+        .expect("a whole number of seconds");
+    assert!(
+        (before_s - COMMIT_TIME..=after_s - COMMIT_TIME).contains(&age),
+        "age {age} for a commit at {COMMIT_TIME}, asked between {before_s} and {after_s}"
+    );
     // Every sample line is `name{labels} value` with a number for value.
     for line in text.lines().filter(|l| !l.starts_with('#')) {
         let (_, value) = line.rsplit_once(' ').expect("a sample");

@@ -22,6 +22,8 @@ pub const NODE: &str = "web1";
 pub const COMMIT_APPLIED: &str = "0123456789abcdef0123456789abcdef01234567";
 pub const COMMIT_CURRENT: &str = "fedcba9876543210fedcba9876543210fedcba98";
 pub const TOKEN: &str = "s3cret-status-token";
+/// The committer time of the fixture's commits, unix seconds (2023-11-14 22:13:20 UTC).
+pub const COMMIT_TIME: i64 = 1_700_000_000;
 
 /// The runs the fixture recorded.
 #[derive(Debug, Clone, Copy)]
@@ -428,6 +430,7 @@ async fn start(
             git_author: commit.map(|_| "Ada <ada@example.test>".to_owned()),
             git_dirty: commit.map(|_| false),
             git_message: message.map(str::to_owned),
+            git_time: commit.map(|_| COMMIT_TIME),
             trigger: trigger.into(),
             summary: summary.into(),
             pid: std::process::id(),
