@@ -18,6 +18,9 @@ use supercp_core::resource::NodeSpec;
 use supercp_core::{Catalog, Desired, Diagnostic, Object, Owner, Resource, Span};
 use tera::{Context, Tera};
 
+mod incremental;
+pub use incremental::{render_delta, Delta, RenderMemory};
+
 /// Built-in templates, by the file name an override must use.
 pub const BUILTIN_TEMPLATES: &[(&str, &str)] = &[
     (
@@ -70,6 +73,8 @@ pub struct Templates {
     tera: Tera,
     /// Where each template came from, for error messages.
     origins: BTreeMap<String, String>,
+    /// A hash of every template's text: what an incremental render compares.
+    fingerprint: u64,
 }
 
 /// The node being rendered for: its name, where it is declared, and its resolved spec.
@@ -118,6 +123,12 @@ impl Templates {
                 ));
             }
         }
+        let fingerprint = {
+            use std::hash::{Hash, Hasher};
+            let mut h = std::hash::DefaultHasher::new();
+            sources.hash(&mut h);
+            h.finish()
+        };
         for (name, text) in sources {
             if let Err(e) = tera.add_raw_template(name, text) {
                 let shown = origins
@@ -132,7 +143,11 @@ impl Templates {
             }
         }
         if diagnostics.is_empty() {
-            Ok(Templates { tera, origins })
+            Ok(Templates {
+                tera,
+                origins,
+                fingerprint,
+            })
         } else {
             Err(diagnostics)
         }
