@@ -24,7 +24,7 @@ use std::time::Duration;
 use git2::Oid;
 use serde_json::{json, Value};
 use supercp_audit::{Journal, NewRun, Outcome, OwnedObject};
-use supercp_core::Desired;
+use supercp_core::{Desired, Observation};
 use supercp_engine::{ApplyOptions, EngineError, Inputs};
 use supercp_load::ParseCache;
 use tokio::signal::unix::{signal, SignalKind};
@@ -294,8 +294,22 @@ impl State<'_> {
                 last_applied_commit: s.last_applied_commit.clone(),
                 next_scan_unix_ms: s.next_scan_unix_ms,
                 last_error: s.last_error.clone(),
+                observed: std::mem::take(&mut page.observed),
             };
         }
+    }
+
+    /// Shows what a run observed on the status page: an object's newer observation replaces
+    /// the older one, and objects the last successful run no longer rendered are dropped.
+    fn publish_observed(&self, observed: Vec<(String, Observation)>) {
+        let Ok(mut page) = self.status.write() else {
+            return;
+        };
+        merge_observed(
+            Arc::make_mut(&mut page.observed),
+            observed,
+            self.memory.desired.as_ref(),
+        );
     }
 
     /// The newest run of this node, for a `reconcile` reply.
@@ -549,6 +563,7 @@ impl State<'_> {
                         warn!(error = %e, "could not read the owned objects; the next run is a full one")
                     }
                 }
+                self.publish_observed(report.observed);
                 true
             }
             // Recorded by apply itself (a run with its steps).
@@ -689,6 +704,19 @@ async fn last_applied(
         .find_map(|r| r.git_commit.as_deref().and_then(|c| Oid::from_str(c).ok())))
 }
 
+/// Adds a run's observations to `map` in order (a later one of an object replaces an earlier
+/// one), then drops the objects not in `rendered` (the last successful run's objects), if known.
+fn merge_observed(
+    map: &mut HashMap<String, Observation>,
+    observed: Vec<(String, Observation)>,
+    rendered: Option<&HashMap<String, u64>>,
+) {
+    map.extend(observed);
+    if let Some(rendered) = rendered {
+        map.retain(|id, _| rendered.contains_key(id));
+    }
+}
+
 /// The committer time (unix seconds) of commit `id` of the clone at `repo`, when it is there.
 fn commit_time(repo: &Path, id: Oid) -> Option<i64> {
     let repo = git2::Repository::open(repo).ok()?;
@@ -737,5 +765,32 @@ mod tests {
         assert_eq!(backoff(s(30), 3), s(240));
         assert_eq!(backoff(s(30), 40), s(600));
         assert_eq!(backoff(s(900), 2), s(900), "never below the interval");
+    }
+
+    #[test]
+    fn the_newest_observation_of_an_object_wins_and_objects_no_longer_rendered_go() {
+        let seen = |at_ms, differs: Option<&str>| Observation {
+            at_ms,
+            found: "file",
+            mode: Some(0o644),
+            owner: Some((0, 0)),
+            content_matches: Some(differs.is_none()),
+            differs: differs.map(str::to_owned),
+        };
+        let mut map = HashMap::from([
+            ("file:/a".to_owned(), seen(1, None)),
+            ("file:/gone".to_owned(), seen(1, None)),
+        ]);
+        // Planned (differs), then verified after the step (as desired).
+        let run = vec![
+            ("file:/a".to_owned(), seen(2, Some("content differs"))),
+            ("file:/a".to_owned(), seen(3, None)),
+            ("file:/b".to_owned(), seen(2, None)),
+        ];
+        let rendered = HashMap::from([("file:/a".to_owned(), 7), ("file:/b".to_owned(), 8)]);
+        merge_observed(&mut map, run, Some(&rendered));
+        assert_eq!(map.len(), 2);
+        assert_eq!(map["file:/a"], seen(3, None));
+        assert_eq!(map["file:/b"].at_ms, 2);
     }
 }

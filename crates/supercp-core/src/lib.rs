@@ -17,5 +17,5 @@ pub mod time;
 pub use catalog::{Catalog, Resource};
 pub use diagnostic::{Diagnostic, Loc, Span};
 pub use names::{DomainName, NameError, TenantName};
-pub use object::{Desired, Object, ObjectId, Owner};
+pub use object::{Desired, Object, ObjectId, Observation, Owner};
 pub use plan::{Action, Plan, Reason, Step};

@@ -4,9 +4,11 @@
 
 use std::fmt;
 
+use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::diagnostic::Span;
+use crate::plan::Reason;
 
 /// The kinds of object this version manages.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -109,6 +111,30 @@ pub enum Observed {
     },
 }
 
+/// What observing one desired object found, summarised for the status page: what sits at its
+/// path, with mode and owner ids, and how it differs from the desired object.
+///
+/// # Guarantees
+/// It holds no file content, not even a hash of it: a file's content is only said to match the
+/// desired content or not, so a secret in a file never reaches a page through it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Observation {
+    /// When it was observed, unix milliseconds.
+    pub at_ms: i64,
+    /// What is at the path: `absent`, `file`, `dir`, `user` or `blocked` (a symlink or an
+    /// object of another kind in the way).
+    pub found: &'static str,
+    /// The permission bits of a file or directory.
+    pub mode: Option<u32>,
+    /// The uid and gid of a file, directory or user.
+    pub owner: Option<(u32, u32)>,
+    /// Whether a file holds the desired content; `None` unless a file was desired and found.
+    pub content_matches: Option<bool>,
+    /// How it differs from the desired object, in the plan's words (`missing on the node`,
+    /// `content differs`, `mode 644 → 640`); `None` when it is as desired.
+    pub differs: Option<String>,
+}
+
 impl Object {
     pub fn kind(&self) -> &'static str {
         match self {
@@ -140,6 +166,41 @@ impl Desired {
 
     pub fn id(&self) -> ObjectId {
         ObjectId(format!("{}:{}", self.object.kind(), self.path()))
+    }
+}
+
+impl Observation {
+    /// Summarises what was observed for `desired`; `differs` is the reason of the plan's step
+    /// for the object, `None` when diffing gave no step.
+    pub fn new(
+        desired: &Object,
+        observed: &Observed,
+        differs: Option<&Reason>,
+        at_ms: i64,
+    ) -> Observation {
+        let (found, mode, owner) = match observed {
+            Observed::Absent => ("absent", None, None),
+            Observed::File { mode, uid, gid, .. } => ("file", Some(*mode), Some((*uid, *gid))),
+            Observed::Dir { mode, uid, gid } => ("dir", Some(*mode), Some((*uid, *gid))),
+            Observed::Account { uid, gid, .. } => ("user", None, Some((*uid, *gid))),
+            Observed::Blocked { .. } => ("blocked", None, None),
+        };
+        // The diff compares a file's content first: `Content` is its answer, any other
+        // reason (or none) means the bytes are equal.
+        let content_matches = match (desired, observed) {
+            (Object::File { .. }, Observed::File { .. }) => {
+                Some(!matches!(differs, Some(Reason::Content)))
+            }
+            _ => None,
+        };
+        Observation {
+            at_ms,
+            found,
+            mode,
+            owner,
+            content_matches,
+            differs: differs.map(ToString::to_string),
+        }
     }
 }
 
@@ -177,5 +238,74 @@ pub fn join(anchor: &str, rel: &str) -> String {
             anchor.trim_end_matches('/'),
             rel.trim_start_matches('/')
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(content: &str) -> Object {
+        Object::File {
+            content: content.as_bytes().to_vec(),
+            mode: 0o640,
+            owner: None,
+        }
+    }
+
+    #[test]
+    fn an_observation_of_a_file_never_carries_its_content() {
+        let observed = Observed::File {
+            content: b"password = hunter2\n".to_vec(),
+            mode: 0o600,
+            uid: 0,
+            gid: 33,
+        };
+        let seen = Observation::new(
+            &file("password = s3cret\n"),
+            &observed,
+            Some(&Reason::Content),
+            7,
+        );
+        assert_eq!(seen.found, "file");
+        assert_eq!((seen.mode, seen.owner), (Some(0o600), Some((0, 33))));
+        assert_eq!(seen.content_matches, Some(false));
+        assert_eq!(seen.differs.as_deref(), Some("content differs"));
+        let text = format!(
+            "{seen:?} {}",
+            serde_json::to_string(&seen).unwrap_or_default()
+        );
+        assert!(
+            !text.contains("hunter2") && !text.contains("s3cret"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_metadata_difference_means_the_content_matches() {
+        let observed = Observed::File {
+            content: b"x".to_vec(),
+            mode: 0o644,
+            uid: 0,
+            gid: 0,
+        };
+        let reason = Reason::Metadata {
+            detail: "mode 644 → 640".into(),
+        };
+        let seen = Observation::new(&file("x"), &observed, Some(&reason), 7);
+        assert_eq!(seen.content_matches, Some(true));
+        assert_eq!(seen.differs.as_deref(), Some("mode 644 → 640"));
+        let same = Observation::new(&file("x"), &observed, None, 7);
+        assert_eq!((same.content_matches, same.differs), (Some(true), None));
+    }
+
+    #[test]
+    fn an_absent_object_has_no_mode_owner_or_content() {
+        let seen = Observation::new(&file("x"), &Observed::Absent, Some(&Reason::Missing), 7);
+        assert_eq!(
+            (seen.found, seen.mode, seen.owner, seen.content_matches),
+            ("absent", None, None, None)
+        );
+        assert_eq!(seen.differs.as_deref(), Some("missing on the node"));
     }
 }

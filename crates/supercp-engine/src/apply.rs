@@ -15,7 +15,7 @@ use supercp_core::object::Observed;
 use supercp_core::plan::Summary;
 use supercp_core::resource::Gate;
 use supercp_core::time::now_ms;
-use supercp_core::{Action, Desired, Reason, Step};
+use supercp_core::{Action, Desired, Observation, Reason, Step};
 use supercp_drivers::{accounts, gate, lock, Node};
 use tracing::{info, warn};
 
@@ -51,6 +51,10 @@ pub struct ApplyReport {
     pub reloads: i64,
     /// Runs of this node found still `running` (killed) and marked interrupted.
     pub interrupted: Vec<i64>,
+    /// What observing each desired object found, by object id, in the order observed: every
+    /// object as planned, then each applied object again as verified (the later one is the
+    /// node's state now).
+    pub observed: Vec<(String, Observation)>,
 }
 
 /// What an apply reads from the journal before it plans, read by a caller that holds the apply
@@ -158,6 +162,7 @@ pub async fn apply(
         plan,
         owned,
         desired,
+        observed,
     } = plan(desired, owned, &options.plan)?;
     info!(
         ms = started.elapsed().as_millis(),
@@ -201,6 +206,7 @@ pub async fn apply(
         inputs,
         pause: options.pause_before_step,
         index: 0,
+        verified: Vec::new(),
     };
     for dir in file_dirs(&plan.steps) {
         ex.fs.remove_stale_temps(&dir);
@@ -263,6 +269,9 @@ pub async fn apply(
     }
     journal.finish_run(run, Outcome::Succeeded, None).await?;
     info!(run, applied = report.applied, "apply finished");
+    // After the reloads: naming every object costs nothing on the way to a served change.
+    report.observed = desired.iter().map(|d| d.id().0).zip(observed).collect();
+    report.observed.append(&mut ex.verified);
     Ok(report)
 }
 
@@ -274,6 +283,8 @@ struct Executor<'a> {
     pause: Option<usize>,
     /// Index of the next step in execution order (for the pause hook).
     index: usize,
+    /// What verifying each applied step observed, by object id.
+    verified: Vec<(String, Observation)>,
 }
 
 struct PhaseOutcome {
@@ -510,7 +521,12 @@ impl Executor<'_> {
             };
             let observed = crate::plan::observe(&mut self.fs, desired);
             let ids = crate::plan::owner(&desired.object).and_then(|o| self.fs.owner_ids(o));
-            if observed == Observed::Absent || diff(desired, &observed, ids).is_some() {
+            let differs = diff(desired, &observed, ids).map(|s| s.reason);
+            self.verified.push((
+                step.id.0.clone(),
+                Observation::new(&desired.object, &observed, differs.as_ref(), now_ms()),
+            ));
+            if observed == Observed::Absent || differs.is_some() {
                 warn!(object = %step.id, "driver bug: the object still differs after apply");
                 result.status = StepStatus::Failed;
                 result

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use supercp_audit::OwnedObject;
 use supercp_core::object::Observed;
-use supercp_core::{Action, Desired, Object, ObjectId, Plan, Reason, Span, Step};
+use supercp_core::{Action, Desired, Object, ObjectId, Observation, Plan, Reason, Span, Step};
 use supercp_drivers::Node;
 
 use crate::diff::{diff, text_diff};
@@ -44,6 +44,8 @@ pub struct Planned {
     /// Objects owned before this plan, by id.
     pub owned: BTreeMap<String, OwnedObject>,
     pub desired: Vec<Desired>,
+    /// What observing each desired object found, in the order of `desired`.
+    pub observed: Vec<Observation>,
 }
 
 /// Observes every desired and every owned object and builds the plan. `owned` is what the
@@ -59,19 +61,28 @@ pub fn plan(
     let owned: BTreeMap<String, OwnedObject> =
         owned.into_iter().map(|o| (o.object.clone(), o)).collect();
     Progress::announce("observing", desired.len());
+    let at_ms = supercp_core::time::now_ms();
     // Objects are observed independently: one chunk per core, each with its own descriptors.
     let parts = supercp_core::par::map_chunks(&desired, |chunk| {
         let mut fs = Node::new();
-        chunk
-            .iter()
-            .filter_map(|d| {
-                let observed = observe(&mut fs, d);
-                let ids = owner(&d.object).and_then(|o| fs.owner_ids(o));
-                diff(d, &observed, ids)
-            })
-            .collect::<Vec<_>>()
+        let mut steps = Vec::new();
+        let mut seen = Vec::with_capacity(chunk.len());
+        for d in chunk {
+            let observed = observe(&mut fs, d);
+            let ids = owner(&d.object).and_then(|o| fs.owner_ids(o));
+            let step = diff(d, &observed, ids);
+            let reason = step.as_ref().map(|s| &s.reason);
+            seen.push(Observation::new(&d.object, &observed, reason, at_ms));
+            steps.extend(step);
+        }
+        (steps, seen)
     });
-    let steps: Vec<Step> = parts.into_iter().flatten().collect();
+    let mut steps: Vec<Step> = Vec::new();
+    let mut seen = Vec::with_capacity(desired.len());
+    for (chunk_steps, chunk_seen) in parts {
+        steps.extend(chunk_steps);
+        seen.extend(chunk_seen);
+    }
     let mut fs = Node::new();
     let wanted: BTreeSet<ObjectId> = desired.iter().map(Desired::id).collect();
     let mut deletes = Vec::new();
@@ -144,6 +155,7 @@ pub fn plan(
         plan,
         owned,
         desired,
+        observed: seen,
     })
 }
 
@@ -228,4 +240,61 @@ pub fn check_mass_delete(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    fn file(anchor: &std::path::Path, rel: &str) -> Desired {
+        Desired {
+            anchor: anchor.display().to_string(),
+            rel: rel.into(),
+            object: Object::File {
+                content: b"listen 80;\n".to_vec(),
+                mode: 0o644,
+                owner: None,
+            },
+            resource: "Domain/a.test".into(),
+            origin: Span::default(),
+            gate: None,
+            tenant_data: false,
+        }
+    }
+
+    #[test]
+    fn every_desired_object_is_observed_in_order() {
+        let dir =
+            std::env::temp_dir().join(format!("supercp-plan-observed-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("a temp dir");
+        let same = dir.join("same.conf");
+        std::fs::write(&same, "listen 80;\n").expect("write a file");
+        std::fs::set_permissions(&same, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        let planned = plan(
+            vec![file(&dir, "same.conf"), file(&dir, "missing.conf")],
+            Vec::new(),
+            &PlanOptions::default(),
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+        let planned = planned.expect("a plan");
+        assert_eq!(planned.plan.steps.len(), 1);
+        let [same, missing] = planned.observed.as_slice() else {
+            panic!("two observations: {:?}", planned.observed);
+        };
+        assert_eq!(
+            (
+                same.found,
+                same.mode,
+                same.content_matches,
+                same.differs.as_deref()
+            ),
+            ("file", Some(0o644), Some(true), None)
+        );
+        assert_eq!(
+            (missing.found, missing.differs.as_deref()),
+            ("absent", Some("missing on the node"))
+        );
+    }
 }

@@ -5,9 +5,11 @@
 //! and attribute values) or [`seg`] (URL parts, then escaped too): a resource name, log line,
 //! commit message or error cannot open a tag or an attribute.
 
+use std::collections::HashMap;
 use std::fmt::{self, Write as _};
 
 use supercp_audit::{Outcome, RunRecord, StepRecord, StepStatus};
+use supercp_core::Observation;
 
 use crate::model::{run_duration_ms, Filter, Resource, Status};
 use crate::time::{duration, relative, utc};
@@ -310,13 +312,16 @@ pub(crate) fn resources(
     layout("Resources", node, &b)
 }
 
-/// One resource: its owned objects and the last steps that touched it.
+/// One resource: its owned objects with what was last observed of each (`observed`, by
+/// object id), and the last steps that touched it.
 pub(crate) fn resource(
     node: &str,
     resource: &str,
     found: Option<&Resource>,
+    observed: &HashMap<String, Observation>,
     steps: &[StepRecord],
     scanned_runs: usize,
+    now: i64,
 ) -> String {
     let mut b = String::new();
     let _ = writeln!(b, "<h1>{}</h1>", esc(resource));
@@ -332,16 +337,18 @@ pub(crate) fn resource(
     match found {
         None => b.push_str("<p class=muted>SuperCP owns no object for this resource.</p>"),
         Some(r) => {
-            b.push_str("<table><thead><tr><th>Object</th><th>Anchor</th><th>Tenant data</th><th>Deletion policy</th><th>Gate</th></tr></thead><tbody>\n");
+            b.push_str("<p class=muted>Observed: what the agent's last run that looked at the object found there.</p>\n");
+            b.push_str("<table><thead><tr><th>Object</th><th>Anchor</th><th>Tenant data</th><th>Deletion policy</th><th>Gate</th><th>Observed</th></tr></thead><tbody>\n");
             for o in &r.objects {
                 let _ = writeln!(
                     b,
-                    "<tr><td><code>{}</code></td><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                    "<tr><td><code>{}</code></td><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
                     esc(&o.object),
                     esc(&o.anchor),
                     if o.tenant_data { "yes" } else { "no" },
                     esc(o.deletion_policy.as_deref().unwrap_or("")),
                     esc(o.gate.as_deref().unwrap_or("")),
+                    observation(observed.get(&o.object), now),
                 );
             }
             b.push_str("</tbody></table>");
@@ -464,6 +471,45 @@ fn commit_short(commit: Option<&str>) -> String {
         }
         None => String::new(),
     }
+}
+
+/// What was last observed of an object: matches or differs (and how), what is there (kind, mode,
+/// owner ids, whether the content matches; never the content) and when.
+fn observation(seen: Option<&Observation>, now: i64) -> String {
+    let Some(seen) = seen else {
+        return "<span class=muted>not observed since the agent started</span>".to_owned();
+    };
+    let mut b = match &seen.differs {
+        None => "<span class=\"badge done\">as desired</span>".to_owned(),
+        Some(how) => format!(
+            "<span class=\"badge failed\">differs</span> <span class=err>{}</span>",
+            esc(how)
+        ),
+    };
+    let mut found = vec![match seen.found {
+        "dir" => "directory",
+        other => other,
+    }
+    .to_owned()];
+    if let Some(mode) = seen.mode {
+        found.push(format!("mode {mode:04o}"));
+    }
+    if let Some((uid, gid)) = seen.owner {
+        found.push(format!("owner {uid}:{gid}"));
+    }
+    match seen.content_matches {
+        Some(true) => found.push("content as desired".into()),
+        Some(false) => found.push("content differs".into()),
+        None => {}
+    }
+    let _ = write!(
+        b,
+        "<br>{}<br><span class=muted>{} ({})</span>",
+        esc(&found.join(", ")),
+        utc(seen.at_ms),
+        relative(seen.at_ms, now)
+    );
+    b
 }
 
 /// A link to `resource`'s page, reading `text`.

@@ -10,7 +10,7 @@
 //! | --- | --- |
 //! | `/` | overview: node, roles, commits, last run, owned resources by kind, next scan, last error |
 //! | `/runs`, `/runs/{id}` | the newest runs; one run with every step |
-//! | `/resources?kind=&tenant=`, `/resources/{kind}/{name}` | owned resources; one resource's objects and last steps |
+//! | `/resources?kind=&tenant=`, `/resources/{kind}/{name}` | owned resources; one resource's objects, what the agent last observed of each, and last steps |
 //! | `/api/v1/status`, `/api/v1/resources`, `/api/v1/resources/{kind}/{name}`, `/api/v1/runs`, `/api/v1/runs/{id}` | the same as JSON |
 //! | `/metrics` | Prometheus text format |
 //! | `/healthz` | `ok`, without the token |
@@ -20,8 +20,10 @@
 //! - With a token, every request but `GET /healthz` needs `Authorization: Bearer TOKEN`, or
 //!   gets 401; the token is compared in constant time and never printed (not even by `Debug`).
 //! - [`serve`] refuses to listen on a non-loopback address without a token.
-//! - Every journal string is HTML-escaped on the pages; the JSON escapes `<`, `>` and `&` as
-//!   `\u003c`, `\u003e`, `\u0026`, so no response holds a raw `<script>` from the journal.
+//! - Every journal or agent string is HTML-escaped on the pages; the JSON escapes `<`, `>` and
+//!   `&` as `\u003c`, `\u003e`, `\u0026`, so no response holds a raw `<script>` from either.
+//! - No file content reaches a page: an object's observation says only whether its content
+//!   matches ([`Observation`]'s guarantee).
 //! - Every read is bounded: runs come from the newest [`RUN_WINDOW`] runs of the journal, and a
 //!   resource's last steps from the newest [`RESOURCE_SCAN_RUNS`] runs of the node.
 //!
@@ -36,7 +38,7 @@ mod metrics;
 mod model;
 mod time;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
@@ -49,6 +51,7 @@ use axum::routing::get;
 use axum::Router;
 use serde::Serialize;
 use supercp_audit::{AuditError, Journal, Outcome, RunId, RunRecord, StepRecord, StepStatus};
+use supercp_core::Observation;
 
 use crate::model::{Filter, Resource, Status};
 
@@ -80,6 +83,11 @@ pub struct AgentSnapshot {
     pub next_scan_unix_ms: Option<i64>,
     /// The last error of the agent loop, cleared by a successful cycle.
     pub last_error: Option<String>,
+    /// What the agent's runs last observed of each object it renders, by object id
+    /// (`file:/…`): no file content, only whether it matches. Left out of `/api/v1/status`
+    /// (a node has tens of thousands); a resource's page and JSON show its objects'.
+    #[serde(skip)]
+    pub observed: Arc<HashMap<String, Observation>>,
 }
 
 /// The agent's snapshot, shared between the agent (writer) and the page (reader).
@@ -414,8 +422,10 @@ async fn resource_page(
             &app.node.node,
             &resource,
             found.as_ref(),
+            &app.snapshot().observed,
             &steps,
             RESOURCE_SCAN_RUNS,
+            time::now_ms(),
         ))
     };
     app.page(page.await)
@@ -466,14 +476,23 @@ async fn api_resource(
     struct Body {
         resource: String,
         owned: Option<Resource>,
+        /// What the agent last observed of each owned object, by object id.
+        observed: BTreeMap<String, Observation>,
         last_steps: Vec<StepRecord>,
     }
     let body = async {
         let resource = format!("{kind}/{name}");
         let (owned, last_steps) = app.resource(&resource).await?;
+        let all = app.snapshot().observed;
+        let observed = owned
+            .iter()
+            .flat_map(|r| &r.objects)
+            .filter_map(|o| Some((o.object.clone(), all.get(&o.object)?.clone())))
+            .collect();
         Ok(Body {
             resource,
             owned,
+            observed,
             last_steps,
         })
     };

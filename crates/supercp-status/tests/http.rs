@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use common::{
     data_paths, html_paths, now_ms, percent, request, Server, COMMIT_APPLIED, COMMIT_CURRENT,
-    COMMIT_TIME, EVIL, EVIL_ESCAPED, NODE, TOKEN,
+    COMMIT_TIME, EVIL, EVIL_ESCAPED, NODE, OBSERVED_AT, TOKEN,
 };
 use serde_json::Value;
 use supercp_audit::Journal;
@@ -155,6 +155,36 @@ fn a_resource_page_shows_its_objects_and_the_last_steps_that_touched_it() {
 }
 
 #[test]
+fn a_resource_page_shows_what_the_agent_last_observed_of_each_object() {
+    let server = Server::start(None);
+    let page = server.ok("/resources/Domain/acme.test");
+    assert_eq!(OBSERVED_AT, 1_700_000_060_000);
+    for expected in [
+        "<th>Gate</th><th>Observed</th>",
+        "<td>nginx</td><td><span class=\"badge done\">as desired</span><br>file, mode 0644, owner 0:0, content as desired<br><span class=muted>2023-11-14 22:14:20 UTC (",
+        "<td>Retain</td><td></td><td><span class=\"badge failed\">differs</span> <span class=err>mode 755 → 750</span><br>directory, mode 0755, owner 1001:1001<br>",
+    ] {
+        assert!(page.contains(expected), "missing `{expected}` in\n{page}");
+    }
+
+    let tenant = server.ok("/resources/Tenant/acme");
+    assert!(
+        tenant.contains(
+            "<td><code>user:acme</code></td><td><code></code></td><td>yes</td><td></td><td></td><td><span class=muted>not observed since the agent started</span></td>"
+        ),
+        "{tenant}"
+    );
+
+    let evil = server.ok(&format!("/resources/Tenant/{}", percent(EVIL)));
+    assert!(
+        evil.contains(&format!(
+            "<span class=err>refused: a symlink at /srv/homes/{EVIL_ESCAPED}</span><br>blocked<br>"
+        )),
+        "{evil}"
+    );
+}
+
+#[test]
 fn the_json_api_answers_what_the_pages_show() {
     let server = Server::start(None);
     let r = server.runs;
@@ -210,6 +240,15 @@ fn the_json_api_answers_what_the_pages_show() {
     let domain = json("/api/v1/resources/Domain/acme.test");
     assert_eq!(domain["owned"]["tenant"], "acme");
     assert_eq!(domain["owned"]["objects"].as_array().map(Vec::len), Some(2));
+    let nginx = &domain["observed"]["file:/etc/nginx/sites-enabled/acme.test.conf"];
+    assert_eq!(nginx["found"], "file");
+    assert_eq!(nginx["content_matches"], true);
+    assert_eq!(nginx["differs"], Value::Null);
+    let root = &domain["observed"]["dir:/srv/homes/acme/domains/acme.test"];
+    assert_eq!(root["differs"], "mode 755 → 750");
+    assert_eq!(root["at_ms"], OBSERVED_AT);
+    // The overview's JSON leaves the per-object map out.
+    assert!(json("/api/v1/status")["agent"].get("observed").is_none());
     assert_eq!(domain["last_steps"].as_array().map(Vec::len), Some(4));
 
     for missing in [

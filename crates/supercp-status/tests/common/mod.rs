@@ -4,6 +4,7 @@
 
 #![allow(dead_code)] // each test binary uses part of it
 
+use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::{Arc, RwLock};
@@ -12,6 +13,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use supercp_audit::{
     Journal, NewRun, NewStep, Outcome, OwnedObject, RunId, StepResult, StepStatus,
 };
+use supercp_core::Observation;
 use supercp_status::{router, AgentSnapshot, NodeInfo, Shared};
 
 /// Every kind of markup a journal string could try to smuggle into a page.
@@ -24,6 +26,8 @@ pub const COMMIT_CURRENT: &str = "fedcba9876543210fedcba9876543210fedcba98";
 pub const TOKEN: &str = "s3cret-status-token";
 /// The committer time of the fixture's commits, unix seconds (2023-11-14 22:13:20 UTC).
 pub const COMMIT_TIME: i64 = 1_700_000_000;
+/// When the agent observed the fixture's objects, unix ms (2023-11-14 22:14:20 UTC).
+pub const OBSERVED_AT: i64 = 1_700_000_060_000;
 
 /// The runs the fixture recorded.
 #[derive(Debug, Clone, Copy)]
@@ -85,6 +89,7 @@ impl Server {
             last_applied_commit: Some(COMMIT_APPLIED.into()),
             next_scan_unix_ms: Some(now_ms() + 300_000),
             last_error: Some(format!("apply failed: {EVIL}")),
+            observed: Arc::new(observed()),
         }));
         let app = router(
             Arc::new(journal),
@@ -217,6 +222,45 @@ pub fn percent(s: &str) -> String {
             }
         })
         .collect()
+}
+
+/// What the agent last observed: the nginx file as desired, the web root with another mode, the
+/// home of the tenant named [`EVIL`] blocked by a symlink, and `user:acme` not at all.
+fn observed() -> HashMap<String, Observation> {
+    let seen = |found, mode, owner, content_matches, differs: Option<String>| Observation {
+        at_ms: OBSERVED_AT,
+        found,
+        mode,
+        owner,
+        content_matches,
+        differs,
+    };
+    HashMap::from([
+        (
+            "file:/etc/nginx/sites-enabled/acme.test.conf".to_owned(),
+            seen("file", Some(0o644), Some((0, 0)), Some(true), None),
+        ),
+        (
+            "dir:/srv/homes/acme/domains/acme.test".to_owned(),
+            seen(
+                "dir",
+                Some(0o755),
+                Some((1001, 1001)),
+                None,
+                Some("mode 755 → 750".into()),
+            ),
+        ),
+        (
+            format!("dir:/srv/homes/{EVIL}"),
+            seen(
+                "blocked",
+                None,
+                None,
+                None,
+                Some(format!("refused: a symlink at /srv/homes/{EVIL}")),
+            ),
+        ),
+    ])
 }
 
 /// Records the fixture's runs, steps and owned objects through the audit API.
