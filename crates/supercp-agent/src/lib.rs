@@ -259,6 +259,17 @@ struct State<'a> {
     memory: Memory,
 }
 
+/// How a successful run updates the memory of object hashes.
+enum Remember {
+    /// Every object's hash: the map is rebuilt.
+    All(Vec<(String, u64)>),
+    /// The fresh objects' hashes, and the ids that are gone.
+    Delta {
+        hashed: Vec<(String, u64)>,
+        removed: Vec<String>,
+    },
+}
+
 /// What the agent keeps between runs so that a commit costs only what it changes.
 #[derive(Default)]
 struct Memory {
@@ -271,6 +282,8 @@ struct Memory {
     owned: Option<BTreeMap<String, OwnedObject>>,
     /// The keys of the object hashes.
     keys: std::collections::hash_map::RandomState,
+    /// Each tenant's rendered objects: a commit renders again only the tenants it touched.
+    render: supercp_render::RenderMemory,
 }
 
 impl State<'_> {
@@ -433,9 +446,10 @@ impl State<'_> {
     /// One run over the current checkout (or --repo), through `supercp_engine::apply`.
     ///
     /// A drift scan (and the first run) observes every object. Any other run, after a run that
-    /// succeeded, is incremental: only the files that changed are parsed again, and only the
-    /// objects whose rendering changed (or that are gone) are observed and applied; the
-    /// mass-deletion guard still looks at the whole node.
+    /// succeeded, is incremental: only the files that changed are parsed again, only the
+    /// tenants they declare are rendered again, and only the objects whose rendering changed
+    /// (or that are gone) are observed and applied; the mass-deletion guard still looks at the
+    /// whole node.
     async fn reconcile(&mut self, trigger: Trigger, commit: Option<&Commit>) -> bool {
         let started = std::time::Instant::now();
         let loaded = Inputs::load_cached(
@@ -449,73 +463,63 @@ impl State<'_> {
             Err(d) => return self.invalid(trigger, commit, &lines(&d)).await,
         };
         let loaded_ms = started.elapsed().as_millis();
-        let desired = match inputs.render() {
-            Ok(desired) => desired,
+        // Only the tenants whose files changed are rendered again; the rest come from memory.
+        let cache = &self.memory.cache;
+        let file_hash = |path: &str| cache.text_hash(path);
+        let delta = match inputs.render_delta(&file_hash, &mut self.memory.render) {
+            Ok(delta) => delta,
             Err(d) => return self.invalid(trigger, commit, &lines(&d)).await,
         };
         let rendered_ms = started.elapsed().as_millis();
+        let tenants_rendered = delta.tenants_rendered;
         let mut options = ApplyOptions {
             actor: self.config.actor.clone(),
             trigger: trigger.as_str().to_owned(),
             ..ApplyOptions::default()
         };
-        // Ids and hashes of every object, on every core: what a commit changed is what hashes
+        // Ids and hashes of objects, on every core: what a commit changed is what hashes
         // differently from the last run.
         let keys = self.memory.keys.clone();
-        let hashed: Vec<(String, u64)> = supercp_core::par::map_chunks(&desired, |chunk| {
-            chunk
-                .iter()
-                .map(|d| (d.id().0, hash_of(&keys, d)))
-                .collect::<Vec<_>>()
-        })
-        .into_iter()
-        .flatten()
-        .collect();
+        let hash_all = |objects: &[Desired]| -> Vec<(String, u64)> {
+            supercp_core::par::map_chunks(objects, |chunk| {
+                chunk
+                    .iter()
+                    .map(|d| (d.id().0, hash_of(&keys, d)))
+                    .collect::<Vec<_>>()
+            })
+            .into_iter()
+            .flatten()
+            .collect()
+        };
         let memory = (&self.memory.desired, &self.memory.owned);
-        let (subset, prefetched) = match memory {
+        let (subset, prefetched, remember) = match memory {
             (Some(before), Some(owned)) if trigger != Trigger::Drift => {
-                // (changed, known before) per object, looked up on every core.
-                let looked: Vec<(bool, bool)> = supercp_core::par::map_chunks(&hashed, |chunk| {
-                    chunk
-                        .iter()
-                        .map(|(id, hash)| match before.get(id) {
-                            Some(old) => (old != hash, true),
-                            None => (true, false),
-                        })
-                        .collect::<Vec<_>>()
-                })
-                .into_iter()
-                .flatten()
-                .collect();
-                let known = looked.iter().filter(|(_, known)| *known).count();
-                // Every earlier object still rendered: none is gone, no set to build.
-                let removed: Vec<&String> = if known == before.len() {
-                    Vec::new()
-                } else {
-                    let now: std::collections::HashSet<&str> =
-                        hashed.iter().map(|(id, _)| id.as_str()).collect();
-                    before
-                        .keys()
-                        .filter(|k| !now.contains(k.as_str()))
-                        .collect()
-                };
+                // Only the fresh objects (node-wide and re-rendered tenants') can have changed.
+                let hashed = hash_all(&delta.fresh);
+                let removed: Vec<String> = delta
+                    .gone
+                    .into_iter()
+                    .filter(|id| before.contains_key(id))
+                    .collect();
                 // The guard watches deletions: with nothing gone there is nothing to guard.
                 if !removed.is_empty() {
+                    let all = self.memory.render.all();
                     if let Err(e) =
-                        supercp_engine::plan::check_mass_delete(owned, &desired, &options.plan)
+                        supercp_engine::plan::check_mass_delete(owned, &all, &options.plan)
                     {
                         return self.invalid(trigger, commit, &e.to_string()).await;
                     }
                 }
-                let changed: Vec<Desired> = desired
+                let changed: Vec<Desired> = delta
+                    .fresh
                     .into_iter()
-                    .zip(looked)
-                    .filter(|(_, (changed, _))| *changed)
+                    .zip(&hashed)
+                    .filter(|(_, (id, hash))| before.get(id) != Some(hash))
                     .map(|(d, _)| d)
                     .collect();
                 let changed_ids: Vec<String> = changed.iter().map(|d| d.id().0).collect();
                 let owned_subset: Vec<OwnedObject> = removed
-                    .into_iter()
+                    .iter()
                     .chain(changed_ids.iter())
                     .filter_map(|id| owned.get(id).cloned())
                     .collect();
@@ -531,22 +535,32 @@ impl State<'_> {
                         options.plan.guarded_by_caller = true;
                         info!(
                             changed = changed.len(),
+                            tenants_rendered,
                             loaded_ms,
                             rendered_ms,
                             ms = started.elapsed().as_millis(),
                             "incremental reconcile"
                         );
-                        (changed, Some(p))
+                        (changed, Some(p), Remember::Delta { hashed, removed })
                     }
                     Err(e) => return self.invalid(trigger, commit, &e.to_string()).await,
                 }
             }
-            _ => (desired, None),
+            // A drift scan, the first run, or a run after a failure: every object.
+            _ => {
+                let desired = if delta.full {
+                    delta.fresh
+                } else {
+                    self.memory.render.all()
+                };
+                let hashed = hash_all(&desired);
+                (desired, None, Remember::All(hashed))
+            }
         };
         let result =
             supercp_engine::apply(&inputs, subset, self.journal, &options, prefetched).await;
         // Until the journal is read again below, a failure leaves the memory unknown.
-        self.memory.desired = None;
+        let before = self.memory.desired.take();
         match result {
             Ok(report) => {
                 info!(run = report.run, trigger = trigger.as_str(), summary = %report.summary, "reconciled");
@@ -557,7 +571,17 @@ impl State<'_> {
                         self.memory.owned =
                             Some(owned.into_iter().map(|o| (o.object.clone(), o)).collect());
                         // Built after the reloads, off the path from commit to served.
-                        self.memory.desired = Some(hashed.into_iter().collect());
+                        self.memory.desired = match (remember, before) {
+                            (Remember::All(hashed), _) => Some(hashed.into_iter().collect()),
+                            (Remember::Delta { hashed, removed }, Some(mut map)) => {
+                                for id in &removed {
+                                    map.remove(id);
+                                }
+                                map.extend(hashed);
+                                Some(map)
+                            }
+                            (Remember::Delta { .. }, None) => None,
+                        };
                     }
                     Err(e) => {
                         warn!(error = %e, "could not read the owned objects; the next run is a full one")

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use supercp_core::resource::NodeSpec;
 use supercp_core::{Catalog, Desired, Diagnostic, Resource, Span};
 use supercp_load::{LoadOptions, ParseCache};
-use supercp_render::{NodeRef, Templates};
+use supercp_render::{Delta, NodeRef, RenderMemory, Templates};
 
 /// The embedded default node: renders under `<state>/sandbox`, needs no root.
 pub const SANDBOX_NODE: &str = include_str!("../../../examples/nodes/sandbox.yaml");
@@ -70,6 +70,23 @@ impl Inputs {
                 Err(all)
             }
         }
+    }
+
+    /// Renders the node-wide objects and the tenants whose files changed since the render
+    /// `memory` holds (see `supercp_render::render_delta`); `file_hash` is the parse cache's.
+    ///
+    /// # Errors
+    /// Render diagnostics, as for `render`.
+    pub fn render_delta(
+        &self,
+        file_hash: &(dyn Fn(&str) -> Option<u64> + Sync),
+        memory: &mut RenderMemory,
+    ) -> Result<Delta, Vec<Diagnostic>> {
+        let node = NodeRef {
+            resource: &self.node,
+            spec: &self.spec,
+        };
+        supercp_render::render_delta(&self.catalog, &node, &self.templates, file_hash, memory)
     }
 
     /// Renders every desired object (pure).

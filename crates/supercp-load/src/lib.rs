@@ -53,6 +53,14 @@ pub struct ParseCache {
     files: std::collections::HashMap<Arc<str>, (u64, Parsed)>,
 }
 
+impl ParseCache {
+    /// The hash of a file's text as last loaded (`path` as diagnostics show it, relative to
+    /// the repo): what an incremental render fingerprints.
+    pub fn text_hash(&self, path: &str) -> Option<u64> {
+        self.files.get(path).map(|(hash, _)| *hash)
+    }
+}
+
 /// `load_repo`, parsing only the files `cache` does not hold with the same text.
 ///
 /// # Errors
