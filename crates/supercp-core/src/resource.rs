@@ -166,6 +166,70 @@ pub struct DomainSpec {
     pub redirects: Vec<Redirect>,
     /// Redirect the whole site to this URL (keeping path and query).
     pub redirect_to: Option<Loc<String>>,
+    /// HTTPS for the site. Without it the site answers plain HTTP only (and still serves
+    /// ACME challenges, so HTTPS can be turned on without a config change first).
+    pub tls: Option<Tls>,
+}
+
+/// A Domain's HTTPS: one certificate for the domain and its aliases, and the site's policies.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Tls {
+    /// `acme` (default: issued and renewed by the node's ACME CA) or `files` (bring your own:
+    /// `certFile` and `keyFile`).
+    #[serde(default)]
+    pub certificate: CertSource,
+    /// `files`: the certificate chain (leaf first, then the intermediates), a path on the node.
+    pub cert_file: Option<Loc<String>>,
+    /// `files`: the private key of the leaf, a path on the node (root-only).
+    pub key_file: Option<Loc<String>>,
+    /// Answer plain HTTP with a 301 to the same URL over HTTPS (path and query kept; ACME
+    /// challenges still answered over HTTP). Default true.
+    #[serde(default = "default_true")]
+    pub force_https: bool,
+    /// Strict-Transport-Security, sent over HTTPS only.
+    pub hsts: Option<Hsts>,
+    /// HTTP/2 on the HTTPS server. Default true.
+    #[serde(default = "default_true")]
+    pub http2: bool,
+    /// `intermediate` (default: TLS 1.2 and 1.3 with Mozilla's intermediate ciphers, ECDSA key)
+    /// or `old` (TLS 1.0 and up with Mozilla's old ciphers, RSA key) for very old clients.
+    #[serde(default)]
+    pub profile: TlsProfile,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum CertSource {
+    #[default]
+    Acme,
+    Files,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum TlsProfile {
+    #[default]
+    Intermediate,
+    Old,
+}
+
+/// Strict-Transport-Security.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Hsts {
+    /// Seconds browsers remember to use HTTPS only. Default 31536000 (a year).
+    #[serde(default = "default_hsts_max_age")]
+    pub max_age: u64,
+    #[serde(default)]
+    pub include_sub_domains: bool,
+    /// Ask to be preloaded into browsers (needs includeSubDomains and a max-age of a year).
+    #[serde(default)]
+    pub preload: bool,
+}
+
+fn default_hsts_max_age() -> u64 {
+    31_536_000
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
@@ -223,6 +287,83 @@ pub struct NodeSpec {
     pub gates: Vec<Gate>,
     /// What `supercp agent` follows and how often it looks.
     pub agent: Option<AgentSpec>,
+    /// Certificates: the ACME CA, where certificates live, when they are renewed.
+    #[serde(default)]
+    pub tls: TlsLayout,
+}
+
+/// Where a node gets certificates and keeps them.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TlsLayout {
+    /// `letsencrypt` (default), `letsencrypt-staging`, or any ACME directory URL (https).
+    #[serde(default = "default_acme_directory")]
+    pub acme_directory: String,
+    /// The ACME account's contact address (expiry mail from the CA).
+    pub acme_email: Option<String>,
+    /// External account binding, for CAs that need one (ZeroSSL, Google, private CAs).
+    pub acme_eab: Option<Eab>,
+    /// A PEM CA certificate trusted for the ACME server's own HTTPS instead of the system's
+    /// (a private CA). `{state}` is replaced.
+    pub acme_ca_file: Option<String>,
+    /// Node-wide directory of HTTP-01 answers: every vhost serves it at
+    /// `/.well-known/acme-challenge/`. Below `root`.
+    #[serde(default = "default_challenge_dir")]
+    pub challenge_dir: String,
+    /// One root-only directory per domain holding `fullchain.pem` and `privkey.pem`. Below
+    /// `root`.
+    #[serde(default = "default_cert_dir")]
+    pub cert_dir: String,
+    /// Renew a certificate this many days before it expires. Default 30.
+    #[serde(default = "default_renew_days")]
+    pub renew_days: u32,
+    /// `listen` values of the HTTPS server blocks (`ssl` is added).
+    #[serde(default = "default_tls_listen")]
+    pub listen: Vec<String>,
+}
+
+impl Default for TlsLayout {
+    fn default() -> Self {
+        TlsLayout {
+            acme_directory: default_acme_directory(),
+            acme_email: None,
+            acme_eab: None,
+            acme_ca_file: None,
+            challenge_dir: default_challenge_dir(),
+            cert_dir: default_cert_dir(),
+            renew_days: default_renew_days(),
+            listen: default_tls_listen(),
+        }
+    }
+}
+
+/// An ACME external account binding: the key id and a file holding the base64url HMAC key.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Eab {
+    pub kid: String,
+    /// A file (mode 0600) holding the HMAC key as the CA gives it (base64url).
+    pub hmac_key_file: String,
+}
+
+fn default_acme_directory() -> String {
+    "letsencrypt".to_owned()
+}
+
+fn default_challenge_dir() -> String {
+    "/var/lib/supercp/acme-challenge".to_owned()
+}
+
+fn default_cert_dir() -> String {
+    "/etc/supercp/tls".to_owned()
+}
+
+fn default_renew_days() -> u32 {
+    30
+}
+
+fn default_tls_listen() -> Vec<String> {
+    vec!["443".to_owned(), "[::]:443".to_owned()]
 }
 
 /// `supercp agent`: the Git remote it converges to, commit by commit, and its drift scan.
@@ -524,6 +665,10 @@ impl NodeSpec {
                 r.pid_file = sub_all(&r.pid_file);
             }
         }
+        node.tls.acme_ca_file = node.tls.acme_ca_file.as_deref().map(sub);
+        if let Some(eab) = &mut node.tls.acme_eab {
+            eab.hmac_key_file = sub(&eab.hmac_key_file);
+        }
         if let Some(agent) = &mut node.agent {
             agent.socket = agent.socket.as_deref().map(sub);
             agent.status_token_file = agent.status_token_file.as_deref().map(sub);
@@ -536,6 +681,11 @@ impl NodeSpec {
             }
         }
         node
+    }
+
+    /// The directory of one domain's `fullchain.pem` and `privkey.pem`, below `root`.
+    pub fn cert_dir_for(&self, domain: &str) -> String {
+        format!("{}/{domain}", self.path(&self.tls.cert_dir))
     }
 
     /// An absolute node path below `root`.

@@ -37,6 +37,9 @@ pub struct ApplyOptions {
     /// Test hook: stop (sleep) before executing the step with this index, so a test can kill
     /// the process at a known point. Set from `SUPERCP_TEST_PAUSE_BEFORE_STEP`.
     pub pause_before_step: Option<usize>,
+    /// Domains whose certificate is issued again even when it is not due (`supercp cert
+    /// renew`, e.g. after a key compromise).
+    pub renew: BTreeSet<String>,
 }
 
 /// What an apply did.
@@ -49,6 +52,8 @@ pub struct ApplyReport {
     pub retained: usize,
     pub gate_checks: i64,
     pub reloads: i64,
+    /// Certificates issued (placeholders not counted).
+    pub certificates: usize,
     /// Runs of this node found still `running` (killed) and marked interrupted.
     pub interrupted: Vec<i64>,
     /// What observing each desired object found, by object id, in the order observed: every
@@ -142,6 +147,14 @@ pub async fn apply(
         }
         warn!(open_files, needed, "{message}");
     }
+    // Certificates of the domains this run covers; bring-your-own ones are checked before
+    // anything is written.
+    let covered: BTreeSet<String> = desired
+        .iter()
+        .filter_map(|d| d.resource.strip_prefix("Domain/").map(str::to_owned))
+        .collect();
+    let tls_sites = crate::certs::sites(inputs, Some(&covered));
+    crate::certs::check_files(&tls_sites)?;
     let interrupted = journal.mark_interrupted(&node).await?;
     for run in &interrupted {
         warn!(
@@ -211,6 +224,36 @@ pub async fn apply(
     for dir in file_dirs(&plan.steps) {
         ex.fs.remove_stale_temps(&dir);
     }
+    // Placeholders first: the vhosts written below point nginx at them.
+    let placed = crate::certs::placeholders(&tls_sites)?;
+    if !placed.is_empty() {
+        let steps: Vec<NewStep> = placed
+            .iter()
+            .map(|site| NewStep {
+                resource: site.resource.clone(),
+                origin: site.origin.to_string(),
+                object: format!("tls:{}", inputs.spec.cert_dir_for(&site.domain)),
+                action: "create".into(),
+                before_hash: None,
+                after_hash: None,
+                before_content: None,
+            })
+            .collect();
+        let placed_ids = journal.add_steps(run, &steps).await?;
+        let at = now_ms();
+        let results: Vec<StepResult> = placed_ids
+            .into_iter()
+            .map(|id| StepResult {
+                id,
+                status: StepStatus::Done,
+                after_hash: None,
+                log: vec!["self-signed placeholder until the certificate is issued".into()],
+                started_at: at,
+                finished_at: at,
+            })
+            .collect();
+        journal.finish_steps(&results).await?;
+    }
     let new_steps: Vec<NewStep> = plan.steps.iter().map(new_step).collect();
     let ids = journal.add_steps(run, &new_steps).await?;
     let mut done: Vec<bool> = vec![false; plan.steps.len()];
@@ -256,15 +299,45 @@ pub async fn apply(
             .await?;
         return Err(EngineError::Gate(message));
     }
+    // The configs are live: every vhost answers ACME challenges. Issue what is due; a
+    // certificate that cannot be issued fails its step and the run, and the current one
+    // keeps serving.
+    let now = now_ms() / 1000;
+    let due: Vec<_> = tls_sites
+        .into_iter()
+        .filter_map(|site| {
+            let asked = options.renew.contains(&site.domain);
+            crate::certs::due(&site, inputs.spec.tls.renew_days, now, asked).map(|why| (site, why))
+        })
+        .collect();
+    let total = plan.steps.len() + due.len();
+    let issued = match crate::certs::issue(inputs, due, journal, run).await {
+        Ok(issued) => issued,
+        Err(e) => {
+            journal
+                .finish_run(run, Outcome::Failed, Some(&e.to_string()))
+                .await?;
+            return Err(e);
+        }
+    };
+    report.certificates = issued.issued;
+    report.reloads += issued.reloads;
+    report.failed += issued.failed.len();
     if report.failed > 0 {
-        let message = format!("{} of {} steps failed", report.failed, plan.steps.len());
+        let details: String = issued
+            .failed
+            .iter()
+            .map(|f| format!("\ncertificate not issued (the current one keeps serving): {f}"))
+            .collect();
+        let message = format!("{} of {total} steps failed{details}", report.failed);
         journal
             .finish_run(run, Outcome::Failed, Some(&message))
             .await?;
         return Err(EngineError::StepsFailed {
             failed: report.failed,
-            total: plan.steps.len(),
+            total,
             run,
+            details,
         });
     }
     journal.finish_run(run, Outcome::Succeeded, None).await?;
@@ -427,42 +500,10 @@ impl Executor<'_> {
         outcome.checks += 1;
         if check.success {
             info!(gate = %gate.name, "gate check passed");
-            if let Some(reload) = &gate.reload_signal {
-                // The master's process name: the check's program (`nginx`, `php-fpm8.2`).
-                let program = gate
-                    .check
-                    .first()
-                    .and_then(|p| p.rsplit('/').next())
-                    .unwrap_or_default();
-                match gate::signal(&gate.name, reload, program)
-                    .map_err(|e| EngineError::Gate(e.to_string()))?
-                {
-                    gate::Signalled::Sent { pid } => {
-                        info!(gate = %gate.name, pid, signal = ?reload.signal, "reload signalled");
-                        outcome.reloads += 1;
-                    }
-                    gate::Signalled::NotRunning => {
-                        warn!(gate = %gate.name, pid_file = %reload.pid_file, "not reloaded: the service is not running (it reads the new files when it starts)");
-                        for r in results.iter_mut() {
-                            r.log.push(format!(
-                                "gate {}: not reloaded, the service is not running",
-                                gate.name
-                            ));
-                        }
-                    }
-                }
-            } else if !gate.reload.is_empty() {
-                let reload = gate::run(&gate.name, &gate.reload)
-                    .map_err(|e| EngineError::Gate(e.to_string()))?;
-                outcome.reloads += 1;
-                if !reload.success {
-                    return Err(EngineError::Gate(format!(
-                        "gate {}: reload `{}` failed: {}",
-                        gate.name,
-                        gate.reload.join(" "),
-                        reload.output.trim()
-                    )));
-                }
+            let mut notes = Vec::new();
+            outcome.reloads += reload(gate, &mut notes)?;
+            for r in results.iter_mut() {
+                r.log.extend(notes.iter().cloned());
             }
             return Ok(());
         }
@@ -574,6 +615,53 @@ fn phase_key(step: &Step) -> (Option<String>, bool) {
         step.gate.clone(),
         step.gate.is_none() && step.action == Action::Delete,
     )
+}
+
+/// Reloads a gate's service after its check passed: its signal to the master (or its reload
+/// command). Returns the reloads done (none when the service is not running, which `notes`
+/// then says, for the steps' logs).
+///
+/// # Errors
+/// `Gate` when the signal cannot be sent or the reload command fails.
+pub(crate) fn reload(gate: &Gate, notes: &mut Vec<String>) -> Result<i64, EngineError> {
+    if let Some(reload) = &gate.reload_signal {
+        // The master's process name: the check's program (`nginx`, `php-fpm8.2`).
+        let program = gate
+            .check
+            .first()
+            .and_then(|p| p.rsplit('/').next())
+            .unwrap_or_default();
+        match gate::signal(&gate.name, reload, program)
+            .map_err(|e| EngineError::Gate(e.to_string()))?
+        {
+            gate::Signalled::Sent { pid } => {
+                info!(gate = %gate.name, pid, signal = ?reload.signal, "reload signalled");
+                return Ok(1);
+            }
+            gate::Signalled::NotRunning => {
+                warn!(gate = %gate.name, pid_file = %reload.pid_file, "not reloaded: the service is not running (it reads the new files when it starts)");
+                notes.push(format!(
+                    "gate {}: not reloaded, the service is not running",
+                    gate.name
+                ));
+                return Ok(0);
+            }
+        }
+    }
+    if gate.reload.is_empty() {
+        return Ok(0);
+    }
+    let reload =
+        gate::run(&gate.name, &gate.reload).map_err(|e| EngineError::Gate(e.to_string()))?;
+    if !reload.success {
+        return Err(EngineError::Gate(format!(
+            "gate {}: reload `{}` failed: {}",
+            gate.name,
+            gate.reload.join(" "),
+            reload.output.trim()
+        )));
+    }
+    Ok(1)
 }
 
 fn new_step(step: &Step) -> NewStep {

@@ -12,6 +12,7 @@
 
 pub mod accounts;
 pub mod apply;
+pub mod certs;
 pub mod diff;
 pub mod git;
 pub mod inputs;
@@ -58,10 +59,14 @@ pub enum EngineError {
     Gate(String),
     #[error("tenant accounts: {0}")]
     Accounts(String),
-    #[error("{failed} of {total} steps failed; see `supercp audit --run {run}`")]
+    #[error("tls: {0}")]
+    Tls(String),
+    #[error("{failed} of {total} steps failed; see `supercp audit --run {run}`{details}")]
     StepsFailed {
         failed: usize,
         total: usize,
         run: i64,
+        /// Lines that say more (certificates not issued), each starting with a newline.
+        details: String,
     },
 }

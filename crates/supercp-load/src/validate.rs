@@ -420,6 +420,9 @@ fn check_domain(
             "an http(s) URL without '?' (the request's path and query are appended)",
         );
     }
+    if let Some(tls) = &spec.tls {
+        check_tls(cx, tls, &doc.metadata.name);
+    }
     let aliases = aliases.into_iter().collect::<Option<Vec<_>>>()?;
     Some(DomainEntry {
         resource: resource(span, doc),
@@ -427,6 +430,58 @@ fn check_domain(
         tenant: tenant?,
         aliases,
     })
+}
+
+/// `spec.tls`: a bring-your-own certificate names both files, as absolute node paths; an
+/// ACME one names neither; HSTS preload needs what browsers' preload lists need.
+fn check_tls(cx: &Cx, tls: &supercp_core::resource::Tls, name: &Loc<String>) {
+    use supercp_core::resource::CertSource;
+    let files = [
+        ("spec.tls.certFile", &tls.cert_file),
+        ("spec.tls.keyFile", &tls.key_file),
+    ];
+    match tls.certificate {
+        CertSource::Files => {
+            for (field, file) in files {
+                match file {
+                    Some(path) => cx.pattern(
+                        field,
+                        path,
+                        path.value.starts_with('/') && !path.value.split('/').any(|c| c == ".."),
+                        "an absolute path on the node (no '..')",
+                    ),
+                    None => cx.error(
+                        field,
+                        name,
+                        format!("{field} is missing: `certificate: files` needs certFile and keyFile"),
+                        "give the paths of the certificate chain and its key on the node, or use `certificate: acme`",
+                    ),
+                }
+            }
+        }
+        CertSource::Acme => {
+            for (field, file) in files {
+                if let Some(path) = file {
+                    cx.error(
+                        field,
+                        path,
+                        format!("{field} is set but the certificate comes from ACME"),
+                        "set `certificate: files` to bring your own, or remove the file paths",
+                    );
+                }
+            }
+        }
+    }
+    if let Some(hsts) = &tls.hsts {
+        if hsts.preload && (!hsts.include_sub_domains || hsts.max_age < 31_536_000) {
+            cx.error(
+                "spec.tls.hsts.preload",
+                name,
+                "HSTS preload needs includeSubDomains and a maxAge of at least 31536000".into(),
+                "set includeSubDomains: true and maxAge: 31536000 or more, or drop preload",
+            );
+        }
+    }
 }
 
 fn check_package_limits(catalog: &Catalog, out: &mut Vec<Diagnostic>) {

@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use supercp_core::catalog::{DomainEntry, TenantEntry};
 use supercp_core::names::check_config_string;
 use supercp_core::object::Account;
-use supercp_core::resource::NodeSpec;
+use supercp_core::resource::{CertSource, NodeSpec, TlsProfile};
 use supercp_core::{Catalog, Desired, Diagnostic, Object, Owner, Resource, Span};
 use tera::{Context, Tera};
 
@@ -307,6 +307,8 @@ impl<'a> Renderer<'a> {
             &s.cron.group,
         ]);
         strings.extend(s.logrotate.iter());
+        strings.extend([&s.tls.challenge_dir, &s.tls.cert_dir]);
+        strings.extend(s.tls.listen.iter());
         strings.extend(s.web.http_config.iter());
         strings.extend(
             s.gates
@@ -426,6 +428,19 @@ impl<'a> Renderer<'a> {
                 );
             }
         }
+        // ACME HTTP-01 answers: root-owned, readable by nginx, written only by SuperCP.
+        self.dir(
+            if root.is_empty() {
+                "/".into()
+            } else {
+                root.clone()
+            },
+            spec.tls.challenge_dir.trim_matches('/').to_owned(),
+            0o755,
+            None,
+            &who,
+            false,
+        );
         let http_config = spec.web.http_config.as_ref().map(|p| spec.path(p));
         if let Some(main) = spec.web.main_config.clone() {
             let mut cx = base.clone();
@@ -798,6 +813,70 @@ impl<'a> Renderer<'a> {
             "redirect_to",
             &s.redirect_to.as_ref().map(|r| r.value.clone()),
         );
+        cx.insert("challenge_dir", &spec.path(&spec.tls.challenge_dir));
+        // HTTP always (ACME answers, and the site or a redirect to HTTPS); HTTPS with `tls`.
+        let mut servers = vec![BTreeMap::from([
+            ("https", serde_json::Value::Bool(false)),
+            ("listen", serde_json::json!(spec.web.listen)),
+            (
+                "redirect_https",
+                serde_json::Value::Bool(s.tls.as_ref().is_some_and(|t| t.force_https)),
+            ),
+        ])];
+        if let Some(t) = &s.tls {
+            let (cert, key) = match t.certificate {
+                CertSource::Acme => {
+                    let dir = spec.cert_dir_for(domain);
+                    (format!("{dir}/fullchain.pem"), format!("{dir}/privkey.pem"))
+                }
+                CertSource::Files => (
+                    t.cert_file
+                        .as_ref()
+                        .map(|f| f.value.clone())
+                        .unwrap_or_default(),
+                    t.key_file
+                        .as_ref()
+                        .map(|f| f.value.clone())
+                        .unwrap_or_default(),
+                ),
+            };
+            let hsts = t.hsts.as_ref().map(|h| {
+                let mut value = format!("max-age={}", h.max_age);
+                if h.include_sub_domains {
+                    value.push_str("; includeSubDomains");
+                }
+                if h.preload {
+                    value.push_str("; preload");
+                }
+                value
+            });
+            let listen: Vec<String> = spec
+                .tls
+                .listen
+                .iter()
+                .map(|l| {
+                    if t.http2 {
+                        format!("{l} ssl http2")
+                    } else {
+                        format!("{l} ssl")
+                    }
+                })
+                .collect();
+            servers.push(BTreeMap::from([
+                ("https", serde_json::Value::Bool(true)),
+                ("listen", serde_json::json!(listen)),
+                ("redirect_https", serde_json::Value::Bool(false)),
+            ]));
+            let profile = match t.profile {
+                TlsProfile::Intermediate => "intermediate",
+                TlsProfile::Old => "old",
+            };
+            cx.insert(
+                "tls",
+                &serde_json::json!({"cert": cert, "key": key, "hsts": hsts, "profile": profile}),
+            );
+        }
+        cx.insert("servers", &servers);
         let path = format!("{}/{domain}.conf", spec.path(&spec.web.sites_dir));
         self.file(&path, "vhost.conf.tera", &cx, &who, GATE_NGINX);
     }

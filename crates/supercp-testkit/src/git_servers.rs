@@ -33,6 +33,65 @@ fn run(program: &Path, args: &[&str]) {
     );
 }
 
+/// Makes, in `dir`, a private CA (`ca.pem`, `ca.key`) and a server certificate it signs for
+/// 127.0.0.1 and localhost (`cert.pem`, `key.pem`), valid for two days, with openssl(1).
+pub fn private_ca(openssl: &Path, dir: &Path) {
+    let path = |name: &str| dir.join(name).to_string_lossy().into_owned();
+    let new_key = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+    ];
+    let mut ca = vec!["req", "-x509"];
+    ca.extend(new_key);
+    let (ca_key, ca_pem) = (path("ca.key"), path("ca.pem"));
+    ca.extend([
+        "-days",
+        "2",
+        "-subj",
+        "/CN=SuperCP test CA",
+        "-keyout",
+        &ca_key,
+        "-out",
+        &ca_pem,
+    ]);
+    run(openssl, &ca);
+    let mut csr = vec!["req"];
+    csr.extend(new_key);
+    let (key, request) = (path("key.pem"), path("server.csr"));
+    csr.extend(["-subj", "/CN=localhost", "-keyout", &key, "-out", &request]);
+    run(openssl, &csr);
+    fs::write(
+        dir.join("san.ext"),
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n\
+         keyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n",
+    )
+    .expect("san");
+    let (ext, cert) = (path("san.ext"), path("cert.pem"));
+    run(
+        openssl,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            &request,
+            "-CA",
+            &ca_pem,
+            "-CAkey",
+            &ca_key,
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            &ext,
+            "-out",
+            &cert,
+        ],
+    );
+}
+
 /// The name of the user the test runs as (sshd lets a key log in as this user only).
 fn current_user() -> String {
     nix::unistd::User::from_uid(nix::unistd::getuid())
@@ -175,70 +234,8 @@ impl HttpsServer {
             return None;
         }
         fs::create_dir_all(dir.join("tmp")).expect("https dir");
-        let path = |name: &str| dir.join(name).to_string_lossy().into_owned();
         // A private CA, and a server certificate it signs for 127.0.0.1 and localhost.
-        run(
-            &openssl,
-            &[
-                "req",
-                "-x509",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:P-256",
-                "-nodes",
-                "-days",
-                "2",
-                "-subj",
-                "/CN=SuperCP test CA",
-                "-keyout",
-                &path("ca.key"),
-                "-out",
-                &path("ca.pem"),
-            ],
-        );
-        run(
-            &openssl,
-            &[
-                "req",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:P-256",
-                "-nodes",
-                "-subj",
-                "/CN=localhost",
-                "-keyout",
-                &path("server.key"),
-                "-out",
-                &path("server.csr"),
-            ],
-        );
-        fs::write(
-            dir.join("san.ext"),
-            "subjectAltName=IP:127.0.0.1,DNS:localhost\n",
-        )
-        .expect("san");
-        run(
-            &openssl,
-            &[
-                "x509",
-                "-req",
-                "-in",
-                &path("server.csr"),
-                "-CA",
-                &path("ca.pem"),
-                "-CAkey",
-                &path("ca.key"),
-                "-CAcreateserial",
-                "-days",
-                "2",
-                "-extfile",
-                &path("san.ext"),
-                "-out",
-                &path("server.pem"),
-            ],
-        );
+        private_ca(&openssl, dir);
         fs::write(
             dir.join("htpasswd"),
             format!("{user}:{{PLAIN}}{password}\n"),
@@ -267,7 +264,7 @@ impl HttpsServer {
                  fastcgi_temp_path {d}/tmp/fastcgi;\nproxy_temp_path {d}/tmp/proxy;\n\
                  uwsgi_temp_path {d}/tmp/uwsgi;\nscgi_temp_path {d}/tmp/scgi;\n\
                  server {{\n  listen 127.0.0.1:{port} ssl;\n  server_name localhost;\n\
-                 ssl_certificate {d}/server.pem;\n  ssl_certificate_key {d}/server.key;\n\
+                 ssl_certificate {d}/cert.pem;\n  ssl_certificate_key {d}/key.pem;\n\
                  auth_basic \"git\";\n  auth_basic_user_file {d}/htpasswd;\n\
                  location / {{\n    fastcgi_pass unix:{sock};\n\
                  fastcgi_param SCRIPT_FILENAME {GIT_HTTP_BACKEND};\n\

@@ -7,6 +7,7 @@
 //! `CI=true` and otherwise skips it loudly on stderr.
 
 pub mod git_servers;
+pub mod pebble;
 pub mod postgres;
 pub mod services;
 pub mod web;

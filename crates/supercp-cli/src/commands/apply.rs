@@ -13,6 +13,10 @@ pub struct Args {
     pub source: super::Source,
     #[command(flatten)]
     pub delete: super::DeleteArgs,
+    /// Issue this domain's certificate again even when it is not due (a compromised key);
+    /// repeatable.
+    #[arg(long = "renew-cert", value_name = "DOMAIN")]
+    pub renew_cert: Vec<String>,
 }
 
 /// # Errors
@@ -25,6 +29,7 @@ pub fn exec(state: &Path, args: &Args) -> anyhow::Result<Outcome> {
         pause_before_step: std::env::var("SUPERCP_TEST_PAUSE_BEFORE_STEP")
             .ok()
             .and_then(|v| v.parse().ok()),
+        renew: args.renew_cert.iter().cloned().collect(),
     };
     // With an existing SQLite journal, take the apply lock and read the journal while the repo
     // loads (as long as loading a large repo). A journal is never created or migrated before
@@ -83,6 +88,9 @@ pub fn exec(state: &Path, args: &Args) -> anyhow::Result<Outcome> {
             "applied run {}: {}; {} gate check(s), {} reload(s)",
             report.run, report.summary, report.gate_checks, report.reloads
         )?;
+    }
+    if report.certificates > 0 {
+        writeln!(err, "issued {} certificate(s)", report.certificates)?;
     }
     if report.retained > 0 {
         writeln!(err, "kept {} object(s) of tenant data that left the repo (deletion policy Retain, or no --allow-destroy)", report.retained)?;

@@ -1,0 +1,348 @@
+//! HTTPS on real services: SuperCP's nginx (sandbox shape under a temp prefix) and a real ACME
+//! CA (pebble, with pebble-challtestsrv answering 127.0.0.1 for every name). pebble validates
+//! HTTP-01 against SuperCP's nginx; the test checks what a browser would: the certificate
+//! verifies against pebble's root and names the site, plain HTTP redirects, HSTS only over
+//! HTTPS. Then renewal, idempotence, a CA that is down, and a bring-your-own certificate whose
+//! key does not match.
+//!
+//! Needs root (nginx's master and workers), nginx, pebble, pebble-challtestsrv, openssl and
+//! curl. Under `CI=true` a missing one fails the test; elsewhere it skips, loudly.
+
+mod common;
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::Prefix;
+use supercp_testkit::pebble::Pebble;
+use supercp_testkit::services::{free_port, in_ci, is_root, require};
+use supercp_testkit::web::{eventually, start_nginx, Service};
+use supercp_tls::CertInfo;
+
+const PACKAGE: &str = "apiVersion: supercp/v1\nkind: Package\nmetadata: {name: basic}\nspec: {}\n---\n\
+                       apiVersion: supercp/v1\nkind: Tenant\nmetadata: {name: acme}\nspec: {package: basic}\n";
+
+fn domain(name: &str, extra: &str) -> String {
+    format!("---\napiVersion: supercp/v1\nkind: Domain\nmetadata: {{name: {name}}}\nspec:\n  tenant: acme\n{extra}")
+}
+
+/// The sandbox node on the test's ports, with `tls` settings.
+fn node(p: &mut Prefix, http: u16, https: u16, tls: &str) -> PathBuf {
+    let sandbox = fs::read_to_string(common::workspace().join("examples/nodes/sandbox.yaml"))
+        .expect("sandbox node");
+    let text = sandbox
+        .replace("127.0.0.1:8080", &format!("127.0.0.1:{http}"))
+        .replace(
+            "  tls:\n    listen: [\"127.0.0.1:8443\"]\n",
+            &format!("  tls:\n    listen: [\"127.0.0.1:{https}\"]\n{tls}"),
+        )
+        .replace("      optional: true\n", "");
+    let path = p.dir.path().join("node.yaml");
+    common::write(&path, &text);
+    p.node = Some(path.clone());
+    path
+}
+
+/// `curl` for `url`, resolving every name to 127.0.0.1, trusting `ca` (when given); returns
+/// (exit status, headers and body, the served certificate chain).
+fn curl(url: &str, ca: Option<&Path>) -> (bool, String, String) {
+    let host = url
+        .split("://")
+        .nth(1)
+        .and_then(|r| r.split('/').next())
+        .expect("host");
+    let (name, port) = host.split_once(':').expect("port");
+    let mut cmd = Command::new("curl");
+    cmd.args(["-sS", "-i", "--max-time", "10", "--resolve"])
+        .arg(format!("{name}:{port}:127.0.0.1"))
+        .args(["-w", "\n--certs--\n%{certs}"]);
+    match ca {
+        Some(ca) => {
+            cmd.arg("--cacert").arg(ca);
+        }
+        None => {
+            cmd.arg("-k");
+        }
+    }
+    let out = cmd.arg(url).output().expect("curl runs");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (answer, certs) = text.split_once("\n--certs--\n").unwrap_or((&text, ""));
+    let mut answer = answer.to_owned();
+    if !out.status.success() {
+        answer.push_str(&format!("\ncurl: {}", String::from_utf8_lossy(&out.stderr)));
+    }
+    (out.status.success(), answer, certs.to_owned())
+}
+
+/// The leaf certificate nginx serves for `name`, read without verifying it.
+fn served(name: &str, port: u16) -> CertInfo {
+    let (_, answer, certs) = curl(&format!("https://{name}:{port}/"), None);
+    CertInfo::parse(&certs)
+        .unwrap_or_else(|e| panic!("{name}: no certificate served ({e}): {answer}"))
+}
+
+/// Waits until nginx serves `name` a certificate that `ok` accepts on three connections in a
+/// row: after `supercp apply` returns, the reload is signalled, and the old workers answer
+/// until the new ones are up (nginx's own 100 ms and more).
+fn settled(name: &str, port: u16, ok: impl Fn(&CertInfo) -> bool) -> CertInfo {
+    eventually(
+        &format!("{name} serves the expected certificate"),
+        20,
+        || {
+            let mut last = None;
+            for _ in 0..3 {
+                let cert = served(name, port);
+                if !ok(&cert) {
+                    return Err(format!("{cert:?}"));
+                }
+                last = Some(cert);
+            }
+            last.ok_or_else(String::new)
+        },
+    )
+}
+
+/// The newest run's certificate issuing steps (objects `tls:…` that are not placeholders), from
+/// `supercp audit`.
+fn tls_steps(p: &Prefix) -> Vec<serde_json::Value> {
+    let runs = p.supercp(&["audit", "--format", "json"]);
+    let json: serde_json::Value = serde_json::from_str(&runs.stdout()).expect("audit json");
+    let run = json["runs"][0]["id"].as_i64().expect("a run");
+    let detail = p.supercp(&["audit", "--format", "json", "--run", &run.to_string()]);
+    let json: serde_json::Value = serde_json::from_str(&detail.stdout()).expect("run json");
+    json["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .filter(|s| s["object"].as_str().is_some_and(|o| o.starts_with("tls:")))
+        .filter(|s| s["log"][0].as_str().is_some_and(|l| l.starts_with("due:")))
+        .cloned()
+        .collect()
+}
+
+struct Site {
+    p: Prefix,
+    _nginx: Service,
+}
+
+/// A prefix whose first apply (one plain domain) rendered nginx's config, and nginx running
+/// on it: what a node looks like before its first TLS site.
+fn started(test: &str, tls: &str, http: u16, https: u16) -> Option<Site> {
+    let nginx = require("nginx", test)?;
+    require("curl", test)?;
+    let mut p = Prefix::empty();
+    fs::set_permissions(p.dir.path(), fs::Permissions::from_mode(0o755)).expect("chmod");
+    node(&mut p, http, https, tls);
+    common::write(
+        &p.repo.join("sites.yaml"),
+        &format!("{PACKAGE}{}", domain("plain.test", "")),
+    );
+    p.supercp(&["apply"]).expect_code(0);
+    let root = p.sandbox();
+    let nginx = start_nginx(
+        &nginx,
+        &root.join("etc/nginx/nginx.conf"),
+        &root.join("run/nginx.pid"),
+        http,
+        &p.dir.path().join("nginx.log"),
+    );
+    Some(Site { p, _nginx: nginx })
+}
+
+fn needs_root(test: &str) -> bool {
+    if is_root() {
+        return true;
+    }
+    assert!(!in_ci(), "{test}: CI=true requires root (nginx's workers)");
+    eprintln!("SKIPPED {test}: needs root");
+    false
+}
+
+#[test]
+fn pebble_issues_certificates_through_supercps_nginx_renews_them_and_survives_a_ca_outage() {
+    let test = "pebble_issues_certificates";
+    if !needs_root(test) {
+        return;
+    }
+    let (http, https) = (free_port(), free_port());
+    let work = tempfile::tempdir().expect("temp dir");
+    // Certificates valid for 10 days: "renew 30 days before expiry" would renew them at once,
+    // so the node first renews 0 days before, then 20.
+    let Some(mut pebble) = Pebble::start(&work.path().join("pebble"), http, 10 * 86_400, test)
+    else {
+        return;
+    };
+    let tls = |renew: u32| {
+        format!(
+            "    acmeDirectory: \"{}\"\n    acmeCaFile: \"{}\"\n    acmeEmail: ops@example.test\n    renewDays: {renew}\n",
+            pebble.directory,
+            pebble.https_ca.display()
+        )
+    };
+    let Some(mut site) = started(test, &tls(0), http, https) else {
+        return;
+    };
+    let p = &mut site.p;
+
+    // Two TLS domains: one with an alias, HSTS and the default force-HTTPS; one without.
+    let one = domain(
+        "one.test",
+        "  aliases: [www.one.test]\n  tls:\n    hsts: {maxAge: 600}\n",
+    );
+    let two = domain("two.test", "  tls: {forceHttps: false}\n");
+    let repo = format!("{PACKAGE}{}{one}{two}", domain("plain.test", ""));
+    common::write(&p.repo.join("sites.yaml"), &repo);
+    let run = p.supercp(&["apply"]);
+    run.expect_code(0);
+    let steps = tls_steps(p);
+    assert_eq!(steps.len(), 2, "two certificates issued: {steps:#?}");
+    assert!(steps.iter().all(|s| s["status"] == "done"), "{steps:#?}");
+
+    // HTTPS verifies against pebble's root and the certificate names the site.
+    let root = pebble.issuing_root(&work.path().join("root.pem"));
+    for name in ["one.test", "two.test"] {
+        settled(name, https, |c| !c.placeholder);
+    }
+    for (name, names) in [
+        ("one.test", vec!["one.test", "www.one.test"]),
+        ("www.one.test", vec!["one.test", "www.one.test"]),
+        ("two.test", vec!["two.test"]),
+    ] {
+        let (ok, answer, _) = curl(&format!("https://{name}:{https}/"), Some(&root));
+        assert!(ok, "{name}: HTTPS verifies against pebble's root: {answer}");
+        let cert = served(name, https);
+        assert!(!cert.placeholder);
+        assert_eq!(cert.names, names, "{name}");
+    }
+    let first_serial = served("one.test", https).serial;
+
+    // Force HTTPS (path and query kept), HSTS over HTTPS only; ACME answers stay on HTTP.
+    let (_, answer, _) = curl(&format!("http://one.test:{http}/a/b?c=d"), None);
+    assert!(answer.starts_with("HTTP/1.1 301"), "{answer}");
+    assert!(
+        answer.contains("Location: https://one.test/a/b?c=d"),
+        "{answer}"
+    );
+    assert!(
+        !answer
+            .to_ascii_lowercase()
+            .contains("strict-transport-security"),
+        "{answer}"
+    );
+    let (_, answer, _) = curl(&format!("https://one.test:{https}/"), Some(&root));
+    assert!(
+        answer.contains("strict-transport-security: max-age=600"),
+        "{answer}"
+    );
+    assert!(
+        answer.contains("x-content-type-options: nosniff"),
+        "the other headers stay: {answer}"
+    );
+    let (_, answer, _) = curl(&format!("http://two.test:{http}/"), None);
+    assert!(
+        !answer.starts_with("HTTP/1.1 301"),
+        "two.test does not force HTTPS: {answer}"
+    );
+    let (_, answer, _) = curl(&format!("https://two.test:{https}/"), Some(&root));
+    assert!(
+        !answer
+            .to_ascii_lowercase()
+            .contains("strict-transport-security"),
+        "{answer}"
+    );
+
+    // Idempotence: fresh certificates, nothing issued.
+    p.supercp(&["apply"]).expect_code(0);
+    assert!(tls_steps(p).is_empty(), "a second apply issues nothing");
+    assert_eq!(served("one.test", https).serial, first_serial);
+
+    // Renewal: 20 days before expiry, the 10-day certificates are due; nginx serves new ones.
+    node(p, http, https, &tls(20));
+    p.supercp(&["apply"]).expect_code(0);
+    let steps = tls_steps(p);
+    assert_eq!(steps.len(), 2, "{steps:#?}");
+    assert!(steps.iter().all(|s| s["action"] == "update"), "{steps:#?}");
+    let renewed = settled("one.test", https, |c| c.serial != first_serial);
+    assert!(!renewed.placeholder, "nginx serves the renewed certificate");
+    node(p, http, https, &tls(0));
+
+    // The CA is down: a new TLS domain gets its placeholder (HTTPS answers, nginx -t passed),
+    // the run fails and says why, and the existing certificates keep serving.
+    pebble.stop();
+    let three = domain("three.test", "  tls: {}\n");
+    common::write(&p.repo.join("sites.yaml"), &format!("{repo}{three}"));
+    let run = p.supercp(&["apply"]);
+    assert_ne!(run.code(), 0, "{}", run.described);
+    assert!(
+        run.stderr().contains("three.test") && run.stderr().contains("not issued"),
+        "{}",
+        run.described
+    );
+    let steps = tls_steps(p);
+    let failed: Vec<_> = steps.iter().filter(|s| s["status"] == "failed").collect();
+    assert_eq!(failed.len(), 1, "{steps:#?}");
+    // (Until the reload is done, the port's first server answers for three.test.)
+    let placeholder = settled("three.test", https, |c| c.names == ["three.test"]);
+    assert!(placeholder.placeholder, "three.test serves its placeholder");
+    assert_eq!(placeholder.names, vec!["three.test"]);
+    assert_eq!(
+        served("one.test", https).serial,
+        renewed.serial,
+        "one.test keeps serving"
+    );
+
+    // The CA is back (a new pebble: new root, no accounts): the next run issues it.
+    pebble.restart();
+    p.supercp(&["apply"]).expect_code(0);
+    let root = pebble.issuing_root(&work.path().join("root2.pem"));
+    settled("three.test", https, |c| !c.placeholder);
+    let (ok, answer, _) = curl(&format!("https://three.test:{https}/"), Some(&root));
+    assert!(ok, "three.test verifies after the CA came back: {answer}");
+}
+
+#[test]
+fn a_bring_your_own_certificate_whose_key_does_not_match_is_refused_naming_the_file() {
+    let test = "byo_key_mismatch";
+    let mut p = Prefix::empty();
+    let certs = p.dir.path().join("certs");
+    fs::create_dir_all(&certs).expect("dir");
+    let names = vec!["byo.test".to_owned()];
+    let a = supercp_tls::placeholder(&names, supercp_core::time::now_ms() / 1000).expect("cert");
+    let b = supercp_tls::placeholder(&names, supercp_core::time::now_ms() / 1000).expect("cert");
+    fs::write(certs.join("fullchain.pem"), &a.chain_pem).expect("write");
+    fs::write(certs.join("privkey.pem"), &b.key_pem).expect("write");
+    node(&mut p, free_port(), free_port(), "");
+    let byo = domain(
+        "byo.test",
+        &format!(
+            "  tls:\n    certificate: files\n    certFile: {0}/fullchain.pem\n    keyFile: {0}/privkey.pem\n",
+            certs.display()
+        ),
+    );
+    common::write(&p.repo.join("sites.yaml"), &format!("{PACKAGE}{byo}"));
+    let run = p.supercp(&["apply"]);
+    assert_ne!(run.code(), 0, "{test}: {}", run.described);
+    let err = run.stderr();
+    assert!(
+        err.contains("Domain/byo.test")
+            && err.contains("privkey.pem")
+            && err.contains("does not match"),
+        "{}",
+        run.described
+    );
+    assert!(
+        !p.sandbox()
+            .join("etc/nginx/sites-enabled/byo.test.conf")
+            .exists(),
+        "nothing was applied"
+    );
+    // The right key: applied.
+    fs::write(certs.join("privkey.pem"), &a.key_pem).expect("write");
+    p.supercp(&["apply"]).expect_code(0);
+    assert!(p
+        .sandbox()
+        .join("etc/nginx/sites-enabled/byo.test.conf")
+        .is_file());
+}

@@ -1,0 +1,469 @@
+//! Certificates of the Domains with `tls`, around the rest of an apply:
+//!
+//! 1. before anything is written: every bring-your-own certificate is checked (key matches,
+//!    chain complete, names covered; a failure stops the run with nothing applied), and every
+//!    ACME site without a certificate gets a self-signed placeholder, so its `listen … ssl`
+//!    server passes `nginx -t` from its first render;
+//! 2. after the configs are live (every vhost answers ACME HTTP-01 challenges from the
+//!    node-wide challenge directory): the certificates that are due (placeholder, missing,
+//!    names changed, within `renewDays` of expiry, or asked for with `supercp cert renew`)
+//!    are issued one by one; each is written aside and renamed into place (key, then chain);
+//!    then one `nginx -t` and one reload for all of them. A failure keeps the current
+//!    certificate serving and is a failed step with the CA's error.
+//!
+//! # Guarantees
+//! - Nothing here reads or writes below a tenant's home: certificates live in `tls.certDir`
+//!   and challenge answers in `tls.challengeDir`, both root-owned node directories.
+//! - A certificate that fails `nginx -t` after it was written is put back as it was.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use supercp_audit::{Journal, NewStep, StepResult, StepStatus};
+use supercp_core::resource::{CertSource, TlsProfile};
+use supercp_core::time::now_ms;
+use supercp_core::Span;
+use supercp_tls::{AcmeClient, AcmeConfig, CertInfo, Http01, KeyKind};
+use tracing::{info, warn};
+
+use crate::inputs::Inputs;
+use crate::EngineError;
+
+/// One Domain with `tls`.
+#[derive(Clone, Debug)]
+pub struct TlsSite {
+    pub resource: String,
+    pub origin: Span,
+    pub domain: String,
+    /// The domain, then its aliases: the names its certificate must cover.
+    pub names: Vec<String>,
+    pub key_kind: KeyKind,
+    pub source: Source,
+}
+
+#[derive(Clone, Debug)]
+pub enum Source {
+    /// Issued by the node's ACME CA into `dir` (`fullchain.pem`, `privkey.pem`).
+    Acme { dir: PathBuf },
+    /// The operator's files.
+    Files { cert: PathBuf, key: PathBuf },
+}
+
+impl TlsSite {
+    fn chain_path(&self) -> PathBuf {
+        match &self.source {
+            Source::Acme { dir } => dir.join("fullchain.pem"),
+            Source::Files { cert, .. } => cert.clone(),
+        }
+    }
+
+    fn key_path(&self) -> PathBuf {
+        match &self.source {
+            Source::Acme { dir } => dir.join("privkey.pem"),
+            Source::Files { key, .. } => key.clone(),
+        }
+    }
+
+    /// The object id the journal records this certificate's steps under.
+    fn object(&self) -> String {
+        format!("tls:{}", self.chain_path().display())
+    }
+}
+
+/// The Domains with `tls`, those named in `only` when it is given (an incremental run looks
+/// only at the domains it changes).
+pub fn sites(inputs: &Inputs, only: Option<&BTreeSet<String>>) -> Vec<TlsSite> {
+    if !inputs
+        .spec
+        .roles
+        .iter()
+        .any(|r| r == supercp_render::ROLE_WEB)
+    {
+        return Vec::new();
+    }
+    inputs
+        .catalog
+        .domains
+        .values()
+        .filter(|d| only.is_none_or(|o| o.contains(d.name.as_str())))
+        .filter_map(|d| {
+            let tls = d.resource.spec.tls.as_ref()?;
+            let domain = d.name.as_str().to_owned();
+            let mut names = vec![domain.clone()];
+            names.extend(d.aliases.iter().map(|a| a.as_str().to_owned()));
+            let source = match tls.certificate {
+                CertSource::Acme => Source::Acme {
+                    dir: PathBuf::from(inputs.spec.cert_dir_for(&domain)),
+                },
+                CertSource::Files => Source::Files {
+                    cert: PathBuf::from(tls.cert_file.as_ref()?.value.clone()),
+                    key: PathBuf::from(tls.key_file.as_ref()?.value.clone()),
+                },
+            };
+            Some(TlsSite {
+                resource: format!("Domain/{domain}"),
+                origin: d.resource.origin.clone(),
+                domain,
+                names,
+                key_kind: match tls.profile {
+                    TlsProfile::Intermediate => KeyKind::EcdsaP256,
+                    TlsProfile::Old => KeyKind::Rsa2048,
+                },
+                source,
+            })
+        })
+        .collect()
+}
+
+/// Checks every bring-your-own certificate. Called before anything is written.
+///
+/// # Errors
+/// `EngineError::Tls` naming the Domain, where it is declared, the file and what is wrong.
+pub fn check_files(sites: &[TlsSite]) -> Result<(), EngineError> {
+    let mut problems = Vec::new();
+    for site in sites {
+        let Source::Files { cert, key } = &site.source else {
+            continue;
+        };
+        let read = |path: &Path| {
+            std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))
+        };
+        let checked = read(cert).and_then(|chain| {
+            let key_text = read(key)?;
+            supercp_tls::check_byo(&chain, &key_text, &site.names).map_err(|e| {
+                if e.starts_with("key") || e.starts_with("the key") {
+                    format!("{}: {e} ({})", key.display(), cert.display())
+                } else {
+                    format!("{}: {e}", cert.display())
+                }
+            })
+        });
+        if let Err(e) = checked {
+            problems.push(format!("{} ({}): {e}", site.resource, site.origin));
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(EngineError::Tls(format!(
+            "bring-your-own certificates refused, nothing applied:\n  {}",
+            problems.join("\n  ")
+        )))
+    }
+}
+
+/// Writes a self-signed placeholder for every ACME site that has no certificate yet.
+/// Returns the sites that got one.
+///
+/// # Errors
+/// `EngineError::Tls` when a placeholder cannot be made or written.
+pub fn placeholders(sites: &[TlsSite]) -> Result<Vec<&TlsSite>, EngineError> {
+    let now = now_ms() / 1000;
+    let mut written = Vec::new();
+    for site in sites {
+        if !matches!(site.source, Source::Acme { .. }) {
+            continue;
+        }
+        if site.chain_path().is_file() && site.key_path().is_file() {
+            continue;
+        }
+        let fail = |e: String| {
+            EngineError::Tls(format!(
+                "{} ({}): placeholder: {e}",
+                site.resource, site.origin
+            ))
+        };
+        let p = supercp_tls::placeholder(&site.names, now).map_err(|e| fail(e.to_string()))?;
+        write_pair(site, &p.key_pem, &p.chain_pem).map_err(|e| fail(e.to_string()))?;
+        info!(domain = %site.domain, "self-signed placeholder written until the certificate is issued");
+        written.push(site);
+    }
+    Ok(written)
+}
+
+/// The key, then the chain, each written aside and renamed into place.
+fn write_pair(site: &TlsSite, key_pem: &str, chain_pem: &str) -> std::io::Result<()> {
+    supercp_tls::acme::write_private(&site.key_path(), key_pem.as_bytes())?;
+    supercp_tls::acme::write_private(&site.chain_path(), chain_pem.as_bytes())
+}
+
+/// Why a certificate must be issued now.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Due {
+    Missing,
+    Placeholder,
+    /// Names the certificate lacks.
+    Names(Vec<String>),
+    /// Days left before it expires.
+    Expiring(i64),
+    /// `supercp cert renew`.
+    Asked,
+    Unreadable(String),
+}
+
+impl std::fmt::Display for Due {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Due::Missing => write!(f, "no certificate yet"),
+            Due::Placeholder => write!(f, "serving the self-signed placeholder"),
+            Due::Names(n) => write!(f, "the certificate does not name {}", n.join(", ")),
+            Due::Expiring(days) => write!(f, "expires in {days} days"),
+            Due::Asked => write!(f, "renewal asked for"),
+            Due::Unreadable(e) => write!(f, "the certificate cannot be read ({e})"),
+        }
+    }
+}
+
+/// Whether `site`'s certificate must be issued, and why.
+pub fn due(site: &TlsSite, renew_days: u32, now_unix: i64, asked: bool) -> Option<Due> {
+    if !matches!(site.source, Source::Acme { .. }) {
+        return None;
+    }
+    let text = match std::fs::read_to_string(site.chain_path()) {
+        Ok(text) => text,
+        Err(_) => return Some(Due::Missing),
+    };
+    let info = match CertInfo::parse(&text) {
+        Ok(info) => info,
+        Err(e) => return Some(Due::Unreadable(e.to_string())),
+    };
+    if info.placeholder {
+        return Some(Due::Placeholder);
+    }
+    let missing: Vec<String> = site
+        .names
+        .iter()
+        .filter(|n| !info.names.contains(n))
+        .cloned()
+        .collect();
+    if !missing.is_empty() {
+        return Some(Due::Names(missing));
+    }
+    let left = (info.not_after - now_unix) / 86_400;
+    if info.not_after - now_unix < i64::from(renew_days) * 86_400 {
+        return Some(Due::Expiring(left));
+    }
+    asked.then_some(Due::Asked)
+}
+
+/// What issuing did.
+#[derive(Debug, Default)]
+pub struct Issued {
+    pub issued: usize,
+    pub failed: Vec<String>,
+    pub reloads: i64,
+}
+
+/// Issues every due certificate through the node's ACME CA, records each as a step of `run`,
+/// then checks nginx and reloads it once.
+///
+/// # Errors
+/// Journal errors, and `EngineError::Gate` when nginx refuses the new certificates (they are
+/// put back first).
+pub async fn issue(
+    inputs: &Inputs,
+    due: Vec<(TlsSite, Due)>,
+    journal: &Journal,
+    run: i64,
+) -> Result<Issued, EngineError> {
+    let mut outcome = Issued::default();
+    if due.is_empty() {
+        return Ok(outcome);
+    }
+    let tls = &inputs.spec.tls;
+    let new_steps: Vec<NewStep> = due
+        .iter()
+        .map(|(site, why)| NewStep {
+            resource: site.resource.clone(),
+            origin: site.origin.to_string(),
+            object: site.object(),
+            action: if matches!(why, Due::Missing | Due::Placeholder) {
+                "create".into()
+            } else {
+                "update".into()
+            },
+            before_hash: None,
+            after_hash: None,
+            before_content: None,
+        })
+        .collect();
+    let ids = journal.add_steps(run, &new_steps).await?;
+    let config = acme_config(inputs)?;
+    let account_file = inputs
+        .state_dir
+        .join("acme")
+        .join(account_name(&config.directory_url))
+        .join("account.json");
+    let solver = Http01 {
+        dir: PathBuf::from(inputs.spec.path(&tls.challenge_dir)),
+    };
+    let mut client = AcmeClient::open(&config, &account_file).await;
+    let mut results = Vec::new();
+    let mut previous = Vec::new();
+    for ((site, why), id) in due.iter().zip(&ids) {
+        let started = now_ms();
+        let mut log = vec![format!("due: {why}")];
+        let mut result = match &client {
+            Ok(client) => client.issue(&site.names, site.key_kind, &solver).await,
+            Err(e) => Err(supercp_tls::AcmeError::Ca {
+                url: config.directory_url.clone(),
+                what: e.to_string(),
+            }),
+        };
+        // The CA forgot the account (a reset test CA, a deactivated account): make a new one
+        // and try once more.
+        if matches!(&result, Err(e) if e.to_string().contains("accountDoesNotExist")) {
+            warn!(file = %account_file.display(), "the CA does not know this account; creating a new one");
+            let _ = std::fs::remove_file(&account_file);
+            client = AcmeClient::open(&config, &account_file).await;
+            if let Ok(client) = &client {
+                result = client.issue(&site.names, site.key_kind, &solver).await;
+            }
+        }
+        let status = match result {
+            Ok(pair) => {
+                let old = (
+                    std::fs::read(site.key_path()).ok(),
+                    std::fs::read(site.chain_path()).ok(),
+                );
+                match write_pair(site, &pair.key_pem, &pair.chain_pem) {
+                    Ok(()) => {
+                        let serial = CertInfo::parse(&pair.chain_pem)
+                            .map(|i| i.serial)
+                            .unwrap_or_default();
+                        info!(domain = %site.domain, %serial, "certificate issued");
+                        log.push(format!("issued, serial {serial}"));
+                        previous.push((site, old));
+                        outcome.issued += 1;
+                        StepStatus::Done
+                    }
+                    Err(e) => {
+                        log.push(format!("writing the certificate: {e}"));
+                        outcome.failed.push(format!("{}: {e}", site.resource));
+                        StepStatus::Failed
+                    }
+                }
+            }
+            Err(e) => {
+                warn!(domain = %site.domain, error = %e, "certificate not issued; the current one keeps serving");
+                log.push(e.to_string());
+                outcome.failed.push(format!("{}: {e}", site.resource));
+                StepStatus::Failed
+            }
+        };
+        results.push(StepResult {
+            id: *id,
+            status,
+            after_hash: None,
+            log,
+            started_at: started,
+            finished_at: now_ms(),
+        });
+    }
+    if outcome.issued > 0 {
+        if let Some(gate) = inputs
+            .spec
+            .gates
+            .iter()
+            .find(|g| g.name == supercp_render::GATE_NGINX)
+        {
+            let check = supercp_drivers::gate::run(&gate.name, &gate.check)
+                .map_err(|e| EngineError::Gate(e.to_string()))?;
+            if !check.success {
+                for (site, (key, chain)) in &previous {
+                    if let (Some(key), Some(chain)) = (key, chain) {
+                        let _ = supercp_tls::acme::write_private(&site.key_path(), key);
+                        let _ = supercp_tls::acme::write_private(&site.chain_path(), chain);
+                    }
+                }
+                journal.finish_steps(&results).await?;
+                return Err(EngineError::Gate(format!(
+                    "gate {}: the new certificates failed the check and were put back: {}",
+                    gate.name,
+                    check.output.trim()
+                )));
+            }
+            let mut notes = Vec::new();
+            outcome.reloads += crate::apply::reload(gate, &mut notes)?;
+        }
+    }
+    journal.finish_steps(&results).await?;
+    Ok(outcome)
+}
+
+/// One account per CA: its directory URL, made a file name.
+fn account_name(url: &str) -> String {
+    url.trim_start_matches("https://")
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// The node file's ACME settings.
+fn acme_config(inputs: &Inputs) -> Result<AcmeConfig, EngineError> {
+    let tls = &inputs.spec.tls;
+    let eab = match &tls.acme_eab {
+        Some(eab) => {
+            let text = std::fs::read_to_string(&eab.hmac_key_file).map_err(|e| {
+                EngineError::Tls(format!(
+                    "tls.acmeEab.hmacKeyFile {}: {e}",
+                    eab.hmac_key_file
+                ))
+            })?;
+            let key = base64url(text.trim()).ok_or_else(|| {
+                EngineError::Tls(format!(
+                    "tls.acmeEab.hmacKeyFile {}: not base64url (give the key exactly as the CA shows it)",
+                    eab.hmac_key_file
+                ))
+            })?;
+            Some((eab.kid.clone(), key))
+        }
+        None => None,
+    };
+    Ok(AcmeConfig {
+        directory_url: supercp_tls::directory_url(&tls.acme_directory).to_owned(),
+        email: tls.acme_email.clone(),
+        eab,
+        ca_file: tls.acme_ca_file.as_ref().map(PathBuf::from),
+    })
+}
+
+/// Decodes an EAB key as CAs show it: base64url, padded or not.
+fn base64url(text: &str) -> Option<Vec<u8>> {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(text.trim_end_matches('='))
+        .ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64url_decodes_like_the_rfc() {
+        assert_eq!(base64url("Zm9vYmFy").unwrap(), b"foobar");
+        assert_eq!(base64url("Zm9vYg").unwrap(), b"foob");
+        assert_eq!(base64url("_-8").unwrap(), vec![0xff, 0xef]);
+        assert_eq!(base64url("Zm9vYg==").unwrap(), b"foob");
+        assert!(base64url("no spaces").is_none());
+    }
+
+    #[test]
+    fn account_files_are_named_after_the_ca() {
+        assert_eq!(
+            account_name("https://acme-v02.api.letsencrypt.org/directory"),
+            "acme-v02.api.letsencrypt.org_directory"
+        );
+        assert_eq!(
+            account_name("https://127.0.0.1:14000/dir"),
+            "127.0.0.1_14000_dir"
+        );
+    }
+}
