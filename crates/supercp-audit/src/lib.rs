@@ -174,6 +174,34 @@ pub struct OwnedObject {
     pub gate: Option<String>,
 }
 
+/// A TLS domain's certificate as the journal knows it. Times in unix milliseconds, except
+/// `not_after` (unix seconds, as in the certificate).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct CertRecord {
+    pub domain: String,
+    pub serial: Option<String>,
+    pub not_after: Option<i64>,
+    pub issued_at: Option<i64>,
+    /// Failed issuing attempts in a row.
+    pub failures: i64,
+    /// The CA's (or the solver's) last error.
+    pub last_error: Option<String>,
+    /// No new order before this time.
+    pub next_attempt: Option<i64>,
+    pub updated_at: i64,
+}
+
+type CertRow = (
+    String,
+    Option<String>,
+    Option<i64>,
+    Option<i64>,
+    i64,
+    Option<String>,
+    Option<i64>,
+    i64,
+);
+
 /// A row of the `owned` table.
 type OwnedRow = (String, String, bool, String, Option<String>, Option<String>);
 
@@ -803,6 +831,82 @@ impl Journal {
             .into_iter()
             .filter_map(|(tenant, uid)| u32::try_from(uid).ok().map(|uid| (tenant, uid)))
             .collect())
+    }
+
+    /// Every certificate record of `node`, by domain.
+    ///
+    /// # Errors
+    /// [`AuditError::Query`] when the database fails.
+    pub async fn certificates(
+        &self,
+        node: &str,
+    ) -> Result<BTreeMap<String, CertRecord>, AuditError> {
+        const OP: &str = "certificates";
+        let rows: Vec<CertRow> = on_pool!(self, pool => {
+            sqlx::query_as(
+                "SELECT domain, serial, not_after, issued_at, failures, last_error, next_attempt, \
+                 updated_at FROM certificates WHERE node = $1 ORDER BY domain",
+            )
+            .bind(node)
+            .fetch_all(pool)
+            .await
+            .map_err(query_err(OP))?
+        });
+        Ok(rows
+            .into_iter()
+            .map(|r| {
+                let record = CertRecord {
+                    domain: r.0,
+                    serial: r.1,
+                    not_after: r.2,
+                    issued_at: r.3,
+                    failures: r.4,
+                    last_error: r.5,
+                    next_attempt: r.6,
+                    updated_at: r.7,
+                };
+                (record.domain.clone(), record)
+            })
+            .collect())
+    }
+
+    /// Records (inserts or replaces) the certificate records of `node`.
+    ///
+    /// # Errors
+    /// [`AuditError::Query`] when the database fails.
+    pub async fn record_certificates(
+        &self,
+        node: &str,
+        records: &[CertRecord],
+    ) -> Result<(), AuditError> {
+        const OP: &str = "record_certificates";
+        on_pool!(self, pool => {
+            let mut tx = pool.begin().await.map_err(query_err(OP))?;
+            for r in records {
+                sqlx::query(
+                    "INSERT INTO certificates (node, domain, serial, not_after, issued_at, \
+                     failures, last_error, next_attempt, updated_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+                     ON CONFLICT (node, domain) DO UPDATE SET serial = excluded.serial, \
+                     not_after = excluded.not_after, issued_at = excluded.issued_at, \
+                     failures = excluded.failures, last_error = excluded.last_error, \
+                     next_attempt = excluded.next_attempt, updated_at = excluded.updated_at",
+                )
+                .bind(node)
+                .bind(&r.domain)
+                .bind(&r.serial)
+                .bind(r.not_after)
+                .bind(r.issued_at)
+                .bind(r.failures)
+                .bind(&r.last_error)
+                .bind(r.next_attempt)
+                .bind(r.updated_at)
+                .execute(&mut *tx)
+                .await
+                .map_err(query_err(OP))?;
+            }
+            tx.commit().await.map_err(query_err(OP))
+        })
     }
 
     /// Records uids given to tenants (a tenant already recorded keeps its first uid).

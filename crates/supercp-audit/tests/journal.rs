@@ -495,6 +495,48 @@ async fn owned_objects_are_upserted_and_removed_per_node() {
 }
 
 #[tokio::test]
+async fn certificate_records_are_upserted_per_node_and_domain() {
+    on_both_backends("certificate_records", |url| async move {
+        let journal = open(&url).await;
+        let failed = supercp_audit::CertRecord {
+            domain: "a.test".into(),
+            failures: 2,
+            last_error: Some("urn:ietf:params:acme:error:rejectedIdentifier".into()),
+            next_attempt: Some(1_000_600_000),
+            updated_at: 1_000_000_000,
+            ..Default::default()
+        };
+        journal
+            .record_certificates("web1", std::slice::from_ref(&failed))
+            .await
+            .expect("record");
+        let got = journal.certificates("web1").await.expect("read");
+        assert_eq!(got.get("a.test"), Some(&failed));
+        assert!(journal.certificates("web2").await.expect("read").is_empty());
+        let issued = supercp_audit::CertRecord {
+            domain: "a.test".into(),
+            serial: Some("0a1b".into()),
+            not_after: Some(1_900_000_000),
+            issued_at: Some(1_000_700_000),
+            updated_at: 1_000_700_000,
+            ..Default::default()
+        };
+        journal
+            .record_certificates("web1", std::slice::from_ref(&issued))
+            .await
+            .expect("record");
+        let got = journal.certificates("web1").await.expect("read");
+        assert_eq!(got.len(), 1);
+        assert_eq!(
+            got.get("a.test"),
+            Some(&issued),
+            "replaced, failures cleared"
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn a_postgres_password_never_appears_in_an_open_error() {
     let url = format!("postgres://alice:s3cret-pw@127.0.0.1:{}/audit", free_port());
 

@@ -44,6 +44,8 @@ enum Command {
     Reconcile(commands::agent::ReconcileArgs),
     /// Runs and their steps, from the audit journal.
     Audit(commands::audit::Args),
+    /// Certificates: `supercp cert renew DOMAIN…` orders new ones now, even when not due.
+    Cert(commands::cert::Args),
     /// Write the JSON Schemas of every kind.
     Schema(commands::schema::Args),
     /// The node's last run and each tenant's usage against its package.
@@ -67,6 +69,7 @@ fn main() -> ExitCode {
         Command::Agent(args) => commands::agent::exec(&cli.state, &args),
         Command::Reconcile(args) => commands::agent::reconcile(&cli.state, &args),
         Command::Audit(args) => commands::audit::exec(&cli.state, &args),
+        Command::Cert(args) => commands::cert::exec(&cli.state, &args),
         Command::Schema(args) => commands::schema::exec(&args),
         Command::Status(args) => commands::status::exec(&cli.state, &args),
     };

@@ -25,7 +25,18 @@ struct JsonPlan<'a> {
     summary: JsonSummary,
     steps: Vec<JsonStep<'a>>,
     retained: Vec<JsonStep<'a>>,
+    /// Certificates the apply would order, and why.
+    certificates: Vec<JsonCert<'a>>,
 }
+
+#[derive(Serialize)]
+struct JsonCert<'a> {
+    domain: &'a str,
+    reason: &'a str,
+}
+
+/// A certificate an apply would order: the domain and why.
+pub type DueCert = (String, String);
 
 #[derive(Serialize)]
 struct JsonSummary {
@@ -61,6 +72,7 @@ pub fn write_plan(
     format: Format,
     node: &str,
     plan: &Plan,
+    certificates: &[DueCert],
 ) -> std::io::Result<()> {
     match format {
         Format::Json => {
@@ -68,7 +80,7 @@ pub fn write_plan(
             let value = JsonPlan {
                 format_version: PLAN_FORMAT_VERSION,
                 node,
-                changes: !plan.is_empty(),
+                changes: !plan.is_empty() || !certificates.is_empty(),
                 summary: JsonSummary {
                     create: s.create,
                     update: s.update,
@@ -78,12 +90,33 @@ pub fn write_plan(
                 },
                 steps: plan.steps.iter().map(json_step).collect(),
                 retained: plan.retained.iter().map(json_step).collect(),
+                certificates: certificates
+                    .iter()
+                    .map(|(domain, reason)| JsonCert { domain, reason })
+                    .collect(),
             };
             serde_json::to_writer_pretty(&mut *out, &value)?;
             writeln!(out)
         }
-        Format::Markdown => write_markdown(out, node, plan),
-        Format::Text => write_text(out, node, plan, std::io::stdout().is_terminal()),
+        Format::Markdown => {
+            write_markdown(out, node, plan)?;
+            if !certificates.is_empty() {
+                writeln!(
+                    out,
+                    "\n**Certificates to order**\n\n| domain | why |\n|---|---|"
+                )?;
+                for (domain, why) in certificates {
+                    writeln!(out, "| `{domain}` | {} |", md_escape(why))?;
+                }
+            }
+            Ok(())
+        }
+        Format::Text => {
+            for (domain, why) in certificates {
+                writeln!(out, "~ certificate {domain}: {why}")?;
+            }
+            write_text(out, node, plan, std::io::stdout().is_terminal())
+        }
     }
 }
 

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::Prefix;
-use supercp_testkit::pebble::Pebble;
+use supercp_testkit::pebble::{Pebble, BLOCKED};
 use supercp_testkit::services::{free_port, in_ci, is_root, require};
 use supercp_testkit::web::{eventually, start_nginx, Service};
 use supercp_tls::CertInfo;
@@ -273,6 +273,13 @@ fn pebble_issues_certificates_through_supercps_nginx_renews_them_and_survives_a_
     pebble.stop();
     let three = domain("three.test", "  tls: {}\n");
     common::write(&p.repo.join("sites.yaml"), &format!("{repo}{three}"));
+    let plan = p.supercp(&["plan"]);
+    assert!(
+        plan.stdout()
+            .contains("~ certificate three.test: no certificate yet"),
+        "plan says which certificate it would order and why: {}",
+        plan.described
+    );
     let run = p.supercp(&["apply"]);
     assert_ne!(run.code(), 0, "{}", run.described);
     assert!(
@@ -300,6 +307,61 @@ fn pebble_issues_certificates_through_supercps_nginx_renews_them_and_survives_a_
     settled("three.test", https, |c| !c.placeholder);
     let (ok, answer, _) = curl(&format!("https://three.test:{https}/"), Some(&root));
     assert!(ok, "three.test verifies after the CA came back: {answer}");
+
+    // `supercp cert renew`: a new certificate now, though it is not due.
+    let before = served("one.test", https).serial;
+    let (repo_dir, node_file) = (
+        p.repo.display().to_string(),
+        p.node.as_ref().expect("node").display().to_string(),
+    );
+    let renew = |name: &str| {
+        p.supercp(&[
+            "cert", "renew", name, "--repo", &repo_dir, "--node", &node_file,
+        ])
+    };
+    renew("one.test").expect_code(0);
+    let steps = tls_steps(p);
+    assert_eq!(steps.len(), 1, "{steps:#?}");
+    assert_eq!(steps[0]["log"][0], "due: renewal asked for");
+    settled("one.test", https, |c| c.serial != before);
+    let unknown = renew("plain.test");
+    assert_ne!(unknown.code(), 0);
+    assert!(
+        unknown.stderr().contains("cannot renew plain.test"),
+        "{}",
+        unknown.described
+    );
+
+    // A name the CA refuses: the run fails with the CA's error, and the next runs do not ask
+    // again until the backoff ends (no retry storm); the site keeps its placeholder.
+    let blocked = domain(BLOCKED, "  tls: {}\n");
+    common::write(
+        &p.repo.join("sites.yaml"),
+        &format!("{repo}{three}{blocked}"),
+    );
+    let run = p.supercp(&["apply"]);
+    assert_ne!(run.code(), 0, "{}", run.described);
+    let steps = tls_steps(p);
+    assert_eq!(steps.len(), 1, "{steps:#?}");
+    let log = steps[0]["log"].to_string();
+    assert!(
+        log.contains("rejectedIdentifier") && log.contains("next attempt after"),
+        "{log}"
+    );
+    let run = p.supercp(&["apply"]);
+    run.expect_code(0);
+    assert!(
+        run.stderr().contains(&format!(
+            "certificate not ordered this run: {BLOCKED}: waiting until"
+        )),
+        "{}",
+        run.described
+    );
+    assert!(
+        tls_steps(p).is_empty(),
+        "nothing ordered during the backoff"
+    );
+    assert!(settled(BLOCKED, https, |c| c.names == [BLOCKED]).placeholder);
 }
 
 #[test]

@@ -320,6 +320,14 @@ pub struct TlsLayout {
     /// `listen` values of the HTTPS server blocks (`ssl` is added).
     #[serde(default = "default_tls_listen")]
     pub listen: Vec<String>,
+    /// At most this many certificate orders per run (the rest wait for the next run), so a
+    /// node with thousands of due certificates never floods its CA. Default 50.
+    #[serde(default = "default_max_orders")]
+    pub max_orders_per_run: u32,
+}
+
+fn default_max_orders() -> u32 {
+    50
 }
 
 impl Default for TlsLayout {
@@ -333,6 +341,7 @@ impl Default for TlsLayout {
             cert_dir: default_cert_dir(),
             renew_days: default_renew_days(),
             listen: default_tls_listen(),
+            max_orders_per_run: default_max_orders(),
         }
     }
 }

@@ -54,6 +54,9 @@ pub struct ApplyReport {
     pub reloads: i64,
     /// Certificates issued (placeholders not counted).
     pub certificates: usize,
+    /// Due certificates this run did not order, and why (backoff after a refusal, or the cap
+    /// on orders per run).
+    pub certificates_waiting: Vec<String>,
     /// Runs of this node found still `running` (killed) and marked interrupted.
     pub interrupted: Vec<i64>,
     /// What observing each desired object found, by object id, in the order observed: every
@@ -155,6 +158,17 @@ pub async fn apply(
         .collect();
     let tls_sites = crate::certs::sites(inputs, Some(&covered));
     crate::certs::check_files(&tls_sites)?;
+    for domain in &options.renew {
+        let acme = tls_sites
+            .iter()
+            .any(|s| &s.domain == domain && matches!(s.source, crate::certs::Source::Acme { .. }));
+        if !acme {
+            return Err(EngineError::Tls(format!(
+                "cannot renew {domain}: no Domain of that name with `tls` and `certificate: acme` \
+                 in the repo (check the name; bring-your-own certificates are renewed by their owner)"
+            )));
+        }
+    }
     let interrupted = journal.mark_interrupted(&node).await?;
     for run in &interrupted {
         warn!(
@@ -302,16 +316,35 @@ pub async fn apply(
     // The configs are live: every vhost answers ACME challenges. Issue what is due; a
     // certificate that cannot be issued fails its step and the run, and the current one
     // keeps serving.
-    let now = now_ms() / 1000;
-    let due: Vec<_> = tls_sites
-        .into_iter()
-        .filter_map(|site| {
-            let asked = options.renew.contains(&site.domain);
-            crate::certs::due(&site, inputs.spec.tls.renew_days, now, asked).map(|why| (site, why))
+    let records = if tls_sites.is_empty() {
+        BTreeMap::new()
+    } else {
+        journal.certificates(&node).await?
+    };
+    let schedule = crate::certs::schedule(
+        tls_sites,
+        &records,
+        inputs.spec.tls.renew_days,
+        inputs.spec.tls.max_orders_per_run as usize,
+        &options.renew,
+        now_ms(),
+    );
+    for (domain, next, why) in &schedule.waiting {
+        warn!(%domain, next_attempt = ?next, "certificate due but waiting: {why}");
+    }
+    report.certificates_waiting = schedule
+        .waiting
+        .iter()
+        .map(|(domain, next, why)| match next {
+            Some(next) => format!(
+                "{domain}: waiting until {} after the CA refused: {why}",
+                supercp_core::time::utc(*next)
+            ),
+            None => format!("{domain}: {why}"),
         })
         .collect();
-    let total = plan.steps.len() + due.len();
-    let issued = match crate::certs::issue(inputs, due, journal, run).await {
+    let total = plan.steps.len() + schedule.due.len();
+    let issued = match crate::certs::issue(inputs, schedule.due, &records, journal, run).await {
         Ok(issued) => issued,
         Err(e) => {
             journal

@@ -16,10 +16,10 @@
 //!   and challenge answers in `tls.challengeDir`, both root-owned node directories.
 //! - A certificate that fails `nginx -t` after it was written is put back as it was.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use supercp_audit::{Journal, NewStep, StepResult, StepStatus};
+use supercp_audit::{CertRecord, Journal, NewStep, StepResult, StepStatus};
 use supercp_core::resource::{CertSource, TlsProfile};
 use supercp_core::time::now_ms;
 use supercp_core::Span;
@@ -246,6 +246,68 @@ pub fn due(site: &TlsSite, renew_days: u32, now_unix: i64, asked: bool) -> Optio
     asked.then_some(Due::Asked)
 }
 
+/// What this run does about certificates.
+#[derive(Debug, Default)]
+pub struct Schedule {
+    /// Due now, in order.
+    pub due: Vec<(TlsSite, Due)>,
+    /// Due but waiting: a recent refusal by the CA (domain, next attempt in unix ms, the CA's
+    /// last error), or past this run's cap on new orders (next attempt `None`).
+    pub waiting: Vec<(String, Option<i64>, String)>,
+}
+
+/// Which due certificates this run orders: not those the CA refused recently (until their
+/// backoff ends; `asked` ones always), and at most `max_orders` in all, so thousands of due
+/// certificates never become thousands of orders at once.
+pub fn schedule(
+    sites: Vec<TlsSite>,
+    records: &BTreeMap<String, CertRecord>,
+    renew_days: u32,
+    max_orders: usize,
+    asked: &BTreeSet<String>,
+    now_ms: i64,
+) -> Schedule {
+    let mut out = Schedule::default();
+    for site in sites {
+        let asked_for = asked.contains(&site.domain);
+        let Some(why) = due(&site, renew_days, now_ms / 1000, asked_for) else {
+            continue;
+        };
+        let record = records.get(&site.domain);
+        if let Some(r) = record.filter(|r| !asked_for && r.next_attempt.is_some_and(|t| t > now_ms))
+        {
+            out.waiting.push((
+                site.domain.clone(),
+                r.next_attempt,
+                r.last_error.clone().unwrap_or_default(),
+            ));
+        } else if out.due.len() >= max_orders {
+            out.waiting.push((
+                site.domain.clone(),
+                None,
+                format!("more than {max_orders} certificates are due: ordered on a later run"),
+            ));
+        } else {
+            out.due.push((site, why));
+        }
+    }
+    out
+}
+
+/// The wait after `failures` refusals in a row: 5 minutes, doubling, at most a day; at least
+/// an hour when the CA says it is rate limiting.
+pub fn backoff_ms(failures: i64, error: &str) -> i64 {
+    let steps = u32::try_from(failures.clamp(1, 20) - 1).unwrap_or(0);
+    let wait = (5 * 60_000_i64)
+        .saturating_mul(1 << steps.min(10))
+        .min(86_400_000);
+    if error.contains("rateLimited") {
+        wait.max(3_600_000)
+    } else {
+        wait
+    }
+}
+
 /// What issuing did.
 #[derive(Debug, Default)]
 pub struct Issued {
@@ -263,6 +325,7 @@ pub struct Issued {
 pub async fn issue(
     inputs: &Inputs,
     due: Vec<(TlsSite, Due)>,
+    records_before: &BTreeMap<String, CertRecord>,
     journal: &Journal,
     run: i64,
 ) -> Result<Issued, EngineError> {
@@ -300,15 +363,14 @@ pub async fn issue(
     let mut client = AcmeClient::open(&config, &account_file).await;
     let mut results = Vec::new();
     let mut previous = Vec::new();
+    let mut records = Vec::new();
     for ((site, why), id) in due.iter().zip(&ids) {
         let started = now_ms();
         let mut log = vec![format!("due: {why}")];
         let mut result = match &client {
             Ok(client) => client.issue(&site.names, site.key_kind, &solver).await,
-            Err(e) => Err(supercp_tls::AcmeError::Ca {
-                url: config.directory_url.clone(),
-                what: e.to_string(),
-            }),
+            // Said once per certificate, as the CA's own words.
+            Err(e) => Err(supercp_tls::AcmeError::Unreachable(e.to_string())),
         };
         // The CA forgot the account (a reset test CA, a deactivated account): make a new one
         // and try once more.
@@ -328,9 +390,16 @@ pub async fn issue(
                 );
                 match write_pair(site, &pair.key_pem, &pair.chain_pem) {
                     Ok(()) => {
-                        let serial = CertInfo::parse(&pair.chain_pem)
-                            .map(|i| i.serial)
-                            .unwrap_or_default();
+                        let info = CertInfo::parse(&pair.chain_pem).ok();
+                        let serial = info.as_ref().map(|i| i.serial.clone()).unwrap_or_default();
+                        records.push(CertRecord {
+                            domain: site.domain.clone(),
+                            serial: Some(serial.clone()),
+                            not_after: info.map(|i| i.not_after),
+                            issued_at: Some(now_ms()),
+                            updated_at: now_ms(),
+                            ..CertRecord::default()
+                        });
                         info!(domain = %site.domain, %serial, "certificate issued");
                         log.push(format!("issued, serial {serial}"));
                         previous.push((site, old));
@@ -346,6 +415,27 @@ pub async fn issue(
             }
             Err(e) => {
                 warn!(domain = %site.domain, error = %e, "certificate not issued; the current one keeps serving");
+                // The CA refused this order: wait before asking again. The CA not answering
+                // at all (no account could be opened) asks nothing of it: no backoff.
+                let known = records_before.get(&site.domain);
+                let refused = client.is_ok();
+                let failures = known.map_or(0, |r| r.failures) + 1;
+                let text = e.to_string();
+                let next = refused.then(|| now_ms() + backoff_ms(failures, &text));
+                if let Some(next) = next {
+                    log.push(format!(
+                        "refused {failures} time(s) in a row: next attempt after {}",
+                        supercp_core::time::utc(next)
+                    ));
+                }
+                records.push(CertRecord {
+                    domain: site.domain.clone(),
+                    failures,
+                    last_error: Some(text),
+                    next_attempt: next,
+                    updated_at: now_ms(),
+                    ..known.cloned().unwrap_or_default()
+                });
                 log.push(e.to_string());
                 outcome.failed.push(format!("{}: {e}", site.resource));
                 StepStatus::Failed
@@ -388,6 +478,9 @@ pub async fn issue(
         }
     }
     journal.finish_steps(&results).await?;
+    journal
+        .record_certificates(inputs.node_name(), &records)
+        .await?;
     Ok(outcome)
 }
 
@@ -453,6 +546,18 @@ mod tests {
         assert_eq!(base64url("_-8").unwrap(), vec![0xff, 0xef]);
         assert_eq!(base64url("Zm9vYg==").unwrap(), b"foob");
         assert!(base64url("no spaces").is_none());
+    }
+
+    #[test]
+    fn backoff_doubles_from_five_minutes_to_a_day_and_respects_rate_limits() {
+        assert_eq!(backoff_ms(1, "x"), 300_000);
+        assert_eq!(backoff_ms(2, "x"), 600_000);
+        assert_eq!(backoff_ms(4, "x"), 2_400_000);
+        assert_eq!(backoff_ms(50, "x"), 86_400_000);
+        assert_eq!(
+            backoff_ms(1, "urn:ietf:params:acme:error:rateLimited"),
+            3_600_000
+        );
     }
 
     #[test]

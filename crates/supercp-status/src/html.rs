@@ -36,6 +36,45 @@ pub(crate) fn seg(s: &str) -> Seg<'_> {
 }
 
 /// The overview page.
+/// The certificates section: how many are issued, and each failing one with the CA's error
+/// and when it is asked again.
+fn certificates(b: &mut String, certs: &[supercp_audit::CertRecord], now: i64) {
+    if certs.is_empty() {
+        return;
+    }
+    let failing: Vec<&supercp_audit::CertRecord> =
+        certs.iter().filter(|c| c.failures > 0).collect();
+    b.push_str(&format!(
+        "<section><h2>Certificates</h2>\n<p>{} issued, {} failing.</p>\n",
+        certs.iter().filter(|c| c.failures == 0).count(),
+        failing.len()
+    ));
+    if !failing.is_empty() {
+        b.push_str(
+            "<table><thead><tr><th>Domain</th><th>Failures</th><th>Next attempt</th>\
+             <th>The CA's last error</th></tr></thead><tbody>\n",
+        );
+        for c in failing {
+            let next = match c.next_attempt {
+                Some(ms) => format!(
+                    "{} <span class=muted>({})</span>",
+                    utc(ms),
+                    relative(ms, now)
+                ),
+                None => "<span class=muted>next run</span>".to_owned(),
+            };
+            b.push_str(&format!(
+                "<tr><td>{}</td><td>{}</td><td>{next}</td><td><pre class=err>{}</pre></td></tr>\n",
+                esc(&c.domain),
+                c.failures,
+                esc(c.last_error.as_deref().unwrap_or(""))
+            ));
+        }
+        b.push_str("</tbody></table>\n");
+    }
+    b.push_str("</section>\n");
+}
+
 pub(crate) fn overview(status: &Status) -> String {
     let mut b = String::new();
     let a = &status.agent;
@@ -107,6 +146,7 @@ pub(crate) fn overview(status: &Status) -> String {
         }
         b.push_str("</tbody></table></section>\n");
     }
+    certificates(&mut b, &status.certificates, now);
     b.push_str("<section><h2>Last run</h2>\n");
     match &status.last_run {
         None => b.push_str("<p class=muted>No run recorded for this node yet.</p>"),

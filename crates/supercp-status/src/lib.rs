@@ -286,6 +286,12 @@ impl App {
             owned_objects: resources.iter().map(|r| r.objects.len()).sum(),
             resources: model::count_by_kind(&resources),
             generated_at: time::now_ms(),
+            certificates: self
+                .journal
+                .certificates(&self.node.node)
+                .await?
+                .into_values()
+                .collect(),
         })
     }
 
@@ -504,6 +510,12 @@ async fn metrics_text(State(app): AppState) -> Response {
         let runs = app.runs(usize::MAX).await?;
         let drift_runs_changed = app.drift_runs_changed(&runs).await?;
         let resources = app.resources().await?;
+        let certificates: Vec<_> = app
+            .journal
+            .certificates(&app.node.node)
+            .await?
+            .into_values()
+            .collect();
         Ok::<_, Failure>(metrics::render(&metrics::Inputs {
             node: &app.node.node,
             runs: &runs,
@@ -511,6 +523,7 @@ async fn metrics_text(State(app): AppState) -> Response {
             kinds: &model::count_by_kind(&resources),
             drift_runs_changed,
             now_ms: time::now_ms(),
+            certificates: &certificates,
         }))
     };
     match text.await {

@@ -38,6 +38,8 @@ pub(crate) struct Inputs<'a> {
     pub drift_runs_changed: usize,
     /// Now, unix milliseconds: the commit age is measured against it.
     pub now_ms: i64,
+    /// The node's certificate records.
+    pub certificates: &'a [supercp_audit::CertRecord],
 }
 
 /// The metrics text.
@@ -168,6 +170,32 @@ pub(crate) fn render(inputs: &Inputs<'_>) -> String {
          supercp_drift_runs_total {}",
         inputs.drift_runs_changed
     );
+
+    if !inputs.certificates.is_empty() {
+        let failing = inputs
+            .certificates
+            .iter()
+            .filter(|c| c.failures > 0)
+            .count();
+        let _ = writeln!(
+            out,
+            "# HELP supercp_certificates Certificates of this node's TLS domains that SuperCP \
+             ordered, by state (failing: the last order failed).\n\
+             # TYPE supercp_certificates gauge\n\
+             supercp_certificates{{state=\"issued\"}} {}\n\
+             supercp_certificates{{state=\"failing\"}} {failing}",
+            inputs.certificates.len() - failing
+        );
+        if let Some(first) = inputs.certificates.iter().filter_map(|c| c.not_after).min() {
+            let _ = writeln!(
+                out,
+                "# HELP supercp_certificate_next_expiry_timestamp_seconds When the first of this \
+                 node's issued certificates expires.\n\
+                 # TYPE supercp_certificate_next_expiry_timestamp_seconds gauge\n\
+                 supercp_certificate_next_expiry_timestamp_seconds {first}"
+            );
+        }
+    }
     out
 }
 
@@ -234,6 +262,7 @@ mod tests {
             kinds: &kinds,
             drift_runs_changed: 3,
             now_ms: 100_000,
+            certificates: &[],
         });
         for line in [
             "supercp_node_info{node=\"web\\\"1\"} 1",
@@ -260,6 +289,49 @@ mod tests {
     }
 
     #[test]
+    fn certificates_are_counted_by_state_with_the_next_expiry() {
+        let kinds = BTreeMap::new();
+        let certs = [
+            supercp_audit::CertRecord {
+                domain: "a.test".into(),
+                not_after: Some(2_000),
+                ..Default::default()
+            },
+            supercp_audit::CertRecord {
+                domain: "b.test".into(),
+                not_after: Some(1_000),
+                ..Default::default()
+            },
+            supercp_audit::CertRecord {
+                domain: "c.test".into(),
+                failures: 3,
+                ..Default::default()
+            },
+        ];
+        let text = render(&Inputs {
+            node: "web1",
+            runs: &[],
+            window: 10,
+            kinds: &kinds,
+            drift_runs_changed: 0,
+            now_ms: 0,
+            certificates: &certs,
+        });
+        assert!(
+            text.contains("supercp_certificates{state=\"issued\"} 2"),
+            "{text}"
+        );
+        assert!(
+            text.contains("supercp_certificates{state=\"failing\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("supercp_certificate_next_expiry_timestamp_seconds 1000"),
+            "{text}"
+        );
+    }
+
+    #[test]
     fn no_successful_run_means_no_last_success_sample() {
         let runs = [run(1, Outcome::Failed, 0, Some(1))];
         let text = render(&Inputs {
@@ -269,6 +341,7 @@ mod tests {
             kinds: &BTreeMap::new(),
             drift_runs_changed: 0,
             now_ms: 100_000,
+            certificates: &[],
         });
         assert!(!text.contains("supercp_last_success_timestamp_seconds"));
         assert!(!text.contains("supercp_commit_age_seconds"));
@@ -293,6 +366,7 @@ mod tests {
             kinds: &BTreeMap::new(),
             drift_runs_changed: 0,
             now_ms: 100_999,
+            certificates: &[],
         });
         for line in [
             "# TYPE supercp_commit_age_seconds gauge",
@@ -317,6 +391,7 @@ mod tests {
             kinds: &BTreeMap::new(),
             drift_runs_changed: 0,
             now_ms: 100_000,
+            certificates: &[],
         });
         assert!(!text.contains("supercp_commit_age_seconds"), "{text}");
     }

@@ -53,6 +53,9 @@ pub(crate) struct Status {
     /// Every node whose runs share this journal (a fleet on one PostgreSQL), with its newest
     /// run, this node included.
     pub fleet: Vec<FleetNode>,
+    /// The node's certificates as the journal records them (issued, or failing with the CA's
+    /// error and the next attempt).
+    pub certificates: Vec<supercp_audit::CertRecord>,
 }
 
 /// One node of the fleet, as the shared journal shows it.

@@ -377,6 +377,32 @@ fn no_answer_holds_a_raw_script_tag_from_the_journal() {
 }
 
 #[test]
+fn certificates_that_fail_show_with_the_cas_error_on_the_overview_and_in_metrics() {
+    let server = Server::start(None);
+    let page = server.ok("/");
+    assert!(page.contains("<h2>Certificates</h2>"), "{page}");
+    assert!(page.contains("1 issued, 1 failing."), "{page}");
+    assert!(page.contains("refused.test"), "{page}");
+    assert!(
+        page.contains(&format!("rejectedIdentifier {EVIL_ESCAPED}")),
+        "{page}"
+    );
+    let api: serde_json::Value = serde_json::from_str(&server.ok("/api/v1/status")).expect("json");
+    let certs = api["certificates"].as_array().expect("certificates");
+    assert!(
+        certs
+            .iter()
+            .any(|c| c["domain"] == "refused.test" && c["failures"] == 2),
+        "{api:#}"
+    );
+    let metrics = server.ok("/metrics");
+    assert!(
+        metrics.contains("supercp_certificates{state=\"failing\"} 1"),
+        "{metrics}"
+    );
+}
+
+#[test]
 fn with_a_token_every_request_but_healthz_needs_it() {
     let server = Server::start(Some(TOKEN));
     let mut paths = html_paths(&server.runs);

@@ -15,6 +15,9 @@ use std::process::Command;
 use crate::services::{free_port, require};
 use crate::web::Service;
 
+/// A name pebble refuses to issue for (`rejectedIdentifier`): a CA's refusal, on demand.
+pub const BLOCKED: &str = "blocked.test";
+
 /// pebble and its DNS server.
 pub struct Pebble {
     /// The ACME directory URL.
@@ -75,6 +78,7 @@ impl Pebble {
                 r#"{{"pebble": {{"listenAddress": "127.0.0.1:{port}", "managementListenAddress": "127.0.0.1:{management_port}",
 "certificate": "{cert}", "privateKey": "{key}", "httpPort": {http_port}, "tlsPort": {tls_port},
 "ocspResponderURL": "", "externalAccountBindingRequired": false,
+"domainBlocklist": ["{BLOCKED}"],
 "certificateValidityPeriod": {validity_seconds}}}}}"#,
                 cert = path("cert.pem"),
                 key = path("key.pem"),

@@ -55,6 +55,9 @@ pub enum AcmeError {
     },
     #[error("{0}")]
     Cert(#[from] crate::cert::CertError),
+    /// The account could not be opened (an earlier error, said again per certificate).
+    #[error("{0}")]
+    Unreachable(String),
 }
 
 /// Something that can make the CA's challenge answer visible (HTTP-01: a file nginx serves;

@@ -92,6 +92,9 @@ pub fn exec(state: &Path, args: &Args) -> anyhow::Result<Outcome> {
     if report.certificates > 0 {
         writeln!(err, "issued {} certificate(s)", report.certificates)?;
     }
+    for waiting in &report.certificates_waiting {
+        writeln!(err, "certificate not ordered this run: {waiting}")?;
+    }
     if report.retained > 0 {
         writeln!(err, "kept {} object(s) of tenant data that left the repo (deletion policy Retain, or no --allow-destroy)", report.retained)?;
     }

@@ -3,6 +3,7 @@
 pub mod agent;
 pub mod apply;
 pub mod audit;
+pub mod cert;
 pub mod plan;
 pub mod schema;
 pub mod status;

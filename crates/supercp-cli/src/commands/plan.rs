@@ -67,10 +67,25 @@ pub fn exec(state: &Path, args: &Args) -> anyhow::Result<Outcome> {
         return Ok(Outcome::Invalid);
     };
     let plan = &planned.plan;
+    // Certificates an apply would order now (backoff after a CA's refusal is the apply's).
+    let now = supercp_core::time::now_ms() / 1000;
+    let certificates: Vec<output::DueCert> = supercp_engine::certs::sites(&inputs, None)
+        .iter()
+        .filter_map(|site| {
+            supercp_engine::certs::due(site, inputs.spec.tls.renew_days, now, false)
+                .map(|why| (site.domain.clone(), why.to_string()))
+        })
+        .collect();
     let mut out = std::io::stdout().lock();
-    output::write_plan(&mut out, args.format, inputs.node_name(), plan)?;
+    output::write_plan(
+        &mut out,
+        args.format,
+        inputs.node_name(),
+        plan,
+        &certificates,
+    )?;
     out.flush()?;
-    if args.detailed_exitcode && !plan.is_empty() {
+    if args.detailed_exitcode && (!plan.is_empty() || !certificates.is_empty()) {
         Ok(Outcome::Changes)
     } else {
         Ok(Outcome::Success)

@@ -442,6 +442,31 @@ async fn fill(journal: &Journal) -> Runs {
         .await
         .expect("finish_run");
 
+    // Certificates: one issued, one the CA keeps refusing (its error holds markup).
+    journal
+        .record_certificates(
+            NODE,
+            &[
+                supercp_audit::CertRecord {
+                    domain: "ok.test".into(),
+                    serial: Some("0abc".into()),
+                    not_after: Some(now_ms() / 1000 + 86_400 * 60),
+                    updated_at: t,
+                    ..Default::default()
+                },
+                supercp_audit::CertRecord {
+                    domain: "refused.test".into(),
+                    failures: 2,
+                    last_error: Some(format!("rejectedIdentifier {EVIL}")),
+                    next_attempt: Some(now_ms() + 600_000),
+                    updated_at: t,
+                    ..Default::default()
+                },
+            ],
+        )
+        .await
+        .expect("record_certificates");
+
     let other_node = start(journal, "web2", "cli", None, None, "other-node-run").await;
     journal
         .finish_run(other_node, Outcome::Succeeded, None)
