@@ -362,6 +362,27 @@ fn pebble_issues_certificates_through_supercps_nginx_renews_them_and_survives_a_
         "nothing ordered during the backoff"
     );
     assert!(settled(BLOCKED, https, |c| c.names == [BLOCKED]).placeholder);
+
+    // The names change: an alias added to two.test gets a certificate that names it.
+    let two_alias = domain(
+        "two.test",
+        "  aliases: [alt.two.test]\n  tls: {forceHttps: false}\n",
+    );
+    let renamed = repo.replace(&two, &two_alias);
+    common::write(
+        &p.repo.join("sites.yaml"),
+        &format!("{renamed}{three}{blocked}"),
+    );
+    p.supercp(&["apply"]).expect_code(0);
+    let steps = tls_steps(p);
+    assert_eq!(steps.len(), 1, "{steps:#?}");
+    assert_eq!(
+        steps[0]["log"][0],
+        "due: the certificate does not name alt.two.test"
+    );
+    settled("alt.two.test", https, |c| {
+        c.names == ["two.test", "alt.two.test"]
+    });
 }
 
 #[test]
