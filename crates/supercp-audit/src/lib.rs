@@ -188,6 +188,11 @@ pub struct CertRecord {
     pub last_error: Option<String>,
     /// No new order before this time.
     pub next_attempt: Option<i64>,
+    /// The CA's suggested renewal window (ARI), unix seconds; none when the CA has no ARI.
+    pub ari_start: Option<i64>,
+    pub ari_end: Option<i64>,
+    /// When to ask the CA for the window again (its Retry-After), unix ms; none: never asked.
+    pub ari_next_check: Option<i64>,
     pub updated_at: i64,
 }
 
@@ -198,6 +203,9 @@ type CertRow = (
     Option<i64>,
     i64,
     Option<String>,
+    Option<i64>,
+    Option<i64>,
+    Option<i64>,
     Option<i64>,
     i64,
 );
@@ -845,7 +853,8 @@ impl Journal {
         let rows: Vec<CertRow> = on_pool!(self, pool => {
             sqlx::query_as(
                 "SELECT domain, serial, not_after, issued_at, failures, last_error, next_attempt, \
-                 updated_at FROM certificates WHERE node = $1 ORDER BY domain",
+                 ari_start, ari_end, ari_next_check, updated_at FROM certificates \
+                 WHERE node = $1 ORDER BY domain",
             )
             .bind(node)
             .fetch_all(pool)
@@ -863,7 +872,10 @@ impl Journal {
                     failures: r.4,
                     last_error: r.5,
                     next_attempt: r.6,
-                    updated_at: r.7,
+                    ari_start: r.7,
+                    ari_end: r.8,
+                    ari_next_check: r.9,
+                    updated_at: r.10,
                 };
                 (record.domain.clone(), record)
             })
@@ -885,12 +897,14 @@ impl Journal {
             for r in records {
                 sqlx::query(
                     "INSERT INTO certificates (node, domain, serial, not_after, issued_at, \
-                     failures, last_error, next_attempt, updated_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+                     failures, last_error, next_attempt, ari_start, ari_end, ari_next_check, \
+                     updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
                      ON CONFLICT (node, domain) DO UPDATE SET serial = excluded.serial, \
                      not_after = excluded.not_after, issued_at = excluded.issued_at, \
                      failures = excluded.failures, last_error = excluded.last_error, \
-                     next_attempt = excluded.next_attempt, updated_at = excluded.updated_at",
+                     next_attempt = excluded.next_attempt, ari_start = excluded.ari_start, \
+                     ari_end = excluded.ari_end, ari_next_check = excluded.ari_next_check, \
+                     updated_at = excluded.updated_at",
                 )
                 .bind(node)
                 .bind(&r.domain)
@@ -900,6 +914,9 @@ impl Journal {
                 .bind(r.failures)
                 .bind(&r.last_error)
                 .bind(r.next_attempt)
+                .bind(r.ari_start)
+                .bind(r.ari_end)
+                .bind(r.ari_next_check)
                 .bind(r.updated_at)
                 .execute(&mut *tx)
                 .await

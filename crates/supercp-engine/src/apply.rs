@@ -316,11 +316,12 @@ pub async fn apply(
     // The configs are live: every vhost answers ACME challenges. Issue what is due; a
     // certificate that cannot be issued fails its step and the run, and the current one
     // keeps serving.
-    let records = if tls_sites.is_empty() {
+    let mut records = if tls_sites.is_empty() {
         BTreeMap::new()
     } else {
         journal.certificates(&node).await?
     };
+    crate::certs::refresh_ari(inputs, &tls_sites, &mut records, journal).await?;
     let schedule = crate::certs::schedule(
         tls_sites,
         &records,

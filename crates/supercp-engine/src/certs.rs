@@ -198,6 +198,8 @@ pub enum Due {
     Expiring(i64),
     /// `supercp cert renew`.
     Asked,
+    /// Inside the CA's suggested renewal window (ARI), past this domain's point in it.
+    Window(i64),
     Unreadable(String),
 }
 
@@ -209,13 +211,29 @@ impl std::fmt::Display for Due {
             Due::Names(n) => write!(f, "the certificate does not name {}", n.join(", ")),
             Due::Expiring(days) => write!(f, "expires in {days} days"),
             Due::Asked => write!(f, "renewal asked for"),
+            Due::Window(at) => write!(
+                f,
+                "the CA's renewal window (ARI) says renew from {}",
+                supercp_core::time::utc(at * 1000)
+            ),
             Due::Unreadable(e) => write!(f, "the certificate cannot be read ({e})"),
         }
     }
 }
 
 /// Whether `site`'s certificate must be issued, and why.
-pub fn due(site: &TlsSite, renew_days: u32, now_unix: i64, asked: bool) -> Option<Due> {
+///
+/// `ari`: the CA's suggested renewal window (unix seconds), when it offers one: the
+/// certificate is due from a point in it that is the same for the domain on every run (RFC
+/// 9773 asks clients to spread renewals over the window), instead of `renew_days` before
+/// expiry.
+pub fn due(
+    site: &TlsSite,
+    renew_days: u32,
+    now_unix: i64,
+    asked: bool,
+    ari: Option<(i64, i64)>,
+) -> Option<Due> {
     if !matches!(site.source, Source::Acme { .. }) {
         return None;
     }
@@ -240,10 +258,31 @@ pub fn due(site: &TlsSite, renew_days: u32, now_unix: i64, asked: bool) -> Optio
         return Some(Due::Names(missing));
     }
     let left = (info.not_after - now_unix) / 86_400;
-    if info.not_after - now_unix < i64::from(renew_days) * 86_400 {
-        return Some(Due::Expiring(left));
+    match ari {
+        Some((start, end)) => {
+            let at = ari_time(&site.domain, start, end);
+            if now_unix >= at {
+                return Some(Due::Window(at));
+            }
+        }
+        None if info.not_after - now_unix < i64::from(renew_days) * 86_400 => {
+            return Some(Due::Expiring(left));
+        }
+        None => {}
     }
     asked.then_some(Due::Asked)
+}
+
+/// A point in `[start, end]` picked by the domain's name: spread, but stable across runs.
+fn ari_time(domain: &str, start: i64, end: i64) -> i64 {
+    use std::hash::{Hash, Hasher};
+    if end <= start {
+        return start;
+    }
+    let mut h = std::hash::DefaultHasher::new();
+    domain.hash(&mut h);
+    let span = u64::try_from(end - start).unwrap_or(0);
+    start + i64::try_from(h.finish() % (span + 1)).unwrap_or(0)
 }
 
 /// What this run does about certificates.
@@ -270,10 +309,11 @@ pub fn schedule(
     let mut out = Schedule::default();
     for site in sites {
         let asked_for = asked.contains(&site.domain);
-        let Some(why) = due(&site, renew_days, now_ms / 1000, asked_for) else {
+        let record = records.get(&site.domain);
+        let ari = record.and_then(|r| r.ari_start.zip(r.ari_end));
+        let Some(why) = due(&site, renew_days, now_ms / 1000, asked_for, ari) else {
             continue;
         };
-        let record = records.get(&site.domain);
         if let Some(r) = record.filter(|r| !asked_for && r.next_attempt.is_some_and(|t| t > now_ms))
         {
             out.waiting.push((
@@ -306,6 +346,97 @@ pub fn backoff_ms(failures: i64, error: &str) -> i64 {
     } else {
         wait
     }
+}
+
+/// Asks the CA for the renewal window (ARI) of every issued certificate whose last answer
+/// has expired (its Retry-After; a day when the CA has no ARI), and records the answers in
+/// `records` and the journal. A CA that cannot be reached is skipped: `renewDays` decides.
+///
+/// # Errors
+/// Journal errors.
+pub async fn refresh_ari(
+    inputs: &Inputs,
+    sites: &[TlsSite],
+    records: &mut BTreeMap<String, CertRecord>,
+    journal: &Journal,
+) -> Result<(), EngineError> {
+    let now = now_ms();
+    let stale: Vec<(&TlsSite, String)> = sites
+        .iter()
+        .filter(|s| matches!(s.source, Source::Acme { .. }))
+        .filter(|s| {
+            records
+                .get(&s.domain)
+                .and_then(|r| r.ari_next_check)
+                .is_none_or(|t| t <= now)
+        })
+        .filter_map(|s| {
+            let text = std::fs::read_to_string(s.chain_path()).ok()?;
+            let info = CertInfo::parse(&text).ok()?;
+            (!info.placeholder).then_some((s, text))
+        })
+        .collect();
+    if stale.is_empty() {
+        return Ok(());
+    }
+    let (config, account_file) = account(inputs)?;
+    let client = match AcmeClient::open(&config, &account_file).await {
+        Ok(client) => client,
+        Err(e) => {
+            warn!(error = %e, "renewal windows (ARI) not asked: the CA cannot be reached");
+            return Ok(());
+        }
+    };
+    let mut changed = Vec::new();
+    for (site, chain) in stale {
+        let mut record = records
+            .get(&site.domain)
+            .cloned()
+            .unwrap_or_else(|| CertRecord {
+                domain: site.domain.clone(),
+                ..CertRecord::default()
+            });
+        match client.renewal_window(&chain).await {
+            Ok(supercp_tls::RenewalWindow::Window {
+                start,
+                end,
+                recheck_secs,
+            }) => {
+                info!(domain = %site.domain, start, end, "renewal window (ARI)");
+                record.ari_start = Some(start);
+                record.ari_end = Some(end);
+                let recheck = i64::try_from(recheck_secs.clamp(60, 86_400)).unwrap_or(86_400);
+                record.ari_next_check = Some(now + recheck * 1000);
+            }
+            Ok(supercp_tls::RenewalWindow::Unsupported) => {
+                record.ari_start = None;
+                record.ari_end = None;
+                record.ari_next_check = Some(now + 86_400_000);
+            }
+            Err(e) => {
+                warn!(domain = %site.domain, error = %e, "renewal window (ARI) not known");
+                record.ari_next_check = Some(now + 3_600_000);
+            }
+        }
+        record.updated_at = now;
+        records.insert(site.domain.clone(), record.clone());
+        changed.push(record);
+    }
+    journal
+        .record_certificates(inputs.node_name(), &changed)
+        .await?;
+    Ok(())
+}
+
+/// The ACME settings and the account file of the node's CA.
+fn account(inputs: &Inputs) -> Result<(AcmeConfig, PathBuf), EngineError> {
+    let config = acme_config(inputs)?;
+    let file = inputs
+        .state_dir
+        .join("acme")
+        .join(account_name(&config.directory_url))
+        .join("account.json");
+    Ok((config, file))
 }
 
 /// What issuing did.
@@ -351,12 +482,7 @@ pub async fn issue(
         })
         .collect();
     let ids = journal.add_steps(run, &new_steps).await?;
-    let config = acme_config(inputs)?;
-    let account_file = inputs
-        .state_dir
-        .join("acme")
-        .join(account_name(&config.directory_url))
-        .join("account.json");
+    let (config, account_file) = account(inputs)?;
     let solver = Http01 {
         dir: PathBuf::from(inputs.spec.path(&tls.challenge_dir)),
     };
@@ -367,8 +493,18 @@ pub async fn issue(
     for ((site, why), id) in due.iter().zip(&ids) {
         let started = now_ms();
         let mut log = vec![format!("due: {why}")];
+        let replaces = records_before
+            .get(&site.domain)
+            .filter(|r| r.ari_start.is_some())
+            .and_then(|_| std::fs::read_to_string(site.chain_path()).ok())
+            .filter(|text| CertInfo::parse(text).is_ok_and(|i| !i.placeholder));
+        let replaces = replaces.as_deref();
         let mut result = match &client {
-            Ok(client) => client.issue(&site.names, site.key_kind, &solver).await,
+            Ok(client) => {
+                client
+                    .issue(&site.names, site.key_kind, &solver, replaces)
+                    .await
+            }
             // Said once per certificate, as the CA's own words.
             Err(e) => Err(supercp_tls::AcmeError::Unreachable(e.to_string())),
         };
@@ -379,7 +515,9 @@ pub async fn issue(
             let _ = std::fs::remove_file(&account_file);
             client = AcmeClient::open(&config, &account_file).await;
             if let Ok(client) = &client {
-                result = client.issue(&site.names, site.key_kind, &solver).await;
+                result = client
+                    .issue(&site.names, site.key_kind, &solver, replaces)
+                    .await;
             }
         }
         let status = match result {
@@ -558,6 +696,22 @@ mod tests {
             backoff_ms(1, "urn:ietf:params:acme:error:rateLimited"),
             3_600_000
         );
+    }
+
+    #[test]
+    fn the_point_in_an_ari_window_is_inside_it_stable_and_spread() {
+        let (start, end) = (1_000_000, 1_000_000 + 86_400);
+        let a = ari_time("a.test", start, end);
+        assert!((start..=end).contains(&a));
+        assert_eq!(a, ari_time("a.test", start, end), "the same on every run");
+        let points: std::collections::BTreeSet<i64> = (0..20)
+            .map(|i| ari_time(&format!("site{i}.test"), start, end))
+            .collect();
+        assert!(
+            points.len() > 15,
+            "domains spread over the window: {points:?}"
+        );
+        assert_eq!(ari_time("a.test", start, start), start);
     }
 
     #[test]

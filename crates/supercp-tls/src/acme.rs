@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use instant_acme::{
-    Account, AccountCredentials, AuthorizationStatus, ChallengeType, ExternalAccountKey,
-    Identifier, NewAccount, NewOrder, OrderStatus, RetryPolicy,
+    Account, AccountCredentials, AuthorizationStatus, CertificateIdentifier, ChallengeType,
+    ExternalAccountKey, Identifier, NewAccount, NewOrder, OrderStatus, RetryPolicy,
 };
 
 use crate::cert::{csr, new_key, KeyAndChain, KeyKind};
@@ -118,6 +118,28 @@ impl ChallengeSolver for Http01 {
     }
 }
 
+/// The CA's suggested renewal window for a certificate (ACME renewal information, RFC 9773).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RenewalWindow {
+    /// Renew between `start` and `end` (unix seconds); ask again after `recheck_secs`.
+    Window {
+        start: i64,
+        end: i64,
+        recheck_secs: u64,
+    },
+    /// The CA offers no ARI: the node's `renewDays` decides.
+    Unsupported,
+}
+
+/// The ARI id of the leaf of a PEM chain.
+fn certificate_id(chain_pem: &str) -> Result<CertificateIdentifier<'static>, AcmeError> {
+    let der = crate::cert::leaf_der(chain_pem)?;
+    let der = rustls_pki_types::CertificateDer::from(der);
+    CertificateIdentifier::try_from(&der)
+        .map(CertificateIdentifier::into_owned)
+        .map_err(|e| AcmeError::Cert(crate::cert::CertError::X509(e)))
+}
+
 /// An ACME account, ready to order certificates.
 pub struct AcmeClient {
     account: Account,
@@ -184,17 +206,41 @@ impl AcmeClient {
         Ok(AcmeClient { account, url })
     }
 
+    /// The CA's suggested renewal window for the certificate `chain_pem`.
+    ///
+    /// # Errors
+    /// When the CA cannot be asked, or the certificate has no authority key identifier.
+    pub async fn renewal_window(&self, chain_pem: &str) -> Result<RenewalWindow, AcmeError> {
+        let id = certificate_id(chain_pem)?;
+        match self.account.renewal_info(&id).await {
+            Ok((info, recheck)) => Ok(RenewalWindow::Window {
+                start: info.suggested_window.start.unix_timestamp(),
+                end: info.suggested_window.end.unix_timestamp(),
+                recheck_secs: recheck.as_secs(),
+            }),
+            Err(instant_acme::Error::Unsupported(_)) => Ok(RenewalWindow::Unsupported),
+            Err(e) => Err(AcmeError::Ca {
+                url: self.url.clone(),
+                what: e.to_string(),
+            }),
+        }
+    }
+
     /// Orders a certificate for `names` (the first is the leaf's main name), answers each
     /// pending authorization with `solver`, and returns the new key and chain.
     ///
     /// # Errors
     /// The CA's own error (its problem document) when an order, a challenge or the
     /// finalization fails; the solver's when it cannot present an answer.
+    ///
+    /// `replaces`: the chain this order replaces, for a CA with ARI (RFC 9773 §5), which then
+    /// knows the renewal was planned and does not count it against rate limits.
     pub async fn issue(
         &self,
         names: &[String],
         key_kind: KeyKind,
         solver: &dyn ChallengeSolver,
+        replaces: Option<&str>,
     ) -> Result<KeyAndChain, AcmeError> {
         let ca_err = |e: instant_acme::Error| AcmeError::Ca {
             url: self.url.clone(),
@@ -202,11 +248,11 @@ impl AcmeClient {
         };
         let identifiers: Vec<Identifier> =
             names.iter().map(|n| Identifier::Dns(n.clone())).collect();
-        let mut order = self
-            .account
-            .new_order(&NewOrder::new(&identifiers))
-            .await
-            .map_err(ca_err)?;
+        let mut new_order = NewOrder::new(&identifiers);
+        if let Some(old) = replaces {
+            new_order = new_order.replaces(certificate_id(old)?);
+        }
+        let mut order = self.account.new_order(&new_order).await.map_err(ca_err)?;
         let mut tokens = Vec::new();
         let mut authorizations = order.authorizations();
         let mut presented = Ok(());

@@ -68,6 +68,14 @@ fn certificates(pem_text: &str) -> Result<Vec<Vec<u8>>, CertError> {
     Ok(certs)
 }
 
+/// The DER of the first certificate (the leaf) of a PEM chain.
+///
+/// # Errors
+/// When the text holds no certificate.
+pub fn leaf_der(chain_pem: &str) -> Result<Vec<u8>, CertError> {
+    Ok(certificates(chain_pem)?.swap_remove(0))
+}
+
 fn parse(der: &[u8]) -> Result<X509Certificate<'_>, CertError> {
     X509Certificate::from_der(der)
         .map(|(_, c)| c)

@@ -9,5 +9,7 @@
 pub mod acme;
 pub mod cert;
 
-pub use acme::{directory_url, AcmeClient, AcmeConfig, AcmeError, ChallengeSolver, Http01};
+pub use acme::{
+    directory_url, AcmeClient, AcmeConfig, AcmeError, ChallengeSolver, Http01, RenewalWindow,
+};
 pub use cert::{check_byo, placeholder, CertInfo, KeyAndChain, KeyKind, PLACEHOLDER_CN};

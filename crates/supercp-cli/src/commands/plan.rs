@@ -72,7 +72,7 @@ pub fn exec(state: &Path, args: &Args) -> anyhow::Result<Outcome> {
     let certificates: Vec<output::DueCert> = supercp_engine::certs::sites(&inputs, None)
         .iter()
         .filter_map(|site| {
-            supercp_engine::certs::due(site, inputs.spec.tls.renew_days, now, false)
+            supercp_engine::certs::due(site, inputs.spec.tls.renew_days, now, false, None)
                 .map(|why| (site.domain.clone(), why.to_string()))
         })
         .collect();
