@@ -277,6 +277,38 @@ mod tests {
     }
 
     #[test]
+    fn a_nodes_tls_settings_are_checked() {
+        let node = |tls: &str| {
+            format!(
+                "apiVersion: supercp/v1\nkind: Node\nmetadata: {{name: web1}}\nspec:\n  root: /\n  \
+                 homeDir: /home\n  web: {{sitesDir: /s, listen: [\"80\"]}}\n  \
+                 php: {{versions: [\"8.2\"], poolDir: /p, socketDir: /run/php}}\n  tls: {tls}\n"
+            )
+        };
+        assert_eq!(
+            load(&node("{acmeDirectory: letsencrypt-staging}")),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            load(&node("{acmeDirectory: \"https://ca.example/dir\"}")),
+            Vec::<String>::new()
+        );
+        let found = load(&node(
+            "{acmeDirectory: \"http://ca.example/dir\", acmeEmail: \"ops at example\", \
+             renewDays: 90, maxOrdersPerRun: 0}",
+        ));
+        let all = found.join("\n");
+        for field in [
+            "spec.tls.acmeDirectory",
+            "spec.tls.acmeEmail",
+            "spec.tls.renewDays",
+            "spec.tls.maxOrdersPerRun",
+        ] {
+            assert!(all.contains(&format!("Node/web1: {field}:")), "{all}");
+        }
+    }
+
+    #[test]
     fn error_in_a_later_document_is_reported_at_its_file_line() {
         let text = "apiVersion: supercp/v1\nkind: Package\nmetadata: {name: basic}\nspec: {}\n---\n\
                     apiVersion: supercp/v1\nkind: Tenant\nmetadata: {name: acme}\nspec:\n  package: basic\n  shel: /bin/sh\n";

@@ -85,6 +85,7 @@ pub fn build_catalog(
                 let cx = Cx::new(&f, "Node", &d.metadata.name.value, out);
                 check_labels(&cx, &d);
                 name_rule(&cx, &d.metadata.name, check_resource_name);
+                check_node_tls(&cx, &d.spec.tls, &d.metadata.name);
                 catalog
                     .nodes
                     .insert(d.metadata.name.value.clone(), resource(span, *d));
@@ -430,6 +431,58 @@ fn check_domain(
         tenant: tenant?,
         aliases,
     })
+}
+
+/// A node's `spec.tls`: a CA it can reach over HTTPS, a contact that is an e-mail address,
+/// a renewal window shorter than any certificate's life, at least one order per run.
+fn check_node_tls(cx: &Cx, tls: &supercp_core::resource::TlsLayout, name: &Loc<String>) {
+    let dir = &tls.acme_directory;
+    let known = ["letsencrypt", "letsencrypt-staging"].contains(&dir.as_str());
+    let url = dir.starts_with("https://")
+        && dir.len() > "https://".len()
+        && !dir.chars().any(|c| c.is_control() || c.is_whitespace());
+    if !known && !url {
+        cx.error(
+            "spec.tls.acmeDirectory",
+            name,
+            format!("{dir:?} is not an ACME directory"),
+            "use letsencrypt, letsencrypt-staging, or the CA's https:// directory URL",
+        );
+    }
+    if let Some(email) = &tls.acme_email {
+        let ok = email.split_once('@').is_some_and(|(local, domain)| {
+            !local.is_empty() && domain.contains('.') && !domain.contains('@')
+        }) && !email
+            .chars()
+            .any(|c| c.is_control() || c.is_whitespace() || "<>:,;\"".contains(c));
+        if !ok {
+            cx.error(
+                "spec.tls.acmeEmail",
+                name,
+                format!("{email:?} is not an e-mail address"),
+                "give the address the CA should write to about expiring certificates",
+            );
+        }
+    }
+    if tls.renew_days > 60 {
+        cx.error(
+            "spec.tls.renewDays",
+            name,
+            format!(
+                "renewDays {} is longer than most certificates live",
+                tls.renew_days
+            ),
+            "use 30 (Let's Encrypt's certificates live 90 days, some CAs' less)",
+        );
+    }
+    if tls.max_orders_per_run == 0 {
+        cx.error(
+            "spec.tls.maxOrdersPerRun",
+            name,
+            "maxOrdersPerRun 0 would never order a certificate".into(),
+            "use 50, or a number your CA's rate limits allow",
+        );
+    }
 }
 
 /// `spec.tls`: a bring-your-own certificate names both files, as absolute node paths; an
