@@ -15,21 +15,16 @@
 
 mod common;
 
-use std::fs;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::Prefix;
+use common::tls::{domain, needs_root, started, PACKAGE};
 use supercp_testkit::pebble::Pebble;
-use supercp_testkit::services::{find_binary, free_port, in_ci, is_root, require};
-use supercp_testkit::web::{eventually, start_nginx, Service};
+use supercp_testkit::services::{find_binary, free_port, require};
+use supercp_testkit::web::eventually;
 
 /// Where `scripts/test.sh` installs sslyze (looked at before `PATH`).
 const SSLYZE_VENV: &str = "/opt/supercp-test/sslyze/bin/sslyze";
-
-const PACKAGE: &str = "apiVersion: supercp/v1\nkind: Package\nmetadata: {name: basic}\nspec: {}\n---\n\
-                       apiVersion: supercp/v1\nkind: Tenant\nmetadata: {name: acme}\nspec: {package: basic}\n";
 
 #[test]
 fn sslyze_finds_each_profile_compliant_with_mozillas_configuration_whichever_site_comes_first() {
@@ -243,65 +238,4 @@ fn verified(names: &[&str], port: u16, ca: &Path) {
             },
         );
     }
-}
-
-// The helpers below are tls.rs's (to move into tests/common/).
-
-fn domain(name: &str, extra: &str) -> String {
-    format!("---\napiVersion: supercp/v1\nkind: Domain\nmetadata: {{name: {name}}}\nspec:\n  tenant: acme\n{extra}")
-}
-
-/// The sandbox node on the test's ports, with `tls` settings.
-fn node(p: &mut Prefix, http: u16, https: u16, tls: &str) -> PathBuf {
-    let sandbox = fs::read_to_string(common::workspace().join("examples/nodes/sandbox.yaml"))
-        .expect("sandbox node");
-    let text = sandbox
-        .replace("127.0.0.1:8080", &format!("127.0.0.1:{http}"))
-        .replace(
-            "  tls:\n    listen: [\"127.0.0.1:8443\"]\n",
-            &format!("  tls:\n    listen: [\"127.0.0.1:{https}\"]\n{tls}"),
-        )
-        .replace("      optional: true\n", "");
-    let path = p.dir.path().join("node.yaml");
-    common::write(&path, &text);
-    p.node = Some(path.clone());
-    path
-}
-
-struct Site {
-    p: Prefix,
-    _nginx: Service,
-}
-
-/// A prefix whose first apply (one plain domain) rendered nginx's config, and nginx running
-/// on it: what a node looks like before its first TLS site.
-fn started(test: &str, tls: &str, http: u16, https: u16) -> Option<Site> {
-    let nginx = require("nginx", test)?;
-    require("curl", test)?;
-    let mut p = Prefix::empty();
-    fs::set_permissions(p.dir.path(), fs::Permissions::from_mode(0o755)).expect("chmod");
-    node(&mut p, http, https, tls);
-    common::write(
-        &p.repo.join("sites.yaml"),
-        &format!("{PACKAGE}{}", domain("plain.test", "")),
-    );
-    p.supercp(&["apply"]).expect_code(0);
-    let root = p.sandbox();
-    let nginx = start_nginx(
-        &nginx,
-        &root.join("etc/nginx/nginx.conf"),
-        &root.join("run/nginx.pid"),
-        http,
-        &p.dir.path().join("nginx.log"),
-    );
-    Some(Site { p, _nginx: nginx })
-}
-
-fn needs_root(test: &str) -> bool {
-    if is_root() {
-        return true;
-    }
-    assert!(!in_ci(), "{test}: CI=true requires root (nginx's workers)");
-    eprintln!("SKIPPED {test}: needs root");
-    false
 }

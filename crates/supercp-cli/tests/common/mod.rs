@@ -4,6 +4,7 @@
 #![allow(dead_code)] // each test binary uses a different part of this module
 
 pub mod agent;
+pub mod tls;
 
 use std::fs;
 use std::path::{Path, PathBuf};
