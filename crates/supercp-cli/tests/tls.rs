@@ -112,13 +112,9 @@ fn pebble_issues_certificates_through_supercps_nginx_renews_them_and_survives_a_
     else {
         return;
     };
-    let tls = |renew: u32| {
-        format!(
-            "    acmeDirectory: \"{}\"\n    acmeCaFile: \"{}\"\n    acmeEmail: ops@example.test\n    renewDays: {renew}\n",
-            pebble.directory,
-            pebble.https_ca.display()
-        )
-    };
+    // pebble requires an external account binding, as commercial CAs do.
+    let base = pebble.node_tls();
+    let tls = |renew: u32| format!("{base}    renewDays: {renew}\n");
     let Some(mut site) = started(test, &tls(0), http, https) else {
         return;
     };
@@ -170,6 +166,10 @@ fn pebble_issues_certificates_through_supercps_nginx_renews_them_and_survives_a_
         "{answer}"
     );
     let (_, answer, _) = curl(&format!("https://one.test:{https}/"), Some(&root));
+    assert!(
+        answer.starts_with("HTTP/2 "),
+        "HTTP/2 over TLS (ALPN): {answer}"
+    );
     assert!(
         answer.contains("strict-transport-security: max-age=600"),
         "{answer}"

@@ -42,11 +42,7 @@ fn sslyze_finds_each_profile_compliant_with_mozillas_configuration_whichever_sit
     let Some(pebble) = Pebble::start(&work.path().join("pebble"), http, 10 * 86_400, test) else {
         return;
     };
-    let tls = format!(
-        "    acmeDirectory: \"{}\"\n    acmeCaFile: \"{}\"\n    acmeEmail: ops@example.test\n",
-        pebble.directory,
-        pebble.https_ca.display()
-    );
+    let tls = pebble.node_tls();
     let Some(site) = started(test, &tls, http, https) else {
         return;
     };

@@ -18,6 +18,11 @@ use crate::web::Service;
 /// A name pebble refuses to issue for (`rejectedIdentifier`): a CA's refusal, on demand.
 pub const BLOCKED: &str = "blocked.test";
 
+/// The external account binding pebble requires (a key id and its base64url HMAC key), as a
+/// commercial or private CA would: every account the tests make goes through EAB.
+pub const EAB_KID: &str = "supercp-test";
+pub const EAB_KEY: &str = "zWNDZM6eQGHWpSRTPal5eIUYFTu7EajVIoguysqZ9wG44nMEtx3MUAsUDkMTQ12W";
+
 /// pebble and its DNS server.
 pub struct Pebble {
     /// The ACME directory URL.
@@ -77,7 +82,8 @@ impl Pebble {
             format!(
                 r#"{{"pebble": {{"listenAddress": "127.0.0.1:{port}", "managementListenAddress": "127.0.0.1:{management_port}",
 "certificate": "{cert}", "privateKey": "{key}", "httpPort": {http_port}, "tlsPort": {tls_port},
-"ocspResponderURL": "", "externalAccountBindingRequired": false,
+"ocspResponderURL": "", "externalAccountBindingRequired": true,
+"externalAccountMACKeys": {{"{EAB_KID}": "{EAB_KEY}"}},
 "domainBlocklist": ["{BLOCKED}"],
 "certificateValidityPeriod": {validity_seconds}}}}}"#,
                 cert = path("cert.pem"),
@@ -121,6 +127,22 @@ impl Pebble {
         Service::start("pebble", &argv, &log, || {
             TcpStream::connect(("127.0.0.1", port)).is_ok()
         })
+    }
+
+    /// A node file's `tls` lines (under `tls:`) for this CA: its directory, the CA of its
+    /// HTTPS, a contact, and the EAB key (written to `eab.key`, mode 0600).
+    pub fn node_tls(&self) -> String {
+        use std::os::unix::fs::PermissionsExt;
+        let key = self.dir.join("eab.key");
+        fs::write(&key, format!("{EAB_KEY}\n")).expect("eab key");
+        fs::set_permissions(&key, fs::Permissions::from_mode(0o600)).expect("chmod");
+        format!(
+            "    acmeDirectory: \"{}\"\n    acmeCaFile: \"{}\"\n    acmeEmail: ops@example.test\n    \
+             acmeEab: {{kid: {EAB_KID}, hmacKeyFile: \"{}\"}}\n",
+            self.directory,
+            self.https_ca.display(),
+            key.display()
+        )
     }
 
     /// Stops pebble (the CA is unreachable until `restart`).
