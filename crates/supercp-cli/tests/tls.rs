@@ -11,6 +11,7 @@
 mod common;
 
 use std::fs;
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Command;
 
@@ -324,7 +325,7 @@ fn pebble_issues_certificates_through_supercps_nginx_renews_them_and_survives_a_
 }
 
 #[test]
-fn a_bring_your_own_certificate_whose_key_does_not_match_is_refused_naming_the_file() {
+fn a_byo_certificate_whose_key_does_not_match_and_an_eab_key_others_may_read_are_refused() {
     let test = "byo_key_mismatch";
     let mut p = Prefix::empty();
     let certs = p.dir.path().join("certs");
@@ -343,6 +344,7 @@ fn a_bring_your_own_certificate_whose_key_does_not_match_is_refused_naming_the_f
         ),
     );
     common::write(&p.repo.join("sites.yaml"), &format!("{PACKAGE}{byo}"));
+    let byo_repo = format!("{PACKAGE}{byo}");
     let run = p.supercp(&["apply"]);
     assert_ne!(run.code(), 0, "{test}: {}", run.described);
     let err = run.stderr();
@@ -359,6 +361,36 @@ fn a_bring_your_own_certificate_whose_key_does_not_match_is_refused_naming_the_f
             .exists(),
         "nothing was applied"
     );
+    // An EAB key others may read: refused, naming the field, before anything is applied.
+    let eab = p.dir.path().join("eab.key");
+    fs::write(&eab, "c2VjcmV0\n").expect("write");
+    fs::set_permissions(&eab, fs::Permissions::from_mode(0o644)).expect("chmod");
+    let (http, https) = (free_port(), free_port());
+    let acme = domain("acme.test", "  tls: {}\n");
+    node(
+        &mut p,
+        http,
+        https,
+        &format!(
+            "    acmeEab: {{kid: k, hmacKeyFile: \"{}\"}}\n",
+            eab.display()
+        ),
+    );
+    common::write(&p.repo.join("sites.yaml"), &format!("{PACKAGE}{acme}"));
+    let run = p.supercp(&["apply"]);
+    assert_ne!(run.code(), 0, "{}", run.described);
+    assert!(
+        run.stderr().contains("tls.acmeEab.hmacKeyFile") && run.stderr().contains("chmod 600"),
+        "{}",
+        run.described
+    );
+    assert!(!p
+        .sandbox()
+        .join("etc/nginx/sites-enabled/acme.test.conf")
+        .exists());
+    node(&mut p, http, https, "");
+    common::write(&p.repo.join("sites.yaml"), &byo_repo);
+
     // The right key: applied.
     fs::write(certs.join("privkey.pem"), &a.key_pem).expect("write");
     p.supercp(&["apply"]).expect_code(0);

@@ -158,6 +158,7 @@ pub async fn apply(
         .collect();
     let tls_sites = crate::certs::sites(inputs, Some(&covered));
     crate::certs::check_files(&tls_sites)?;
+    crate::certs::check_acme(inputs, &tls_sites)?;
     for domain in &options.renew {
         let acme = tls_sites
             .iter()

@@ -636,11 +636,35 @@ fn account_name(url: &str) -> String {
         .collect()
 }
 
+/// Checks the node's ACME settings (the EAB key file) before anything is written, when some
+/// site's certificate comes from ACME.
+///
+/// # Errors
+/// `EngineError::Tls` naming the field and the file.
+pub fn check_acme(inputs: &Inputs, sites: &[TlsSite]) -> Result<(), EngineError> {
+    if sites
+        .iter()
+        .any(|s| matches!(s.source, Source::Acme { .. }))
+    {
+        acme_config(inputs)?;
+    }
+    Ok(())
+}
+
 /// The node file's ACME settings.
 fn acme_config(inputs: &Inputs) -> Result<AcmeConfig, EngineError> {
     let tls = &inputs.spec.tls;
     let eab = match &tls.acme_eab {
         Some(eab) => {
+            // The HMAC key binds accounts to the operator's CA account: root's eyes only.
+            use std::os::unix::fs::MetadataExt;
+            let mode = std::fs::metadata(&eab.hmac_key_file).map_or(0, |m| m.mode() & 0o777);
+            if mode & 0o077 != 0 {
+                return Err(EngineError::Tls(format!(
+                    "tls.acmeEab.hmacKeyFile {}: mode {mode:o} lets others read it; chmod 600 it",
+                    eab.hmac_key_file
+                )));
+            }
             let text = std::fs::read_to_string(&eab.hmac_key_file).map_err(|e| {
                 EngineError::Tls(format!(
                     "tls.acmeEab.hmacKeyFile {}: {e}",
