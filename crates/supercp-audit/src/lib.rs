@@ -882,6 +882,30 @@ impl Journal {
             .collect())
     }
 
+    /// Forgets the certificate records of `domains` on `node` (their certificates are gone).
+    ///
+    /// # Errors
+    /// [`AuditError::Query`] when the database fails.
+    pub async fn forget_certificates(
+        &self,
+        node: &str,
+        domains: &[String],
+    ) -> Result<(), AuditError> {
+        const OP: &str = "forget_certificates";
+        on_pool!(self, pool => {
+            let mut tx = pool.begin().await.map_err(query_err(OP))?;
+            for domain in domains {
+                sqlx::query("DELETE FROM certificates WHERE node = $1 AND domain = $2")
+                    .bind(node)
+                    .bind(domain)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(query_err(OP))?;
+            }
+            tx.commit().await.map_err(query_err(OP))
+        })
+    }
+
     /// Records (inserts or replaces) the certificate records of `node`.
     ///
     /// # Errors

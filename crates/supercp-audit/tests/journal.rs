@@ -532,6 +532,11 @@ async fn certificate_records_are_upserted_per_node_and_domain() {
             Some(&issued),
             "replaced, failures cleared"
         );
+        journal
+            .forget_certificates("web1", &["a.test".to_owned()])
+            .await
+            .expect("forget");
+        assert!(journal.certificates("web1").await.expect("read").is_empty());
     })
     .await;
 }

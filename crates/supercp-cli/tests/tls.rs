@@ -322,6 +322,17 @@ fn pebble_issues_certificates_through_supercps_nginx_renews_them_and_survives_a_
     settled("alt.two.test", https, |c| {
         c.names == ["two.test", "alt.two.test"]
     });
+
+    // A domain leaves the repo: its key and certificate go with it (after the reload).
+    let certs = p.sandbox().join("etc/supercp/tls");
+    assert!(certs.join(BLOCKED).join("privkey.pem").is_file());
+    common::write(&p.repo.join("sites.yaml"), &format!("{renamed}{three}"));
+    p.supercp(&["apply"]).expect_code(0);
+    assert!(!certs.join(BLOCKED).exists(), "{BLOCKED}'s key is removed");
+    assert!(
+        certs.join("three.test/privkey.pem").is_file(),
+        "the others keep theirs"
+    );
 }
 
 #[test]

@@ -357,6 +357,10 @@ pub async fn apply(
     };
     report.certificates = issued.issued;
     report.reloads += issued.reloads;
+    // A run over every domain knows which certificates nothing asks for any more.
+    if covered.len() == inputs.catalog.domains.len() {
+        crate::certs::prune(inputs, journal, run).await?;
+    }
     report.failed += issued.failed.len();
     if report.failed > 0 {
         let details: String = issued

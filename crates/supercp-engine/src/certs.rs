@@ -181,6 +181,93 @@ pub fn placeholders(sites: &[TlsSite]) -> Result<Vec<&TlsSite>, EngineError> {
     Ok(written)
 }
 
+/// Removes the certificates (and keys) of domains that no longer take theirs from ACME: the
+/// Domain left the repo, dropped `tls`, or brings its own now. A private key must not outlive
+/// its site. Called after the configs that pointed at them are live without them, and only by
+/// a run that covers every domain (an incremental run does not know the others). Each removal
+/// is a `delete` step of `run`.
+///
+/// # Errors
+/// Journal errors. A directory that cannot be removed is logged and left.
+pub async fn prune(inputs: &Inputs, journal: &Journal, run: i64) -> Result<usize, EngineError> {
+    let root = PathBuf::from(inputs.spec.path(&inputs.spec.tls.cert_dir));
+    let Ok(entries) = std::fs::read_dir(&root) else {
+        return Ok(0);
+    };
+    let keep: BTreeSet<String> = sites(inputs, None)
+        .into_iter()
+        .filter(|s| matches!(s.source, Source::Acme { .. }))
+        .map(|s| s.domain)
+        .collect();
+    let mut gone = Vec::new();
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        // Only what SuperCP made here: a real directory named after a domain.
+        let ours = supercp_core::DomainName::parse(&name).is_ok_and(|d| d.as_str() == name)
+            && std::fs::symlink_metadata(entry.path()).is_ok_and(|m| m.is_dir());
+        if !ours || keep.contains(&name) {
+            continue;
+        }
+        let dir = entry.path();
+        let removed = [
+            "privkey.pem",
+            "fullchain.pem",
+            "privkey.pem.supercp-tmp",
+            "fullchain.pem.supercp-tmp",
+        ]
+        .iter()
+        .map(|f| dir.join(f))
+        .filter(|f| std::fs::symlink_metadata(f).is_ok())
+        .try_for_each(std::fs::remove_file)
+        .and_then(|()| std::fs::remove_dir(&dir));
+        match removed {
+            Ok(()) => {
+                info!(domain = %name, "certificate removed: the domain no longer takes it from ACME");
+                gone.push(name);
+            }
+            Err(e) => {
+                warn!(dir = %dir.display(), error = %e, "certificate directory left in place")
+            }
+        }
+    }
+    if gone.is_empty() {
+        return Ok(0);
+    }
+    let steps: Vec<NewStep> = gone
+        .iter()
+        .map(|domain| NewStep {
+            resource: format!("Domain/{domain}"),
+            origin: String::new(),
+            object: format!("tls:{}", root.join(domain).display()),
+            action: "delete".into(),
+            before_hash: None,
+            after_hash: None,
+            before_content: None,
+        })
+        .collect();
+    let ids = journal.add_steps(run, &steps).await?;
+    let at = now_ms();
+    let results: Vec<StepResult> = ids
+        .into_iter()
+        .map(|id| StepResult {
+            id,
+            status: StepStatus::Done,
+            after_hash: None,
+            log: vec![
+                "the domain no longer takes its certificate from ACME: key and chain removed"
+                    .into(),
+            ],
+            started_at: at,
+            finished_at: at,
+        })
+        .collect();
+    journal.finish_steps(&results).await?;
+    journal
+        .forget_certificates(inputs.node_name(), &gone)
+        .await?;
+    Ok(gone.len())
+}
+
 /// The key, then the chain, each written aside and renamed into place.
 fn write_pair(site: &TlsSite, key_pem: &str, chain_pem: &str) -> std::io::Result<()> {
     supercp_tls::acme::write_private(&site.key_path(), key_pem.as_bytes())?;
