@@ -55,9 +55,13 @@ fn curl(url: &str, ca: Option<&Path>) -> (bool, String, String) {
 
 /// The leaf certificate nginx serves for `name`, read without verifying it.
 fn served(name: &str, port: u16) -> CertInfo {
+    serving(name, port).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// As `served`, or why nothing is served (yet).
+fn serving(name: &str, port: u16) -> Result<CertInfo, String> {
     let (_, answer, certs) = curl(&format!("https://{name}:{port}/"), None);
-    CertInfo::parse(&certs)
-        .unwrap_or_else(|e| panic!("{name}: no certificate served ({e}): {answer}"))
+    CertInfo::parse(&certs).map_err(|e| format!("{name}: no certificate served ({e}): {answer}"))
 }
 
 /// Waits until nginx serves `name` a certificate that `ok` accepts on three connections in a
@@ -66,11 +70,11 @@ fn served(name: &str, port: u16) -> CertInfo {
 fn settled(name: &str, port: u16, ok: impl Fn(&CertInfo) -> bool) -> CertInfo {
     eventually(
         &format!("{name} serves the expected certificate"),
-        20,
+        30,
         || {
             let mut last = None;
             for _ in 0..3 {
-                let cert = served(name, port);
+                let cert = serving(name, port)?;
                 if !ok(&cert) {
                     return Err(format!("{cert:?}"));
                 }
@@ -333,6 +337,59 @@ fn pebble_issues_certificates_through_supercps_nginx_renews_them_and_survives_a_
         certs.join("three.test/privkey.pem").is_file(),
         "the others keep theirs"
     );
+}
+
+#[test]
+fn the_agent_issues_a_tls_site_and_its_drift_scan_puts_a_deleted_certificate_back() {
+    let test = "agent_tls_drift";
+    if !needs_root(test) {
+        return;
+    }
+    let (http, https) = (free_port(), free_port());
+    let work = tempfile::tempdir().expect("temp dir");
+    let Some(pebble) = Pebble::start(&work.path().join("pebble"), http, 10 * 86_400, test) else {
+        return;
+    };
+    let Some(site) = started(test, &pebble.node_tls(), http, https) else {
+        return;
+    };
+    let p = &site.p;
+    // The agent follows the directory (local mode), scanning for drift every 2 s.
+    let node = p.node.clone().expect("node");
+    let text = fs::read_to_string(&node).expect("node");
+    fs::write(
+        &node,
+        format!("{text}  agent:\n    driftScanSeconds: 2\n    statusBind: \"\"\n"),
+    )
+    .expect("node");
+    common::write(
+        &p.repo.join("sites.yaml"),
+        &format!(
+            "{PACKAGE}{}{}",
+            domain("plain.test", ""),
+            domain("agent.test", "  tls: {}\n")
+        ),
+    );
+    let repo = [std::ffi::OsStr::new("--repo"), p.repo.as_os_str()];
+    let _agent = common::agent::Agent::start(p, &node, &repo, &[]);
+    let root = pebble.issuing_root(&work.path().join("root.pem"));
+    let issued = settled("agent.test", https, |c| !c.placeholder);
+    let (ok, answer, _) = curl(&format!("https://agent.test:{https}/"), Some(&root));
+    assert!(ok, "the agent's certificate verifies: {answer}");
+
+    // Someone deletes the certificate: the next drift scan notices (placeholder, then a new
+    // certificate), with no commit and no signal.
+    let dir = p.sandbox().join("etc/supercp/tls/agent.test");
+    fs::remove_file(dir.join("fullchain.pem")).expect("rm");
+    fs::remove_file(dir.join("privkey.pem")).expect("rm");
+    let again = settled("agent.test", https, |c| {
+        !c.placeholder && c.serial != issued.serial
+    });
+    assert_eq!(again.names, ["agent.test"]);
+    let drift = common::agent::wait_for_run(p, "the drift scan that issued it", |r| {
+        r["trigger"] == "drift" && r["outcome"] == "succeeded"
+    });
+    assert_eq!(drift["trigger"], "drift");
 }
 
 #[test]
