@@ -240,35 +240,7 @@ pub async fn apply(
         ex.fs.remove_stale_temps(&dir);
     }
     // Placeholders first: the vhosts written below point nginx at them.
-    let placed = crate::certs::placeholders(&tls_sites)?;
-    if !placed.is_empty() {
-        let steps: Vec<NewStep> = placed
-            .iter()
-            .map(|site| NewStep {
-                resource: site.resource.clone(),
-                origin: site.origin.to_string(),
-                object: format!("tls:{}", inputs.spec.cert_dir_for(&site.domain)),
-                action: "create".into(),
-                before_hash: None,
-                after_hash: None,
-                before_content: None,
-            })
-            .collect();
-        let placed_ids = journal.add_steps(run, &steps).await?;
-        let at = now_ms();
-        let results: Vec<StepResult> = placed_ids
-            .into_iter()
-            .map(|id| StepResult {
-                id,
-                status: StepStatus::Done,
-                after_hash: None,
-                log: vec!["self-signed placeholder until the certificate is issued".into()],
-                started_at: at,
-                finished_at: at,
-            })
-            .collect();
-        journal.finish_steps(&results).await?;
-    }
+    crate::certs::place(&tls_sites, journal, run).await?;
     let new_steps: Vec<NewStep> = plan.steps.iter().map(new_step).collect();
     let ids = journal.add_steps(run, &new_steps).await?;
     let mut done: Vec<bool> = vec![false; plan.steps.len()];

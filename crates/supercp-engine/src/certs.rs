@@ -64,10 +64,46 @@ impl TlsSite {
         }
     }
 
-    /// The object id the journal records this certificate's steps under.
-    fn object(&self) -> String {
-        format!("tls:{}", self.chain_path().display())
+    /// A step on this certificate (the journal's object is `tls:<chain path>`).
+    fn step(&self, action: &str) -> NewStep {
+        NewStep {
+            resource: self.resource.clone(),
+            origin: self.origin.to_string(),
+            object: format!("tls:{}", self.chain_path().display()),
+            action: action.to_owned(),
+            before_hash: None,
+            after_hash: None,
+            before_content: None,
+        }
     }
+}
+
+/// Records steps that are already done (placeholders written, certificates removed) in `run`,
+/// each with `log`.
+async fn record_done(
+    journal: &Journal,
+    run: i64,
+    steps: &[NewStep],
+    log: &str,
+) -> Result<(), EngineError> {
+    if steps.is_empty() {
+        return Ok(());
+    }
+    let ids = journal.add_steps(run, steps).await?;
+    let at = now_ms();
+    let results: Vec<StepResult> = ids
+        .into_iter()
+        .map(|id| StepResult {
+            id,
+            status: StepStatus::Done,
+            after_hash: None,
+            log: vec![log.to_owned()],
+            started_at: at,
+            finished_at: at,
+        })
+        .collect();
+    journal.finish_steps(&results).await?;
+    Ok(())
 }
 
 /// The Domains with `tls`, those named in `only` when it is given (an incremental run looks
@@ -150,6 +186,24 @@ pub fn check_files(sites: &[TlsSite]) -> Result<(), EngineError> {
             problems.join("\n  ")
         )))
     }
+}
+
+/// Writes the placeholders (`placeholders`) and records each as a `create` step of `run`.
+///
+/// # Errors
+/// As `placeholders`, and journal errors.
+pub async fn place(sites: &[TlsSite], journal: &Journal, run: i64) -> Result<(), EngineError> {
+    let steps: Vec<NewStep> = placeholders(sites)?
+        .into_iter()
+        .map(|site| site.step("create"))
+        .collect();
+    record_done(
+        journal,
+        run,
+        &steps,
+        "self-signed placeholder until the certificate is issued",
+    )
+    .await
 }
 
 /// Writes a self-signed placeholder for every ACME site that has no certificate yet.
@@ -238,30 +292,20 @@ pub async fn prune(inputs: &Inputs, journal: &Journal, run: i64) -> Result<usize
         .map(|domain| NewStep {
             resource: format!("Domain/{domain}"),
             origin: String::new(),
-            object: format!("tls:{}", root.join(domain).display()),
+            object: format!("tls:{}", root.join(domain).join("fullchain.pem").display()),
             action: "delete".into(),
             before_hash: None,
             after_hash: None,
             before_content: None,
         })
         .collect();
-    let ids = journal.add_steps(run, &steps).await?;
-    let at = now_ms();
-    let results: Vec<StepResult> = ids
-        .into_iter()
-        .map(|id| StepResult {
-            id,
-            status: StepStatus::Done,
-            after_hash: None,
-            log: vec![
-                "the domain no longer takes its certificate from ACME: key and chain removed"
-                    .into(),
-            ],
-            started_at: at,
-            finished_at: at,
-        })
-        .collect();
-    journal.finish_steps(&results).await?;
+    record_done(
+        journal,
+        run,
+        &steps,
+        "the domain no longer takes its certificate from ACME: key and chain removed",
+    )
+    .await?;
     journal
         .forget_certificates(inputs.node_name(), &gone)
         .await?;
@@ -554,18 +598,9 @@ pub async fn issue(
     let tls = &inputs.spec.tls;
     let new_steps: Vec<NewStep> = due
         .iter()
-        .map(|(site, why)| NewStep {
-            resource: site.resource.clone(),
-            origin: site.origin.to_string(),
-            object: site.object(),
-            action: if matches!(why, Due::Missing | Due::Placeholder) {
-                "create".into()
-            } else {
-                "update".into()
-            },
-            before_hash: None,
-            after_hash: None,
-            before_content: None,
+        .map(|(site, why)| {
+            let fresh = matches!(why, Due::Missing | Due::Placeholder);
+            site.step(if fresh { "create" } else { "update" })
         })
         .collect();
     let ids = journal.add_steps(run, &new_steps).await?;
