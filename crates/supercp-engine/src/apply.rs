@@ -157,19 +157,7 @@ pub async fn apply(
         .filter_map(|d| d.resource.strip_prefix("Domain/").map(str::to_owned))
         .collect();
     let tls_sites = crate::certs::sites(inputs, Some(&covered));
-    crate::certs::check_files(&tls_sites)?;
-    crate::certs::check_acme(inputs, &tls_sites)?;
-    for domain in &options.renew {
-        let acme = tls_sites
-            .iter()
-            .any(|s| &s.domain == domain && matches!(s.source, crate::certs::Source::Acme { .. }));
-        if !acme {
-            return Err(EngineError::Tls(format!(
-                "cannot renew {domain}: no Domain of that name with `tls` and `certificate: acme` \
-                 in the repo (check the name; bring-your-own certificates are renewed by their owner)"
-            )));
-        }
-    }
+    crate::certs::check(inputs, &tls_sites, &options.renew)?;
     let interrupted = journal.mark_interrupted(&node).await?;
     for run in &interrupted {
         warn!(
@@ -289,37 +277,11 @@ pub async fn apply(
     // The configs are live: every vhost answers ACME challenges. Issue what is due; a
     // certificate that cannot be issued fails its step and the run, and the current one
     // keeps serving.
-    let mut records = if tls_sites.is_empty() {
-        BTreeMap::new()
-    } else {
-        journal.certificates(&node).await?
-    };
-    crate::certs::refresh_ari(inputs, &tls_sites, &mut records, journal).await?;
-    let schedule = crate::certs::schedule(
-        tls_sites,
-        &records,
-        inputs.spec.tls.renew_days,
-        inputs.spec.tls.max_orders_per_run as usize,
-        &options.renew,
-        now_ms(),
-    );
-    for (domain, next, why) in &schedule.waiting {
-        warn!(%domain, next_attempt = ?next, "certificate due but waiting: {why}");
-    }
-    report.certificates_waiting = schedule
-        .waiting
-        .iter()
-        .map(|(domain, next, why)| match next {
-            Some(next) => format!(
-                "{domain}: waiting until {} after the CA refused: {why}",
-                supercp_core::time::utc(*next)
-            ),
-            None => format!("{domain}: {why}"),
-        })
-        .collect();
-    let total = plan.steps.len() + schedule.due.len();
-    let issued = match crate::certs::issue(inputs, schedule.due, &records, journal, run).await {
-        Ok(issued) => issued,
+    let all_domains = covered.len() == inputs.catalog.domains.len();
+    let certs =
+        crate::certs::converge(inputs, tls_sites, &options.renew, all_domains, journal, run);
+    let certs = match certs.await {
+        Ok(certs) => certs,
         Err(e) => {
             journal
                 .finish_run(run, Outcome::Failed, Some(&e.to_string()))
@@ -327,12 +289,11 @@ pub async fn apply(
             return Err(e);
         }
     };
+    let total = plan.steps.len() + certs.ordered;
+    let issued = certs.issued;
     report.certificates = issued.issued;
+    report.certificates_waiting = certs.waiting;
     report.reloads += issued.reloads;
-    // A run over every domain knows which certificates nothing asks for any more.
-    if covered.len() == inputs.catalog.domains.len() {
-        crate::certs::prune(inputs, journal, run).await?;
-    }
     report.failed += issued.failed.len();
     if report.failed > 0 {
         let details: String = issued

@@ -151,11 +151,101 @@ pub fn sites(inputs: &Inputs, only: Option<&BTreeSet<String>>) -> Vec<TlsSite> {
         .collect()
 }
 
+/// Everything about certificates that must hold before anything is written: the
+/// bring-your-own ones, the ACME settings, and the domains asked for renewal.
+///
+/// # Errors
+/// `EngineError::Tls` naming what is wrong.
+pub fn check(
+    inputs: &Inputs,
+    sites: &[TlsSite],
+    renew: &BTreeSet<String>,
+) -> Result<(), EngineError> {
+    check_files(sites)?;
+    check_acme(inputs, sites)?;
+    for domain in renew {
+        let acme = sites
+            .iter()
+            .any(|s| &s.domain == domain && matches!(s.source, Source::Acme { .. }));
+        if !acme {
+            return Err(EngineError::Tls(format!(
+                "cannot renew {domain}: no Domain of that name with `tls` and `certificate: acme` \
+                 in the repo (check the name; bring-your-own certificates are renewed by their owner)"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// What the certificate phase of a run did.
+#[derive(Debug, Default)]
+pub struct Converged {
+    /// Orders made (issued or failed).
+    pub ordered: usize,
+    pub issued: Issued,
+    /// Due certificates not ordered this run, and why.
+    pub waiting: Vec<String>,
+}
+
+/// The certificate phase, once the configs are live: the CA's renewal windows refreshed,
+/// due certificates scheduled and issued, and (on a run over every domain) the certificates
+/// nothing asks for removed.
+///
+/// # Errors
+/// Journal errors; `Gate` when nginx refuses the new certificates (put back first).
+pub async fn converge(
+    inputs: &Inputs,
+    sites: Vec<TlsSite>,
+    renew: &BTreeSet<String>,
+    all_domains: bool,
+    journal: &Journal,
+    run: i64,
+) -> Result<Converged, EngineError> {
+    let mut records = if sites.is_empty() {
+        BTreeMap::new()
+    } else {
+        journal.certificates(inputs.node_name()).await?
+    };
+    refresh_ari(inputs, &sites, &mut records, journal).await?;
+    let schedule = schedule(
+        sites,
+        &records,
+        inputs.spec.tls.renew_days,
+        inputs.spec.tls.max_orders_per_run as usize,
+        renew,
+        now_ms(),
+    );
+    for (domain, next, why) in &schedule.waiting {
+        warn!(%domain, next_attempt = ?next, "certificate due but waiting: {why}");
+    }
+    let waiting = schedule
+        .waiting
+        .iter()
+        .map(|(domain, next, why)| match next {
+            Some(next) => format!(
+                "{domain}: waiting until {} after the CA refused: {why}",
+                supercp_core::time::utc(*next)
+            ),
+            None => format!("{domain}: {why}"),
+        })
+        .collect();
+    let ordered = schedule.due.len();
+    let issued = issue(inputs, schedule.due, &records, journal, run).await?;
+    if all_domains {
+        prune(inputs, journal, run).await?;
+    }
+    Ok(Converged {
+        ordered,
+        issued,
+        waiting,
+    })
+}
+
 /// Checks every bring-your-own certificate. Called before anything is written.
 ///
 /// # Errors
 /// `EngineError::Tls` naming the Domain, where it is declared, the file and what is wrong.
-pub fn check_files(sites: &[TlsSite]) -> Result<(), EngineError> {
+fn check_files(sites: &[TlsSite]) -> Result<(), EngineError> {
     let mut problems = Vec::new();
     for site in sites {
         let Source::Files { cert, key } = &site.source else {
@@ -211,7 +301,7 @@ pub async fn place(sites: &[TlsSite], journal: &Journal, run: i64) -> Result<(),
 ///
 /// # Errors
 /// `EngineError::Tls` when a placeholder cannot be made or written.
-pub fn placeholders(sites: &[TlsSite]) -> Result<Vec<&TlsSite>, EngineError> {
+fn placeholders(sites: &[TlsSite]) -> Result<Vec<&TlsSite>, EngineError> {
     let now = now_ms() / 1000;
     let mut written = Vec::new();
     for site in sites {
@@ -243,7 +333,7 @@ pub fn placeholders(sites: &[TlsSite]) -> Result<Vec<&TlsSite>, EngineError> {
 ///
 /// # Errors
 /// Journal errors. A directory that cannot be removed is logged and left.
-pub async fn prune(inputs: &Inputs, journal: &Journal, run: i64) -> Result<usize, EngineError> {
+async fn prune(inputs: &Inputs, journal: &Journal, run: i64) -> Result<usize, EngineError> {
     let root = PathBuf::from(inputs.spec.path(&inputs.spec.tls.cert_dir));
     let Ok(entries) = std::fs::read_dir(&root) else {
         return Ok(0);
@@ -418,18 +508,18 @@ fn ari_time(domain: &str, start: i64, end: i64) -> i64 {
 
 /// What this run does about certificates.
 #[derive(Debug, Default)]
-pub struct Schedule {
+struct Schedule {
     /// Due now, in order.
-    pub due: Vec<(TlsSite, Due)>,
+    due: Vec<(TlsSite, Due)>,
     /// Due but waiting: a recent refusal by the CA (domain, next attempt in unix ms, the CA's
     /// last error), or past this run's cap on new orders (next attempt `None`).
-    pub waiting: Vec<(String, Option<i64>, String)>,
+    waiting: Vec<(String, Option<i64>, String)>,
 }
 
 /// Which due certificates this run orders: not those the CA refused recently (until their
 /// backoff ends; `asked` ones always), and at most `max_orders` in all, so thousands of due
 /// certificates never become thousands of orders at once.
-pub fn schedule(
+fn schedule(
     sites: Vec<TlsSite>,
     records: &BTreeMap<String, CertRecord>,
     renew_days: u32,
@@ -467,7 +557,7 @@ pub fn schedule(
 
 /// The wait after `failures` refusals in a row: 5 minutes, doubling, at most a day; at least
 /// an hour when the CA says it is rate limiting.
-pub fn backoff_ms(failures: i64, error: &str) -> i64 {
+fn backoff_ms(failures: i64, error: &str) -> i64 {
     let steps = u32::try_from(failures.clamp(1, 20) - 1).unwrap_or(0);
     let wait = (5 * 60_000_i64)
         .saturating_mul(1 << steps.min(10))
@@ -485,7 +575,7 @@ pub fn backoff_ms(failures: i64, error: &str) -> i64 {
 ///
 /// # Errors
 /// Journal errors.
-pub async fn refresh_ari(
+async fn refresh_ari(
     inputs: &Inputs,
     sites: &[TlsSite],
     records: &mut BTreeMap<String, CertRecord>,
@@ -584,7 +674,7 @@ pub struct Issued {
 /// # Errors
 /// Journal errors, and `EngineError::Gate` when nginx refuses the new certificates (they are
 /// put back first).
-pub async fn issue(
+async fn issue(
     inputs: &Inputs,
     due: Vec<(TlsSite, Due)>,
     records_before: &BTreeMap<String, CertRecord>,
@@ -763,7 +853,7 @@ fn account_name(url: &str) -> String {
 ///
 /// # Errors
 /// `EngineError::Tls` naming the field and the file.
-pub fn check_acme(inputs: &Inputs, sites: &[TlsSite]) -> Result<(), EngineError> {
+fn check_acme(inputs: &Inputs, sites: &[TlsSite]) -> Result<(), EngineError> {
     if sites
         .iter()
         .any(|s| matches!(s.source, Source::Acme { .. }))
