@@ -305,6 +305,14 @@ fn pebble_issues_certificates_through_supercps_nginx_renews_them_and_survives_a_
         "nothing ordered during the backoff"
     );
     assert!(settled(BLOCKED, https, |c| c.names == [BLOCKED]).placeholder);
+    let plan = p.supercp(&["plan"]);
+    assert!(
+        plan.stdout().contains(&format!(
+            "~ certificate {BLOCKED}: not ordered yet: waiting until"
+        )),
+        "plan shows the backoff: {}",
+        plan.described
+    );
 
     // The names change: an alias added to two.test gets a certificate that names it.
     let two_alias = domain(

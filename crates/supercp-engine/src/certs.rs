@@ -177,6 +177,36 @@ pub fn check(
     Ok(())
 }
 
+/// What an apply now would do about certificates, for `supercp plan`: each due domain with
+/// why, and those it would not order yet with the reason (a CA's recent refusal, or the cap
+/// on orders per run).
+pub fn preview(inputs: &Inputs, records: &BTreeMap<String, CertRecord>) -> Vec<(String, String)> {
+    let schedule = schedule(
+        sites(inputs, None),
+        records,
+        inputs.spec.tls.renew_days,
+        inputs.spec.tls.max_orders_per_run as usize,
+        &BTreeSet::new(),
+        now_ms(),
+    );
+    let mut out: Vec<(String, String)> = schedule
+        .due
+        .iter()
+        .map(|(site, why)| (site.domain.clone(), why.to_string()))
+        .collect();
+    out.extend(schedule.waiting.into_iter().map(|(domain, next, why)| {
+        let reason = match next {
+            Some(next) => format!(
+                "not ordered yet: waiting until {} after the CA refused: {why}",
+                supercp_core::time::utc(next)
+            ),
+            None => format!("not ordered yet: {why}"),
+        };
+        (domain, reason)
+    }));
+    out
+}
+
 /// What the certificate phase of a run did.
 #[derive(Debug, Default)]
 pub struct Converged {

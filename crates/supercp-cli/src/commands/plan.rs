@@ -19,6 +19,21 @@ pub struct Args {
     pub delete: super::DeleteArgs,
 }
 
+type Journaled = (
+    Vec<supercp_audit::OwnedObject>,
+    std::collections::BTreeMap<String, supercp_audit::CertRecord>,
+);
+
+async fn read_journal(
+    journal: &supercp_audit::Journal,
+    node: &str,
+) -> Result<Journaled, supercp_audit::AuditError> {
+    Ok((
+        journal.owned(node).await?,
+        journal.certificates(node).await?,
+    ))
+}
+
 /// # Errors
 /// Journal and output failures.
 pub fn exec(state: &Path, args: &Args) -> anyhow::Result<Outcome> {
@@ -36,46 +51,40 @@ pub fn exec(state: &Path, args: &Args) -> anyhow::Result<Outcome> {
         }
     };
     let result = rt.block_on(async {
-        let (loaded, owned) = match &prefetch {
+        // The journal's owned objects and certificate records (what the CA said last).
+        let (loaded, journaled) = match &prefetch {
             Some((node, url)) => {
                 let journal = super::open_journal(state, url).await?;
                 let (state, source) = (state.to_path_buf(), args.source.clone());
                 let loading =
                     tokio::task::spawn_blocking(move || super::load_and_render(&state, &source));
-                let owned = journal.owned(node).await;
+                let journaled = read_journal(&journal, node).await;
                 journal.close().await;
-                (loading.await?, Some(owned?))
+                (loading.await?, Some(journaled?))
             }
             None => (super::load_and_render(state, &args.source), None),
         };
         let Some((inputs, desired)) = loaded else {
             return anyhow::Ok(None);
         };
-        let owned = match owned {
-            Some(owned) => owned,
+        let (owned, records) = match journaled {
+            Some(journaled) => journaled,
             None => {
                 let journal = super::open_journal(state, &inputs.audit_url()).await?;
-                let owned = journal.owned(inputs.node_name()).await;
+                let journaled = read_journal(&journal, inputs.node_name()).await;
                 journal.close().await;
-                owned?
+                journaled?
             }
         };
         let planned = supercp_engine::plan(desired, owned, &options)?;
-        Ok(Some((inputs, planned)))
+        Ok(Some((inputs, planned, records)))
     })?;
-    let Some((inputs, planned)) = result else {
+    let Some((inputs, planned, records)) = result else {
         return Ok(Outcome::Invalid);
     };
     let plan = &planned.plan;
-    // Certificates an apply would order now (backoff after a CA's refusal is the apply's).
-    let now = supercp_core::time::now_ms() / 1000;
-    let certificates: Vec<output::DueCert> = supercp_engine::certs::sites(&inputs, None)
-        .iter()
-        .filter_map(|site| {
-            supercp_engine::certs::due(site, inputs.spec.tls.renew_days, now, false, None)
-                .map(|why| (site.domain.clone(), why.to_string()))
-        })
-        .collect();
+    // Certificates an apply would order now, and those it would wait on.
+    let certificates = supercp_engine::certs::preview(&inputs, &records);
     let mut out = std::io::stdout().lock();
     output::write_plan(
         &mut out,
