@@ -49,6 +49,14 @@ fn agent_follows_a_git_remote_commit_by_commit_puts_drift_back_and_refuses_rewri
     assert_eq!(run["trigger"], "commit");
     assert_eq!(run["git_author"], "Test <test@example.test>");
     assert_eq!(run["git_message"], "Quickstart: acme and globex");
+    let text = p.supercp(&["audit", "--run", &run["id"].to_string()]);
+    assert!(
+        text.stdout().contains(&format!(
+            "commit {c1}  Test <test@example.test>  committed 20"
+        )),
+        "the text shows the commit time: {}",
+        text.described
+    );
     assert!(vhost(&p, "acme.test").is_file());
     let mut buf = [0u8; 64];
     let n = notify.recv(&mut buf).expect("a notification");

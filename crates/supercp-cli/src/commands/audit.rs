@@ -109,13 +109,16 @@ async fn show(journal: &Journal, args: &Args, out: &mut impl Write) -> anyhow::R
                 if let Some(commit) = &run.git_commit {
                     writeln!(
                         out,
-                        "commit {commit}{}  {}",
+                        "commit {commit}{}  {}{}",
                         if run.git_dirty == Some(true) {
                             " (dirty)"
                         } else {
                             ""
                         },
-                        run.git_author.as_deref().unwrap_or("")
+                        run.git_author.as_deref().unwrap_or(""),
+                        run.git_time
+                            .map(|t| format!("  committed {}", supercp_core::time::utc(t * 1000)))
+                            .unwrap_or_default()
                     )?;
                 }
                 writeln!(
