@@ -209,15 +209,19 @@ fn sslyze(test: &str) -> Option<PathBuf> {
 }
 
 /// Waits until every name in `names` verifies against `ca` (so it serves its issued
-/// certificate, not the self-signed placeholder nor another site's) on three connections in a
-/// row: after `supercp apply` returns, nginx's old workers answer until the new ones are up.
+/// certificate, not the self-signed placeholder nor another site's) on every connection for
+/// half a second: after `supercp apply` returns, nginx's old workers answer until the new ones
+/// are up and the old ones are told to quit.
 fn verified(names: &[&str], port: u16, ca: &Path) {
     for name in names {
         eventually(
             &format!("{name} verifies against pebble's root"),
-            20,
+            30,
             || {
-                for _ in 0..3 {
+                // Every connection for half a second: nginx's old workers still accept
+                // connections for a while after the reload is signalled.
+                for _ in 0..6 {
+                    std::thread::sleep(std::time::Duration::from_millis(100));
                     let out = Command::new("curl")
                         .args(["-sS", "-o", "/dev/null", "--max-time", "10", "--resolve"])
                         .arg(format!("{name}:{port}:127.0.0.1"))

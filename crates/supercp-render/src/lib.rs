@@ -876,9 +876,24 @@ impl<'a> Renderer<'a> {
                 &serde_json::json!({"cert": cert, "key": key, "hsts": hsts, "profile": profile}),
             );
         }
+        cx.insert("https_port", &https_port_suffix(&spec.tls.listen));
         cx.insert("servers", &servers);
         let path = format!("{}/{domain}.conf", spec.path(&spec.web.sites_dir));
         self.file(&path, "vhost.conf.tera", &cx, &who, GATE_NGINX);
+    }
+}
+
+/// `:PORT` for redirects to HTTPS when the first HTTPS `listen` is not on 443 (`443`,
+/// `[::]:443` and `127.0.0.1:443` need none).
+fn https_port_suffix(listen: &[String]) -> String {
+    let Some(first) = listen.first() else {
+        return String::new();
+    };
+    let port = first.rsplit_once(':').map_or(first.as_str(), |(_, p)| p);
+    if port == "443" || port.is_empty() || !port.bytes().all(|b| b.is_ascii_digit()) {
+        String::new()
+    } else {
+        format!(":{port}")
     }
 }
 
@@ -891,4 +906,17 @@ fn error_chain(e: &tera::Error) -> String {
         source = s.source();
     }
     parts.join(": ")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn redirects_to_https_name_the_port_only_when_it_is_not_443() {
+        let l = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        assert_eq!(super::https_port_suffix(&l(&["443", "[::]:443"])), "");
+        assert_eq!(super::https_port_suffix(&l(&["127.0.0.1:443"])), "");
+        assert_eq!(super::https_port_suffix(&l(&["127.0.0.1:8443"])), ":8443");
+        assert_eq!(super::https_port_suffix(&l(&["[::1]:8443"])), ":8443");
+        assert_eq!(super::https_port_suffix(&l(&[])), "");
+    }
 }
