@@ -151,11 +151,22 @@ pub async fn apply(
         warn!(open_files, needed, "{message}");
     }
     // Certificates of the domains this run covers; bring-your-own ones are checked before
-    // anything is written.
-    let covered: BTreeSet<String> = desired
-        .iter()
-        .filter_map(|d| d.resource.strip_prefix("Domain/").map(str::to_owned))
-        .collect();
+    // anything is written. A node without TLS sites and certificates skips this (it would
+    // cost a pass over every desired object on the way to a served change).
+    let any_tls = inputs
+        .catalog
+        .domains
+        .values()
+        .any(|d| d.resource.spec.tls.is_some())
+        || std::path::Path::new(&inputs.spec.path(&inputs.spec.tls.cert_dir)).is_dir();
+    let covered: BTreeSet<String> = if any_tls {
+        desired
+            .iter()
+            .filter_map(|d| d.resource.strip_prefix("Domain/").map(str::to_owned))
+            .collect()
+    } else {
+        BTreeSet::new()
+    };
     let tls_sites = crate::certs::sites(inputs, Some(&covered));
     crate::certs::check(inputs, &tls_sites, &options.renew)?;
     let interrupted = journal.mark_interrupted(&node).await?;
@@ -277,7 +288,7 @@ pub async fn apply(
     // The configs are live: every vhost answers ACME challenges. Issue what is due; a
     // certificate that cannot be issued fails its step and the run, and the current one
     // keeps serving.
-    let all_domains = covered.len() == inputs.catalog.domains.len();
+    let all_domains = any_tls && covered.len() == inputs.catalog.domains.len();
     let certs =
         crate::certs::converge(inputs, tls_sites, &options.renew, all_domains, journal, run);
     let certs = match certs.await {

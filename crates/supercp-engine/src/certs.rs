@@ -499,12 +499,7 @@ pub fn due(
     if info.placeholder {
         return Some(Due::Placeholder);
     }
-    let missing: Vec<String> = site
-        .names
-        .iter()
-        .filter(|n| !info.names.contains(n))
-        .cloned()
-        .collect();
+    let missing = info.missing(&site.names);
     if !missing.is_empty() {
         return Some(Due::Names(missing));
     }

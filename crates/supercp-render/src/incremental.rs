@@ -67,11 +67,6 @@ impl RenderMemory {
         all.extend(parts().flat_map(|p| p.files.iter().cloned()));
         all
     }
-
-    /// Forgets everything: the next render is a full one.
-    pub fn clear(&mut self) {
-        *self = RenderMemory::default();
-    }
 }
 
 /// Renders the node-wide objects and the tenants whose inputs changed since the render

@@ -117,9 +117,13 @@ impl CertInfo {
         })
     }
 
-    /// Whether every name in `wanted` is one of the certificate's.
-    pub fn covers(&self, wanted: &[String]) -> bool {
-        wanted.iter().all(|w| self.names.iter().any(|n| n == w))
+    /// The names in `wanted` the certificate does not name.
+    pub fn missing(&self, wanted: &[String]) -> Vec<String> {
+        wanted
+            .iter()
+            .filter(|w| !self.names.contains(w))
+            .cloned()
+            .collect()
     }
 }
 
@@ -198,7 +202,6 @@ pub fn check_byo(chain_pem: &str, key_pem: &str, names: &[String]) -> Result<Cer
         }
     }
     let leaf = &certs[0];
-    let last = &certs[certs.len() - 1];
     if certs.len() == 1 && leaf.issuer() != leaf.subject() {
         return Err(format!(
             "the chain is incomplete: the certificate is issued by {} and the file holds no \
@@ -206,7 +209,6 @@ pub fn check_byo(chain_pem: &str, key_pem: &str, names: &[String]) -> Result<Cer
             leaf.issuer()
         ));
     }
-    let _ = last;
     let key = KeyPair::from_pem(key_pem)
         .map_err(|e| format!("key: not a readable PEM private key ({e})"))?;
     if rcgen::PublicKeyData::subject_public_key_info(&key) != leaf.public_key().raw {
@@ -216,16 +218,12 @@ pub fn check_byo(chain_pem: &str, key_pem: &str, names: &[String]) -> Result<Cer
                 .into(),
         );
     }
-    let missing: Vec<&String> = names.iter().filter(|n| !info.names.contains(n)).collect();
+    let missing = info.missing(names);
     if !missing.is_empty() {
         return Err(format!(
             "the certificate does not name {} (it names {}); get one that covers every name \
              of the domain",
-            missing
-                .iter()
-                .map(|s| s.as_str())
-                .collect::<Vec<_>>()
-                .join(", "),
+            missing.join(", "),
             info.names.join(", ")
         ));
     }
@@ -245,8 +243,11 @@ mod tests {
         let p = placeholder(&names(&["a.test", "www.a.test"]), 1_700_000_000).unwrap();
         let info = CertInfo::parse(&p.chain_pem).unwrap();
         assert!(info.placeholder);
-        assert!(info.covers(&names(&["a.test", "www.a.test"])));
-        assert!(!info.covers(&names(&["b.test"])));
+        assert!(info.missing(&names(&["a.test", "www.a.test"])).is_empty());
+        assert_eq!(
+            info.missing(&names(&["a.test", "b.test"])),
+            names(&["b.test"])
+        );
         assert_eq!(info.not_after - info.not_before, 90 * 86_400 + 300);
     }
 
