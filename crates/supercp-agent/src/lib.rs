@@ -355,8 +355,8 @@ impl State<'_> {
             .map(|s| {
                 json!({
                     "action": s.action.as_str(),
-                    "object": s.id.0,
-                    "resource": s.resource,
+                    "object": s.id.to_string(),
+                    "resource": s.resource.to_string(),
                     "reason": s.reason.to_string(),
                 })
             })
@@ -484,7 +484,7 @@ impl State<'_> {
             supercp_core::par::map_chunks(objects, |chunk| {
                 chunk
                     .iter()
-                    .map(|d| (d.id().0, hash_of(&keys, d)))
+                    .map(|d| (d.id().to_string(), hash_of(&keys, d)))
                     .collect::<Vec<_>>()
             })
             .into_iter()
@@ -517,7 +517,7 @@ impl State<'_> {
                     .filter(|(_, (id, hash))| before.get(id) != Some(hash))
                     .map(|(d, _)| d)
                     .collect();
-                let changed_ids: Vec<String> = changed.iter().map(|d| d.id().0).collect();
+                let changed_ids: Vec<String> = changed.iter().map(|d| d.id().to_string()).collect();
                 let owned_subset: Vec<OwnedObject> = removed
                     .iter()
                     .chain(changed_ids.iter())

@@ -50,10 +50,11 @@ struct JsonSummary {
 #[derive(Serialize)]
 struct JsonStep<'a> {
     action: &'static str,
-    kind: &'a str,
+    kind: &'static str,
+    /// The path of a file or directory, the name of an account (the id without its kind).
     path: &'a str,
-    object: &'a str,
-    resource: &'a str,
+    object: String,
+    resource: String,
     origin: Option<String>,
     reason: String,
     gate: Option<&'a str>,
@@ -123,13 +124,13 @@ pub fn write_plan(
 fn json_step(step: &Step) -> JsonStep<'_> {
     JsonStep {
         action: step.action.as_str(),
-        kind: step.id.kind(),
-        path: step.id.path(),
-        object: &step.id.0,
-        resource: &step.resource,
+        kind: step.id.kind().as_str(),
+        path: step.id.key(),
+        object: step.id.to_string(),
+        resource: step.resource.to_string(),
         origin: (step.origin.line > 0).then(|| step.origin.to_string()),
         reason: step.reason.to_string(),
-        gate: step.gate.as_deref(),
+        gate: step.unit.gate(),
         tenant_data: step.tenant_data,
         before: step.before.as_deref(),
         after: step.after.as_deref(),
@@ -141,7 +142,7 @@ fn origin(step: &Step) -> String {
     if step.origin.line > 0 {
         format!("{}, {}", step.resource, step.origin)
     } else {
-        step.resource.clone()
+        step.resource.to_string()
     }
 }
 

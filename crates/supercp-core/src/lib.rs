@@ -17,5 +17,8 @@ pub mod time;
 pub use catalog::{Catalog, Resource};
 pub use diagnostic::{Diagnostic, Loc, Span};
 pub use names::{DomainName, NameError, TenantName};
-pub use object::{Desired, Object, ObjectId, Observation, Owner};
-pub use plan::{Action, Plan, Reason, Step};
+pub use object::{
+    Desired, Kind, Location, Object, ObjectId, Observation, Owned, Owner, ResourceKind,
+    ResourceRef, Unit,
+};
+pub use plan::{Action, Found, Plan, Reason, Snapshot, Step, Target};

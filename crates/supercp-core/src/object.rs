@@ -1,6 +1,6 @@
-//! What a node holds: the objects SuperCP renders (`Desired`) and what the drivers find
-//! (`Observed`). A closed set of kinds: adding one is a deliberate change the compiler walks
-//! through every `match`.
+//! What a node holds: the objects SuperCP renders (`Desired`), owns (`Owned`) and what the
+//! drivers find (`Observed`). A closed set of kinds: adding one is a deliberate change the
+//! compiler walks through every `match`.
 
 use std::fmt;
 
@@ -10,25 +10,49 @@ use sha2::{Digest, Sha256};
 use crate::diagnostic::Span;
 use crate::plan::Reason;
 
-/// The kinds of object this version manages.
+/// The kinds of object this version manages: a closed set. Adding one is a deliberate change
+/// the compiler walks through: `Object`, `ObjectId::kind`, and the driver registry
+/// (`supercp_drivers::registry`), the only `match` on the kind outside this crate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    File,
+    Dir,
+    /// A tenant's Linux user and the group of the same name.
+    User,
+}
+
+/// What SuperCP wants one object to be.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Object {
     File {
+        at: Location,
         content: Vec<u8>,
         mode: u32,
         owner: Option<Owner>,
     },
     Dir {
+        at: Location,
         mode: u32,
         owner: Option<Owner>,
     },
-    /// A tenant's Linux user and the group of the same name (`anchor` is empty, `rel` the name).
     Account(Account),
+}
+
+/// Where a file-like object lives: a directory of the node's layout (`anchor`, root-owned,
+/// opened normally) and the path below it (`rel`), which the drivers walk one component at a
+/// time without following symlinks.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Location {
+    pub anchor: String,
+    pub rel: String,
 }
 
 /// What a tenant's Linux account should look like.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Account {
+    /// The user's and the group's name (the tenant's).
+    pub name: String,
     /// The user and group id: assigned once by the engine and recorded in the journal, never
     /// reused for another tenant. `None` only before the engine has assigned it.
     pub uid: Option<u32>,
@@ -53,28 +77,80 @@ pub struct Owner {
     pub group: String,
 }
 
-/// A stable identifier of one object on a node: `file:/abs/path` or `dir:/abs/path`.
+/// A stable identifier of one object on a node: its kind and a key (the absolute path of a
+/// file or directory, the name of an account). Written `kind:key` (`file:/etc/x.conf`,
+/// `user:acme`) in the journal and on pages.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct ObjectId(pub String);
+pub struct ObjectId {
+    kind: Kind,
+    key: String,
+}
+
+/// An object id of the journal that this version cannot read.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("`{0}` is not an object id of this version (kind:key, kind one of file, dir, user)")]
+pub struct BadObjectId(pub String);
+
+/// The kinds of resource a repo declares, as far as objects name them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub enum ResourceKind {
+    Node,
+    Package,
+    Tenant,
+    Domain,
+}
+
+/// The resource that asked for an object: `Kind/name` when written.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ResourceRef {
+    pub kind: ResourceKind,
+    pub name: String,
+}
+
+/// A resource reference of the journal that this version cannot read.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("`{0}` is not a resource reference of this version (Kind/name)")]
+pub struct BadResourceRef(pub String);
+
+/// The commit unit an object's change belongs to: how a batch of changes goes live together.
+/// A gate writes its batch, runs one check and one reload, or puts the batch back. Later
+/// units (a SQL transaction, a DNS zone) join this enum.
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Unit {
+    /// Applied on its own: nothing checks it after the write.
+    #[default]
+    Direct,
+    /// A service gate of the node (its name: `nginx`, `php-fpm`).
+    Gate(String),
+}
 
 /// One object SuperCP wants on the node, and who asked for it.
-///
-/// `anchor` is a directory of the node's layout (root-owned, opened normally); `rel` is the
-/// path below it, which the drivers walk one component at a time without following symlinks.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Desired {
-    pub anchor: String,
-    pub rel: String,
     pub object: Object,
-    /// `Kind/name` of the resource that asked for it.
-    pub resource: String,
+    /// The resource that asked for it.
+    pub resource: ResourceRef,
     /// Where that resource is declared.
     pub origin: Span,
-    /// The service gate (`nginx`, `php-fpm`) that must check this object after a write.
-    pub gate: Option<String>,
+    /// How a change to it goes live.
+    pub unit: Unit,
     /// Tenant data (homes, document roots): never deleted without the deletion policy and
     /// `--allow-destroy`.
     pub tenant_data: bool,
+}
+
+/// An object SuperCP owns on a node, as the journal records it: what a delete targets (never
+/// a made-up desired object).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Owned {
+    pub id: ObjectId,
+    /// For file-like kinds: the anchor the path is walked from.
+    pub location: Option<Location>,
+    pub resource: ResourceRef,
+    pub tenant_data: bool,
+    /// `Delete` or `Retain`, for tenant data, as declared when SuperCP last wrote it.
+    pub deletion_policy: Option<String>,
+    pub unit: Unit,
 }
 
 /// What a driver found at a path. `Blocked` means a symlink (or non-directory) sits at the path
@@ -135,20 +211,70 @@ pub struct Observation {
     pub differs: Option<String>,
 }
 
-impl Object {
-    pub fn kind(&self) -> &'static str {
+impl Kind {
+    pub const ALL: [Kind; 3] = [Kind::File, Kind::Dir, Kind::User];
+
+    pub fn as_str(self) -> &'static str {
         match self {
-            Object::File { .. } => "file",
-            Object::Dir { .. } => "dir",
-            Object::Account(_) => "user",
+            Kind::File => "file",
+            Kind::Dir => "dir",
+            Kind::User => "user",
         }
+    }
+
+    /// Whether objects of this kind live at a `Location` below an anchor.
+    pub fn is_file_like(self) -> bool {
+        match self {
+            Kind::File | Kind::Dir => true,
+            Kind::User => false,
+        }
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Object {
+    pub fn kind(&self) -> Kind {
+        match self {
+            Object::File { .. } => Kind::File,
+            Object::Dir { .. } => Kind::Dir,
+            Object::Account(_) => Kind::User,
+        }
+    }
+
+    /// Where a file-like object lives; `None` for an account.
+    pub fn location(&self) -> Option<&Location> {
+        match self {
+            Object::File { at, .. } | Object::Dir { at, .. } => Some(at),
+            Object::Account(_) => None,
+        }
+    }
+
+    /// The owner a file-like object should have, when ownership is managed.
+    pub fn owner(&self) -> Option<&Owner> {
+        match self {
+            Object::File { owner, .. } | Object::Dir { owner, .. } => owner.as_ref(),
+            Object::Account(_) => None,
+        }
+    }
+
+    pub fn id(&self) -> ObjectId {
+        let key = match self {
+            Object::File { at, .. } | Object::Dir { at, .. } => at.path(),
+            Object::Account(a) => a.name.clone(),
+        };
+        ObjectId::new(self.kind(), key)
     }
 
     /// Content hash of what this object would put on disk (files: content; dirs: mode/owner).
     pub fn digest(&self) -> String {
         match self {
             Object::File { content, .. } => digest_bytes(content),
-            Object::Dir { mode, owner } => {
+            Object::Dir { mode, owner, .. } => {
                 digest_bytes(format!("dir {mode:o} {owner:?}").as_bytes())
             }
             Object::Account(a) => {
@@ -158,14 +284,142 @@ impl Object {
     }
 }
 
-impl Desired {
+impl Location {
+    pub fn new(anchor: impl Into<String>, rel: impl Into<String>) -> Location {
+        Location {
+            anchor: anchor.into(),
+            rel: rel.into(),
+        }
+    }
+
     /// The absolute path on the node.
     pub fn path(&self) -> String {
         join(&self.anchor, &self.rel)
     }
+}
 
+impl Desired {
     pub fn id(&self) -> ObjectId {
-        ObjectId(format!("{}:{}", self.object.kind(), self.path()))
+        self.object.id()
+    }
+
+    pub fn location(&self) -> Option<&Location> {
+        self.object.location()
+    }
+}
+
+impl ObjectId {
+    pub fn new(kind: Kind, key: impl Into<String>) -> ObjectId {
+        ObjectId {
+            kind,
+            key: key.into(),
+        }
+    }
+
+    /// Reads an id as the journal writes it (`kind:key`).
+    ///
+    /// # Errors
+    /// `BadObjectId` for an unknown kind or a missing key.
+    pub fn parse(text: &str) -> Result<ObjectId, BadObjectId> {
+        let bad = || BadObjectId(text.to_owned());
+        let (kind, key) = text.split_once(':').ok_or_else(bad)?;
+        let kind = Kind::ALL
+            .into_iter()
+            .find(|k| k.as_str() == kind)
+            .ok_or_else(bad)?;
+        if key.is_empty() {
+            return Err(bad());
+        }
+        Ok(ObjectId::new(kind, key))
+    }
+
+    pub fn kind(&self) -> Kind {
+        self.kind
+    }
+
+    /// The path of a file or directory, the name of an account.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+}
+
+impl fmt::Display for ObjectId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.kind, self.key)
+    }
+}
+
+impl ResourceKind {
+    pub const ALL: [ResourceKind; 4] = [
+        ResourceKind::Node,
+        ResourceKind::Package,
+        ResourceKind::Tenant,
+        ResourceKind::Domain,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ResourceKind::Node => "Node",
+            ResourceKind::Package => "Package",
+            ResourceKind::Tenant => "Tenant",
+            ResourceKind::Domain => "Domain",
+        }
+    }
+}
+
+impl ResourceRef {
+    pub fn new(kind: ResourceKind, name: impl Into<String>) -> ResourceRef {
+        ResourceRef {
+            kind,
+            name: name.into(),
+        }
+    }
+
+    /// Reads a reference as the journal writes it (`Kind/name`).
+    ///
+    /// # Errors
+    /// `BadResourceRef` for an unknown kind or a missing name.
+    pub fn parse(text: &str) -> Result<ResourceRef, BadResourceRef> {
+        let bad = || BadResourceRef(text.to_owned());
+        let (kind, name) = text.split_once('/').ok_or_else(bad)?;
+        let kind = ResourceKind::ALL
+            .into_iter()
+            .find(|k| k.as_str() == kind)
+            .ok_or_else(bad)?;
+        if name.is_empty() {
+            return Err(bad());
+        }
+        Ok(ResourceRef::new(kind, name))
+    }
+}
+
+impl fmt::Display for ResourceRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.kind.as_str(), self.name)
+    }
+}
+
+impl Unit {
+    /// The gate's name, for a gate.
+    pub fn gate(&self) -> Option<&str> {
+        match self {
+            Unit::Direct => None,
+            Unit::Gate(name) => Some(name),
+        }
+    }
+
+    /// From the journal's `gate` column.
+    pub fn from_gate(gate: Option<&str>) -> Unit {
+        gate.map_or(Unit::Direct, |g| Unit::Gate(g.to_owned()))
+    }
+}
+
+impl fmt::Display for Unit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Unit::Direct => f.write_str("direct"),
+            Unit::Gate(name) => write!(f, "gate {name}"),
+        }
     }
 }
 
@@ -204,23 +458,6 @@ impl Observation {
     }
 }
 
-impl ObjectId {
-    /// The path part of the id.
-    pub fn path(&self) -> &str {
-        self.0.split_once(':').map_or(self.0.as_str(), |(_, p)| p)
-    }
-
-    pub fn kind(&self) -> &str {
-        self.0.split_once(':').map_or("", |(k, _)| k)
-    }
-}
-
-impl fmt::Display for ObjectId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
 /// Hex SHA-256 of some bytes: the hash recorded before and after every step.
 pub fn digest_bytes(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
@@ -247,6 +484,7 @@ mod tests {
 
     fn file(content: &str) -> Object {
         Object::File {
+            at: Location::new("/etc", "x.conf"),
             content: content.as_bytes().to_vec(),
             mode: 0o640,
             owner: None,

@@ -4,7 +4,7 @@
 use std::fmt;
 
 use crate::diagnostic::Span;
-use crate::object::{Desired, ObjectId};
+use crate::object::{Desired, ObjectId, Owned, ResourceRef, Unit};
 
 /// What a step does. A no-op never becomes a step.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -35,18 +35,71 @@ pub struct Step {
     pub id: ObjectId,
     pub action: Action,
     pub reason: Reason,
-    pub resource: String,
+    pub resource: ResourceRef,
     pub origin: Span,
     pub before: Option<String>,
     pub after: Option<String>,
     /// Unified diff for text files.
     pub diff: Option<String>,
-    /// The rendered object for create/update; `None` for deletes.
-    pub desired: Option<Desired>,
-    /// Previous file content (for rollback and the journal).
-    pub previous: Option<Vec<u8>>,
-    pub gate: Option<String>,
+    /// What the step puts on the node, or the owned object it removes.
+    pub target: Target,
+    /// What putting the object back as it was needs (a failed gate check).
+    pub snapshot: Snapshot,
+    /// How the change goes live.
+    pub unit: Unit,
     pub tenant_data: bool,
+}
+
+/// What a step acts on: the rendered object it creates or updates, or the journal's record of
+/// an owned object it deletes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Target {
+    Put(Desired),
+    Remove(Owned),
+}
+
+/// The state of an object before a step, as far as a rollback needs it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Snapshot {
+    /// Nothing was there: undoing the step removes what it made.
+    Absent,
+    /// A file's previous content, with its mode and owner ids when they were seen (a
+    /// snapshot read back from the journal has only the content: the desired object's mode
+    /// and owner are used then).
+    Content {
+        content: Vec<u8>,
+        meta: Option<FileMeta>,
+    },
+    /// Not put back by a rollback (directories, accounts: no gate checks them).
+    Kept,
+}
+
+/// A file's mode and owner ids, as observed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FileMeta {
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+}
+
+/// What a driver's diff found on the node for a step: the hash of what is there, a text diff
+/// for humans, and what a rollback needs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Found {
+    pub before: Option<String>,
+    pub diff: Option<String>,
+    pub snapshot: Snapshot,
+}
+
+impl Found {
+    /// Nothing was there (or nothing a rollback puts back): no hash, no text.
+    pub fn nothing(snapshot: Snapshot) -> Found {
+        Found {
+            before: None,
+            diff: None,
+            snapshot,
+        }
+    }
 }
 
 /// Ordered steps plus what was held back and why.
@@ -56,6 +109,9 @@ pub struct Plan {
     /// Tenant data that left the repo but is kept (deletion policy `Retain`, or no
     /// `--allow-destroy`): shown to the operator, never deleted.
     pub retained: Vec<Step>,
+    /// Owned objects that left the repo and are gone from the node already: the journal
+    /// forgets them.
+    pub gone: Vec<ObjectId>,
     /// Objects rendered, for the summary.
     pub objects: usize,
 }
@@ -84,6 +140,42 @@ impl Plan {
             }
         }
         s
+    }
+}
+
+impl Step {
+    /// A create or update of `desired`, with what diffing it found.
+    pub fn put(desired: &Desired, action: Action, reason: Reason, found: Found) -> Step {
+        Step {
+            id: desired.id(),
+            action,
+            reason,
+            resource: desired.resource.clone(),
+            origin: desired.origin.clone(),
+            before: found.before,
+            after: Some(desired.object.digest()),
+            diff: found.diff,
+            target: Target::Put(desired.clone()),
+            snapshot: found.snapshot,
+            unit: desired.unit.clone(),
+            tenant_data: desired.tenant_data,
+        }
+    }
+
+    /// The previous file content the journal keeps for this step, if any.
+    pub fn previous(&self) -> Option<&[u8]> {
+        match &self.snapshot {
+            Snapshot::Content { content, .. } => Some(content),
+            Snapshot::Absent | Snapshot::Kept => None,
+        }
+    }
+
+    /// The rendered object a create or update puts on the node.
+    pub fn desired(&self) -> Option<&Desired> {
+        match &self.target {
+            Target::Put(d) => Some(d),
+            Target::Remove(_) => None,
+        }
     }
 }
 

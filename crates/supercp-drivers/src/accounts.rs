@@ -27,6 +27,11 @@ pub enum AccountError {
         program: String,
         source: std::io::Error,
     },
+    #[error("account {name}: cannot read the account databases: {source}; nothing is planned for what cannot be seen (run as root)")]
+    Observe {
+        name: String,
+        source: std::io::Error,
+    },
     #[error("account {name}: no uid was assigned (a bug)")]
     NoUid { name: String },
     #[error("account {name}: a group {name} (gid {gid}) already exists and is not a SuperCP tenant's; rename the tenant")]
@@ -35,37 +40,47 @@ pub enum AccountError {
 
 /// The user `name`, its ids, home, shell and the members of its group; `Absent` when there is
 /// no such user.
-pub fn observe(name: &str) -> Observed {
-    let Ok(Some(user)) = User::from_name(name) else {
-        return Observed::Absent;
+///
+/// # Errors
+/// `Observe` when the account databases cannot be read (`/etc/shadow` too, which says
+/// whether the account is suspended: a plan as a user other than root cannot see it).
+pub fn observe(name: &str) -> Result<Observed, AccountError> {
+    let failed = |source: std::io::Error| AccountError::Observe {
+        name: name.to_owned(),
+        source,
     };
-    let members = match Group::from_name(name) {
-        Ok(Some(group)) => group.mem,
-        _ => Vec::new(),
+    let Some(user) = User::from_name(name).map_err(|e| failed(e.into()))? else {
+        return Ok(Observed::Absent);
     };
-    Observed::Account {
+    let members = match Group::from_name(name).map_err(|e| failed(e.into()))? {
+        Some(group) => group.mem,
+        None => Vec::new(),
+    };
+    Ok(Observed::Account {
         uid: user.uid.as_raw(),
         gid: user.gid.as_raw(),
         home: user.dir.to_string_lossy().into_owned(),
         shell: user.shell.to_string_lossy().into_owned(),
         comment: user.gecos.to_string_lossy().into_owned(),
         members,
-        locked: expired(name),
-    }
+        locked: expired(name).map_err(failed)?,
+    })
 }
 
-/// Whether the account has an expiry date (`usermod -e`), from `/etc/shadow` (root only; an
-/// unreadable shadow file reads as not expired).
-fn expired(name: &str) -> bool {
-    let Ok(shadow) = std::fs::read_to_string("/etc/shadow") else {
-        return false;
+/// Whether the account has an expiry date (`usermod -e`), from `/etc/shadow` (a node without
+/// one has no expiry dates).
+fn expired(name: &str) -> Result<bool, std::io::Error> {
+    let shadow = match std::fs::read_to_string("/etc/shadow") {
+        Ok(shadow) => shadow,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(e),
     };
-    shadow
+    Ok(shadow
         .lines()
         .filter_map(|line| line.split_once(':'))
         .find(|(user, _)| *user == name)
         .and_then(|(_, rest)| rest.split(':').nth(6))
-        .is_some_and(|expire| !expire.is_empty())
+        .is_some_and(|expire| !expire.is_empty()))
 }
 
 /// Whether a user or a group already holds this id (on this node, outside the journal).
@@ -79,8 +94,9 @@ pub fn id_in_use(id: u32) -> bool {
 ///
 /// # Errors
 /// The tool's own message when one of them fails.
-pub fn apply(name: &str, want: &Account) -> Result<(), AccountError> {
-    let account = match observe(name) {
+pub fn apply(want: &Account) -> Result<(), AccountError> {
+    let name = want.name.as_str();
+    let account = match observe(name)? {
         Observed::Account {
             home,
             shell,

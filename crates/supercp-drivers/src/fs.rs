@@ -11,7 +11,7 @@ use nix::fcntl::{openat, renameat, OFlag};
 use nix::sys::stat::{fchmod, fstatat, mkdirat, Mode, SFlag};
 use nix::unistd::{fchown, unlinkat, Gid, Group, Uid, UnlinkatFlags, User};
 use supercp_core::object::{join, Observed};
-use supercp_core::{Desired, Object, Owner};
+use supercp_core::{Location, Object, Owner};
 
 /// Suffix of the temp file a write goes through (same directory, then `rename`).
 pub const TEMP_SUFFIX: &str = ".supercp-tmp";
@@ -41,6 +41,19 @@ pub enum DriverError {
     SyncFailed { path: String, source: Errno },
     #[error("{path} is an account, not a file or directory (a bug)")]
     NotAFile { path: String },
+    #[error("cannot observe {path}: {source}; nothing is planned for what cannot be seen (run as root, or fix the node)")]
+    ObserveFailed {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Account(Box<crate::accounts::AccountError>),
+}
+
+impl From<crate::accounts::AccountError> for DriverError {
+    fn from(e: crate::accounts::AccountError) -> DriverError {
+        DriverError::Account(Box::new(e))
+    }
 }
 
 /// Handle on the node's filesystem with cached anchor descriptors and owner ids.
@@ -71,21 +84,31 @@ impl Node {
         Node::default()
     }
 
-    /// What is at `anchor/rel` now. Never follows a symlink below the anchor.
-    pub fn observe(&mut self, anchor: &str, rel: &str) -> Observed {
-        let (parent, name) = match self.walk_parent(anchor, rel) {
-            Ok(Parent::Open(fd)) => (fd, last_component(rel)),
-            Ok(Parent::Missing) | Err(_) => return Observed::Absent,
-            Ok(Parent::Blocked(b)) => return b,
+    /// What is at `at` now. Never follows a symlink below the anchor.
+    ///
+    /// # Errors
+    /// `ObserveFailed` (or `OpenFailed`) when the path cannot be seen (EACCES, EIO): what
+    /// cannot be seen is never reported as absent.
+    pub fn observe(&mut self, at: &Location) -> Result<Observed, DriverError> {
+        let (anchor, rel) = (at.anchor.as_str(), at.rel.as_str());
+        let (parent, name) = match self.walk_parent(anchor, rel)? {
+            Parent::Open(fd) => (fd, last_component(rel)),
+            Parent::Missing => return Ok(Observed::Absent),
+            Parent::Blocked(b) => return Ok(b),
         };
         let path = join(anchor, rel);
+        let failed = |source: Errno| DriverError::ObserveFailed {
+            path: path.clone(),
+            source: source.into(),
+        };
         let stat = match fstatat(Some(parent), name, nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW) {
             Ok(s) => s,
-            Err(_) => return Observed::Absent,
+            Err(Errno::ENOENT) => return Ok(Observed::Absent),
+            Err(e) => return Err(failed(e)),
         };
         let kind = SFlag::from_bits_truncate(stat.st_mode & SFlag::S_IFMT.bits());
         let mode = stat.st_mode & 0o7777;
-        if kind == SFlag::S_IFDIR {
+        let observed = if kind == SFlag::S_IFDIR {
             Observed::Dir {
                 mode,
                 uid: stat.st_uid,
@@ -95,39 +118,31 @@ impl Node {
             // A file with other links may be a tenant's hard link to a file it cannot read
             // (the plan would print it); a huge one would exhaust memory. Neither is SuperCP's.
             if stat.st_nlink > 1 {
-                return Observed::Blocked {
+                return Ok(Observed::Blocked {
                     path,
                     what: "a file with other hard links".into(),
-                };
+                });
             }
             if u64::try_from(stat.st_size).unwrap_or(u64::MAX) > MAX_OBSERVED_FILE {
-                return Observed::Blocked {
+                return Ok(Observed::Blocked {
                     path,
                     what: format!(
                         "a file of {} bytes (more than SuperCP writes)",
                         stat.st_size
                     ),
-                };
+                });
             }
             let flags = OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK;
-            let Ok(fd) = open_at(parent, name, flags, Mode::empty()) else {
-                return Observed::Blocked {
-                    path,
-                    what: "an unreadable file".into(),
-                };
+            let fd = match open_at(parent, name, flags, Mode::empty()) {
+                Ok(fd) => fd,
+                Err(Errno::ENOENT) => return Ok(Observed::Absent),
+                Err(e) => return Err(failed(e)),
             };
             let mut content = Vec::with_capacity(usize::try_from(stat.st_size).unwrap_or(0));
             let file = std::fs::File::from(fd);
             // The size was checked on the path; `take` also bounds a file that grew since.
-            if file
-                .take(MAX_OBSERVED_FILE + 1)
-                .read_to_end(&mut content)
-                .is_err()
-            {
-                return Observed::Blocked {
-                    path,
-                    what: "an unreadable file".into(),
-                };
+            if let Err(source) = file.take(MAX_OBSERVED_FILE + 1).read_to_end(&mut content) {
+                return Err(DriverError::ObserveFailed { path, source });
             }
             Observed::File {
                 content,
@@ -145,7 +160,8 @@ impl Node {
                 path,
                 what: "a special file".into(),
             }
-        }
+        };
+        Ok(observed)
     }
 
     /// Creates or updates one desired object: a file through a temp file and `rename`, a
@@ -156,13 +172,18 @@ impl Node {
     /// # Errors
     /// `SymlinkRefused` when a symlink sits at the path or a managed parent; I/O errors name
     /// the path.
-    pub fn apply(&mut self, desired: &Desired) -> Result<(), DriverError> {
-        let path = desired.path();
-        let ids = match owner_of(&desired.object) {
+    pub fn apply(&mut self, object: &Object) -> Result<(), DriverError> {
+        let Some(at) = object.location() else {
+            return Err(DriverError::NotAFile {
+                path: object.id().to_string(),
+            });
+        };
+        let path = at.path();
+        let ids = match object.owner() {
             Some(owner) => Some(self.resolve_owner(owner, &path)?),
             None => None,
         };
-        let parent = match self.walk_parent_creating(&desired.anchor, &desired.rel)? {
+        let parent = match self.walk_parent_creating(&at.anchor, &at.rel)? {
             Parent::Open(fd) => fd,
             Parent::Blocked(Observed::Blocked { path, what }) => {
                 return Err(DriverError::SymlinkRefused { path, what })
@@ -175,8 +196,8 @@ impl Node {
                 })
             }
         };
-        let name = last_component(&desired.rel);
-        match &desired.object {
+        let name = last_component(&at.rel);
+        match object {
             Object::File { content, mode, .. } => {
                 write_file(parent, name, &path, content, *mode, ids)
             }
@@ -185,33 +206,42 @@ impl Node {
         }
     }
 
-    /// Puts a file back as it was before a failed gate: the old content, or no file.
+    /// Writes a file's earlier content back (a rollback), with the given mode and owner ids,
+    /// through a temp file and a rename like any write.
     ///
     /// # Errors
     /// As for `apply`.
-    pub fn restore(
+    pub fn write_back(
         &mut self,
-        desired: &Desired,
-        previous: Option<&[u8]>,
+        at: &Location,
+        content: &[u8],
+        mode: u32,
+        ids: Option<(u32, u32)>,
     ) -> Result<(), DriverError> {
-        match previous {
-            Some(content) => {
-                let mut old = desired.clone();
-                if let Object::File { content: c, .. } = &mut old.object {
-                    *c = content.to_vec();
-                }
-                self.apply(&old)
+        let path = at.path();
+        let parent = match self.walk_parent_creating(&at.anchor, &at.rel)? {
+            Parent::Open(fd) => fd,
+            Parent::Blocked(Observed::Blocked { path, what }) => {
+                return Err(DriverError::SymlinkRefused { path, what })
             }
-            None => self.delete_file(&desired.anchor, &desired.rel),
-        }
+            Parent::Blocked(_) | Parent::Missing => {
+                return Err(DriverError::OpenFailed {
+                    path,
+                    source: Errno::ENOENT,
+                })
+            }
+        };
+        let ids = ids.map(|(u, g)| (Uid::from_raw(u), Gid::from_raw(g)));
+        write_file(parent, last_component(&at.rel), &path, content, mode, ids)
     }
 
-    /// Deletes `anchor/rel` (a directory with everything in it) without following symlinks.
+    /// Deletes `at` (a directory with everything in it) without following symlinks.
     ///
     /// # Errors
     /// `DeleteFailed` naming the path.
-    pub fn delete(&mut self, anchor: &str, rel: &str) -> Result<(), DriverError> {
-        let path = join(anchor, rel);
+    pub fn delete(&mut self, at: &Location) -> Result<(), DriverError> {
+        let (anchor, rel) = (at.anchor.as_str(), at.rel.as_str());
+        let path = at.path();
         // A cached directory may be the one deleted.
         self.chain = None;
         let Some(parent) = self.parent_to_delete_in(anchor, rel)? else {
@@ -240,8 +270,9 @@ impl Node {
     ///
     /// # Errors
     /// `DeleteFailed` naming the path.
-    pub fn delete_file(&mut self, anchor: &str, rel: &str) -> Result<(), DriverError> {
-        let path = join(anchor, rel);
+    pub fn delete_file(&mut self, at: &Location) -> Result<(), DriverError> {
+        let (anchor, rel) = (at.anchor.as_str(), at.rel.as_str());
+        let path = at.path();
         let Some(parent) = self.parent_to_delete_in(anchor, rel)? else {
             return Ok(());
         };
@@ -314,9 +345,16 @@ impl Node {
         Ok(raw)
     }
 
+    /// The parent of `anchor/rel` without creating anything: `Missing` when the anchor or a
+    /// parent does not exist; an error when one cannot be opened (EACCES, EIO).
     fn walk_parent(&mut self, anchor: &str, rel: &str) -> Result<Parent, DriverError> {
-        if self.anchor(anchor).is_err() {
-            return Ok(Parent::Missing);
+        match self.anchor(anchor) {
+            Ok(_) => {}
+            Err(DriverError::OpenFailed {
+                source: Errno::ENOENT | Errno::ENOTDIR,
+                ..
+            }) => return Ok(Parent::Missing),
+            Err(e) => return Err(e),
         }
         self.walk(anchor, rel, false)
     }
@@ -426,13 +464,6 @@ impl Node {
     }
 }
 
-fn owner_of(object: &Object) -> Option<&Owner> {
-    match object {
-        Object::File { owner, .. } | Object::Dir { owner, .. } => owner.as_ref(),
-        Object::Account(_) => None,
-    }
-}
-
 fn write_file(
     parent: RawFd,
     name: &str,
@@ -457,6 +488,30 @@ fn write_file(
         path: path.to_owned(),
         source: e.into(),
     })?;
+    let written = fill_temp(fd, path, content, mode, ids).and_then(|()| {
+        renameat(Some(parent), temp.as_str(), Some(parent), name).map_err(|e| {
+            DriverError::WriteFailed {
+                path: path.to_owned(),
+                source: e.into(),
+            }
+        })
+    });
+    if written.is_err() {
+        // A full disk (or any failure) leaves no temp file behind.
+        let _ = unlinkat(Some(parent), temp.as_str(), UnlinkatFlags::NoRemoveDir);
+    }
+    written
+}
+
+/// Mode, owner and content of a new temp file, then its data flushed (so a full disk shows
+/// here, not after the rename).
+fn fill_temp(
+    fd: OwnedFd,
+    path: &str,
+    content: &[u8],
+    mode: u32,
+    ids: Option<(Uid, Gid)>,
+) -> Result<(), DriverError> {
     let meta = |source| DriverError::MetadataFailed {
         path: path.to_owned(),
         source,
@@ -466,18 +521,12 @@ fn write_file(
         fchown(fd.as_raw_fd(), Some(uid), Some(gid)).map_err(meta)?;
     }
     let mut file = std::fs::File::from(fd);
-    file.write_all(content)
-        .map_err(|source| DriverError::WriteFailed {
-            path: path.to_owned(),
-            source,
-        })?;
-    drop(file);
-    renameat(Some(parent), temp.as_str(), Some(parent), name).map_err(|e| {
-        DriverError::WriteFailed {
-            path: path.to_owned(),
-            source: e.into(),
-        }
-    })
+    let failed = |source| DriverError::WriteFailed {
+        path: path.to_owned(),
+        source,
+    };
+    file.write_all(content).map_err(failed)?;
+    file.flush().map_err(failed)
 }
 
 fn ensure_dir(

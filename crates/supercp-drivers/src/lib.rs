@@ -1,5 +1,7 @@
 //! The only code that reads or changes the node: files and directories (`fs`), tenant accounts
-//! (`accounts`), service gates (`gate`) and the apply lock (`lock`).
+//! (`accounts`), service gates (`gate`) and the apply lock (`lock`), reached through one
+//! registry (`registry::Drivers`), the only dispatch on an object's kind outside core. Each
+//! kind's pure diff (`diff`) sits beside its driver.
 //!
 //! # Guarantees
 //! `observe` has no side effects: `supercp plan` runs it unprivileged.
@@ -11,8 +13,11 @@
 //! file is replaced; a missing parent is created).
 
 pub mod accounts;
+pub mod diff;
 pub mod fs;
 pub mod gate;
 pub mod lock;
+pub mod registry;
 
 pub use fs::{DriverError, Node};
+pub use registry::{Drivers, Seen};

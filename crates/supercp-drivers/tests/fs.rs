@@ -5,19 +5,30 @@ use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
 use supercp_core::object::Observed;
-use supercp_core::{Desired, Object, Owner, Span};
+use supercp_core::{Location, Object, Owner};
 use supercp_drivers::{DriverError, Node};
 
-fn desired(anchor: &std::path::Path, rel: &str, object: Object) -> Desired {
-    Desired {
-        anchor: anchor.display().to_string(),
-        rel: rel.to_owned(),
-        object,
-        resource: "Tenant/t".into(),
-        origin: Span::new("t.yaml".into(), 1, 1),
-        gate: None,
-        tenant_data: true,
+/// `object` placed at `anchor/rel`.
+fn desired(anchor: &std::path::Path, rel: &str, mut object: Object) -> Object {
+    if let Object::File { at, .. } | Object::Dir { at, .. } = &mut object {
+        *at = Location::new(anchor.display().to_string(), rel);
     }
+    object
+}
+
+/// A location `desired` replaces.
+fn nowhere() -> Location {
+    Location::new("", "")
+}
+
+fn observe(node: &mut Node, object: &Object) -> Observed {
+    node.observe(object.location().expect("a file or directory"))
+        .expect("observable")
+}
+
+fn observe_at(node: &mut Node, anchor: &str, rel: &str) -> Observed {
+    node.observe(&Location::new(anchor, rel))
+        .expect("observable")
 }
 
 fn nobody() -> Option<Owner> {
@@ -34,6 +45,7 @@ fn file_is_written_with_its_mode_and_observed_back() {
         dir.path(),
         "a/b/c.conf",
         Object::File {
+            at: nowhere(),
             content: b"hello\n".to_vec(),
             mode: 0o640,
             owner: None,
@@ -41,7 +53,7 @@ fn file_is_written_with_its_mode_and_observed_back() {
     );
     let mut node = Node::new();
     node.apply(&d).expect("apply");
-    match node.observe(&d.anchor, &d.rel) {
+    match observe(&mut node, &d) {
         Observed::File { content, mode, .. } => {
             assert_eq!(content, b"hello\n");
             assert_eq!(mode, 0o640);
@@ -69,6 +81,7 @@ fn owner_is_set_on_a_new_directory_when_running_as_root() {
         dir.path(),
         "home",
         Object::Dir {
+            at: nowhere(),
             mode: 0o750,
             owner: nobody(),
         },
@@ -94,16 +107,14 @@ fn symlink_at_a_file_path_is_refused_and_its_target_is_untouched() {
         dir.path(),
         "site.conf",
         Object::File {
+            at: nowhere(),
             content: b"pwned\n".to_vec(),
             mode: 0o644,
             owner: None,
         },
     );
     let mut node = Node::new();
-    assert!(matches!(
-        node.observe(&d.anchor, &d.rel),
-        Observed::Blocked { .. }
-    ));
+    assert!(matches!(observe(&mut node, &d), Observed::Blocked { .. }));
     // apply replaces the link itself at worst (rename never follows); the target stays as it was
     let _ = node.apply(&d);
     assert_eq!(fs::read_to_string(&target).expect("target"), "root:x:0:0\n");
@@ -128,10 +139,14 @@ fn symlinked_parent_is_refused_without_chmod_or_chown_of_its_target() {
     let d = desired(
         dir.path(),
         "t/domains/public_html",
-        Object::Dir { mode: 0o755, owner },
+        Object::Dir {
+            at: nowhere(),
+            mode: 0o755,
+            owner,
+        },
     );
     let mut node = Node::new();
-    match node.observe(&d.anchor, &d.rel) {
+    match observe(&mut node, &d) {
         Observed::Blocked { path, what } => {
             assert!(path.ends_with("t/domains"), "{path}");
             assert_eq!(what, "a symlink");
@@ -154,7 +169,7 @@ fn deleting_a_tree_removes_a_symlink_inside_it_but_never_its_target() {
     fs::write(dir.path().join("home/t/sub/file"), "y").expect("file");
     std::os::unix::fs::symlink(outside.path(), dir.path().join("home/t/link")).expect("symlink");
     Node::new()
-        .delete(&dir.path().display().to_string(), "home/t")
+        .delete(&Location::new(dir.path().display().to_string(), "home/t"))
         .expect("delete");
     assert!(!dir.path().join("home/t").exists());
     assert_eq!(
@@ -171,6 +186,7 @@ fn apply_after_a_half_finished_write_converges() {
         dir.path(),
         "site.conf",
         Object::File {
+            at: nowhere(),
             content: b"full\n".to_vec(),
             mode: 0o644,
             owner: None,
@@ -192,14 +208,14 @@ fn hard_linked_or_huge_files_are_reported_not_read() {
     fs::write(dir.path().join("secret"), "root only\n").expect("write");
     fs::hard_link(dir.path().join("secret"), dir.path().join("keys")).expect("link");
     let mut node = Node::new();
-    match node.observe(&anchor, "keys") {
+    match observe_at(&mut node, &anchor, "keys") {
         Observed::Blocked { what, .. } => assert!(what.contains("hard links"), "{what}"),
         other => panic!("a hard link is not read: {other:?}"),
     }
     // Sparse: 20 MiB that take no disk, as a tenant's `truncate -s 10T` would.
     let big = fs::File::create(dir.path().join("big")).expect("create");
     big.set_len(20 << 20).expect("set_len");
-    match node.observe(&anchor, "big") {
+    match observe_at(&mut node, &anchor, "big") {
         Observed::Blocked { what, .. } => assert!(what.contains("bytes"), "{what}"),
         other => panic!("a huge file is not read: {other:?}"),
     }
@@ -211,11 +227,13 @@ fn deleting_a_file_never_removes_a_directory_in_its_place() {
     let anchor = dir.path().display().to_string();
     fs::create_dir_all(dir.path().join("keys/inner")).expect("mkdir");
     let mut node = Node::new();
-    let err = node.delete_file(&anchor, "keys").expect_err("refused");
+    let err = node
+        .delete_file(&Location::new(anchor.clone(), "keys"))
+        .expect_err("refused");
     assert!(matches!(err, DriverError::DeleteFailed { .. }), "{err}");
     assert!(dir.path().join("keys/inner").is_dir(), "left in place");
     fs::write(dir.path().join("plain"), "x").expect("write");
-    node.delete_file(&anchor, "plain")
+    node.delete_file(&Location::new(anchor.clone(), "plain"))
         .expect("a file is unlinked");
     assert!(!dir.path().join("plain").exists());
 }
@@ -230,7 +248,9 @@ fn deleting_a_tree_deeper_than_the_limit_is_refused() {
     }
     fs::create_dir_all(&deep).expect("mkdir");
     let mut node = Node::new();
-    let err = node.delete(&anchor, "t").expect_err("refused");
+    let err = node
+        .delete(&Location::new(anchor.clone(), "t"))
+        .expect_err("refused");
     assert!(err.to_string().contains("cannot delete"), "{err}");
     assert!(deep.is_dir(), "the deepest directory is still there");
 }

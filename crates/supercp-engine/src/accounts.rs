@@ -38,8 +38,10 @@ pub fn assign(
         let Object::Account(account) = &mut d.object else {
             continue;
         };
-        let tenant = d.rel.clone();
-        let existing = match accounts::observe(&tenant) {
+        let tenant = account.name.clone();
+        let observed = accounts::observe(&tenant)
+            .map_err(|e| EngineError::Accounts(format!("{} ({}): {e}", d.resource, d.origin)))?;
+        let existing = match observed {
             Observed::Account {
                 uid, gid, comment, ..
             } => Some((uid, gid, comment)),

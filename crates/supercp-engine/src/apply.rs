@@ -15,11 +15,10 @@ use supercp_core::object::Observed;
 use supercp_core::plan::Summary;
 use supercp_core::resource::Gate;
 use supercp_core::time::now_ms;
-use supercp_core::{Action, Desired, Observation, Reason, Step};
-use supercp_drivers::{accounts, gate, lock, Node};
+use supercp_core::{Action, Desired, Observation, Reason, ResourceKind, Step, Target};
+use supercp_drivers::{gate, lock, registry, Drivers};
 use tracing::{info, warn};
 
-use crate::diff::diff;
 use crate::inputs::Inputs;
 use crate::plan::{plan, PlanOptions, Planned};
 use crate::progress::Progress;
@@ -130,26 +129,7 @@ pub async fn apply(
         owned = owned.len(),
         "read the journal's accounts and owned objects"
     );
-    let open_files = gate::raise_open_files_limit();
-    let site_logs = inputs.spec.web.site_logs == supercp_core::resource::SiteLogs::Domain;
-    let needed = 2 * inputs.catalog.domains.len() as u64 + 256;
-    if site_logs && open_files < needed {
-        let message = format!(
-            "nginx opens two log files per site: `nginx -t` needs about {needed} open files and \
-             this process may open {open_files}; raise the open-files limit (LimitNOFILE) or set \
-             web.siteLogs: Node in the node file"
-        );
-        // A required nginx check would fail after every write: refuse before writing anything.
-        let nginx = inputs
-            .spec
-            .gates
-            .iter()
-            .find(|g| g.name == supercp_render::GATE_NGINX);
-        if nginx.is_some_and(|g| !g.optional) {
-            return Err(EngineError::Gate(message));
-        }
-        warn!(open_files, needed, "{message}");
-    }
+    preflight(inputs)?;
     // Certificates of the domains this run covers; bring-your-own ones are checked before
     // anything is written. A node without TLS sites and certificates skips this (it would
     // cost a pass over every desired object on the way to a served change).
@@ -162,7 +142,8 @@ pub async fn apply(
     let covered: BTreeSet<String> = if any_tls {
         desired
             .iter()
-            .filter_map(|d| d.resource.strip_prefix("Domain/").map(str::to_owned))
+            .filter(|d| d.resource.kind == ResourceKind::Domain)
+            .map(|d| d.resource.name.clone())
             .collect()
     } else {
         BTreeSet::new()
@@ -227,7 +208,7 @@ pub async fn apply(
         ..ApplyReport::default()
     };
     let mut ex = Executor {
-        fs: Node::new(),
+        drivers: Drivers::new(),
         journal,
         run,
         inputs,
@@ -235,8 +216,8 @@ pub async fn apply(
         index: 0,
         verified: Vec::new(),
     };
-    for dir in file_dirs(&plan.steps) {
-        ex.fs.remove_stale_temps(&dir);
+    for dir in anchors(&plan.steps) {
+        ex.drivers.remove_stale_temps(dir);
     }
     // Placeholders first: the vhosts written below point nginx at them.
     crate::certs::place(&tls_sites, journal, run).await?;
@@ -267,14 +248,7 @@ pub async fn apply(
     }
     report.applied = done.iter().filter(|d| **d).count();
     report.failed = plan.steps.len() - report.applied;
-    let (add, remove) = ownership(
-        &owned,
-        &desired,
-        &plan.steps,
-        &done,
-        &plan.retained,
-        &inputs.catalog,
-    );
+    let (add, remove) = ownership(&owned, &desired, &plan, &done, &inputs.catalog);
     journal.set_owned(&node, &add, &remove).await?;
     for step in &plan.retained {
         warn!(object = %step.id, resource = %step.resource, "tenant data left the repo and is kept (deletion policy Retain, or no --allow-destroy)");
@@ -326,13 +300,17 @@ pub async fn apply(
     journal.finish_run(run, Outcome::Succeeded, None).await?;
     info!(run, applied = report.applied, "apply finished");
     // After the reloads: naming every object costs nothing on the way to a served change.
-    report.observed = desired.iter().map(|d| d.id().0).zip(observed).collect();
+    report.observed = desired
+        .iter()
+        .map(|d| d.id().to_string())
+        .zip(observed)
+        .collect();
     report.observed.append(&mut ex.verified);
     Ok(report)
 }
 
 struct Executor<'a> {
-    fs: Node,
+    drivers: Drivers,
     journal: &'a Journal,
     run: i64,
     inputs: &'a Inputs,
@@ -393,7 +371,7 @@ impl Executor<'_> {
             reloads: 0,
             gate_error: None,
         };
-        let gate = steps.first().and_then(|s| s.gate.clone());
+        let gate = steps.first().and_then(|s| s.unit.gate());
         let gate = gate.and_then(|g| self.inputs.spec.gates.iter().find(|x| x.name == g).cloned());
         if let (Some(gate), true) = (gate, outcome.ok.iter().any(|o| *o)) {
             self.gate(&gate, steps, &mut results, &mut outcome)?;
@@ -407,55 +385,26 @@ impl Executor<'_> {
     }
 
     fn execute(&mut self, step: &Step) -> Result<String, String> {
-        let Some(desired) = &step.desired else {
-            return Err("no object for this step (a bug)".into());
-        };
         if let Reason::Blocked { path, what } = &step.reason {
             return Err(format!("refused: {what} at {path}; SuperCP never writes, chmods or chowns through it. Remove it and apply again"));
         }
-        let result = match (step.action, &desired.object) {
-            (Action::Delete, _) if step.id.kind() == "user" => {
-                accounts::delete(&desired.rel).map_err(|e| e.to_string())
-            }
-            (Action::Create | Action::Update, supercp_core::Object::Account(a)) => {
-                accounts::apply(&desired.rel, a).map_err(|e| e.to_string())
-            }
-            (Action::Create | Action::Update, _) => {
-                self.fs.apply(desired).map_err(|e| e.to_string())
-            }
-            (Action::Delete, _) if step.id.kind() == "file" => self
-                .fs
-                .delete_file(&desired.anchor, &desired.rel)
-                .map_err(|e| e.to_string()),
-            (Action::Delete, _) => self
-                .fs
-                .delete(&desired.anchor, &desired.rel)
-                .map_err(|e| e.to_string()),
+        let result = match &step.target {
+            Target::Put(desired) => self.drivers.apply(&desired.object),
+            Target::Remove(owned) => self.drivers.delete(owned),
         };
-        result.map(|()| format!("{} {}", step.action, step.id))
+        result
+            .map(|()| format!("{} {}", step.action, step.id))
+            .map_err(|e| e.to_string())
     }
 
     fn sync(&mut self, steps: &[Step]) -> Result<(), EngineError> {
-        let anchors: BTreeSet<&str> = steps
-            .iter()
-            .filter_map(|s| s.desired.as_ref())
-            .map(|d| d.anchor.as_str())
-            .filter(|a| !a.is_empty())
-            .collect();
-        for anchor in anchors {
-            if let Err(source) = self.fs.sync(anchor) {
-                // A deleted anchor cannot be synced; its parent filesystem was synced with others.
-                if std::path::Path::new(anchor).exists() {
-                    let step = &steps[0];
-                    return Err(EngineError::Driver {
-                        resource: step.resource.clone(),
-                        origin: step.origin.clone(),
-                        source,
-                    });
-                }
-            }
-        }
-        Ok(())
+        self.drivers
+            .sync(anchors(steps))
+            .map_err(|source| EngineError::Driver {
+                resource: steps[0].resource.to_string(),
+                origin: steps[0].origin.clone(),
+                source,
+            })
     }
 
     /// One check for the whole batch; on failure every applied step is put back.
@@ -497,19 +446,10 @@ impl Executor<'_> {
             .zip(outcome.ok.iter_mut())
         {
             if *applied {
-                if let Some(desired) = &step.desired {
-                    let restored = match step.action {
-                        Action::Create => self.fs.delete_file(&desired.anchor, &desired.rel),
-                        Action::Update | Action::Delete => match &step.previous {
-                            Some(previous) => self.fs.restore(desired, Some(previous)),
-                            None => Ok(()),
-                        },
-                    };
-                    if let Err(e) = restored {
-                        result
-                            .log
-                            .push(format!("could not put the previous file back: {e}"));
-                    }
+                if let Err(e) = self.drivers.restore(step) {
+                    result
+                        .log
+                        .push(format!("could not put the previous file back: {e}"));
                 }
                 *applied = false;
             }
@@ -540,17 +480,27 @@ impl Executor<'_> {
             if !*applied || step.action == Action::Delete {
                 continue;
             }
-            let Some(desired) = &step.desired else {
+            let Some(desired) = step.desired() else {
                 continue;
             };
-            let observed = crate::plan::observe(&mut self.fs, desired);
-            let ids = crate::plan::owner(&desired.object).and_then(|o| self.fs.owner_ids(o));
-            let differs = diff(desired, &observed, ids).map(|s| s.reason);
+            let seen = match self.drivers.observe(&desired.object) {
+                Ok(seen) => seen,
+                Err(e) => {
+                    warn!(object = %step.id, error = %e, "cannot observe the object after apply");
+                    result
+                        .log
+                        .push(format!("cannot observe the object after apply: {e}"));
+                    result.status = StepStatus::Failed;
+                    *applied = false;
+                    continue;
+                }
+            };
+            let differs = registry::diff(desired, &seen).map(|s| s.reason);
             self.verified.push((
-                step.id.0.clone(),
-                Observation::new(&desired.object, &observed, differs.as_ref(), now_ms()),
+                step.id.to_string(),
+                Observation::new(&desired.object, &seen.observed, differs.as_ref(), now_ms()),
             ));
-            if observed == Observed::Absent || differs.is_some() {
+            if seen.observed == Observed::Absent || differs.is_some() {
                 warn!(object = %step.id, "driver bug: the object still differs after apply");
                 result.status = StepStatus::Failed;
                 result
@@ -581,10 +531,7 @@ fn culprits<'a>(steps: &'a [Step], output: &str) -> Vec<&'a Step> {
         .collect::<Vec<_>>()
         .join("\n");
     for text in [errors.as_str(), output] {
-        let named: Vec<&Step> = steps
-            .iter()
-            .filter(|s| text.contains(s.id.path()))
-            .collect();
+        let named: Vec<&Step> = steps.iter().filter(|s| text.contains(s.id.key())).collect();
         if !named.is_empty() {
             return named;
         }
@@ -592,11 +539,11 @@ fn culprits<'a>(steps: &'a [Step], output: &str) -> Vec<&'a Step> {
     steps.iter().collect()
 }
 
-/// Steps are batched by gate; ungated deletes run last, in their own batch.
-fn phase_key(step: &Step) -> (Option<String>, bool) {
+/// Steps are batched by commit unit; direct deletes run last, in their own batch.
+fn phase_key(step: &Step) -> (&supercp_core::Unit, bool) {
     (
-        step.gate.clone(),
-        step.gate.is_none() && step.action == Action::Delete,
+        &step.unit,
+        step.unit == supercp_core::Unit::Direct && step.action == Action::Delete,
     )
 }
 
@@ -649,144 +596,166 @@ pub(crate) fn reload(gate: &Gate, notes: &mut Vec<String>) -> Result<i64, Engine
 
 fn new_step(step: &Step) -> NewStep {
     NewStep {
-        resource: step.resource.clone(),
+        resource: step.resource.to_string(),
         origin: if step.origin.line == 0 {
             String::new()
         } else {
             step.origin.to_string()
         },
-        object: step.id.0.clone(),
+        object: step.id.to_string(),
         action: step.action.as_str().to_owned(),
         before_hash: step.before.clone(),
         after_hash: step.after.clone(),
-        before_content: step.previous.clone(),
+        before_content: step.previous().map(<[u8]>::to_vec),
     }
 }
 
-/// Directories holding files of this plan (where a killed run may have left a temp file).
-fn file_dirs(steps: &[Step]) -> BTreeSet<String> {
+/// The anchors of the steps' objects (where a batch is synced, and where a killed run may
+/// have left a temp file).
+fn anchors(steps: &[Step]) -> BTreeSet<&str> {
     steps
         .iter()
-        .filter(|s| s.id.kind() == "file")
-        .filter_map(|s| s.desired.as_ref())
-        .map(|d| d.anchor.clone())
+        .filter_map(|s| match &s.target {
+            Target::Put(d) => d.location(),
+            Target::Remove(o) => o.location.as_ref(),
+        })
+        .map(|at| at.anchor.as_str())
+        .filter(|a| !a.is_empty())
         .collect()
+}
+
+/// Refuses before anything is written when a required commit unit could not pass its check
+/// in this process (a gate needing more open files than the process may open).
+///
+/// # Errors
+/// `Gate` with what the unit needs and what to do.
+fn preflight(inputs: &Inputs) -> Result<(), EngineError> {
+    let open_files = gate::raise_open_files_limit();
+    for need in supercp_render::unit_needs(&inputs.catalog, &inputs.spec) {
+        if open_files >= need.open_files {
+            continue;
+        }
+        let message = format!("{}; this process may open {open_files}", need.why);
+        let required = inputs
+            .spec
+            .gates
+            .iter()
+            .any(|g| g.name == need.gate && !g.optional);
+        if required {
+            return Err(EngineError::Gate(message));
+        }
+        warn!(gate = %need.gate, open_files, needed = need.open_files, "{message}");
+    }
+    Ok(())
 }
 
 /// What the journal must record as owned after this apply.
 fn ownership(
     owned: &BTreeMap<String, OwnedObject>,
     desired: &[Desired],
-    steps: &[Step],
+    plan: &supercp_core::Plan,
     done: &[bool],
-    retained: &[Step],
     catalog: &supercp_core::Catalog,
 ) -> (Vec<OwnedObject>, Vec<String>) {
-    let failed: BTreeSet<&str> = steps
+    let failed: BTreeSet<String> = plan
+        .steps
         .iter()
         .zip(done)
         .filter(|(s, d)| !**d && s.action != Action::Delete)
-        .map(|(s, _)| s.id.0.as_str())
+        .map(|(s, _)| s.id.to_string())
         .collect();
     let policies: BTreeMap<String, String> = catalog
         .tenants
         .values()
         .map(|t| {
             (
-                format!("Tenant/{}", t.name),
+                t.name.to_string(),
                 format!("{:?}", t.resource.spec.deletion_policy),
             )
         })
         .collect();
     let mut add = Vec::new();
     for d in desired {
-        let id = d.id().0;
-        if failed.contains(id.as_str()) {
+        let id = d.id().to_string();
+        if failed.contains(&id) {
             continue;
         }
         let record = OwnedObject {
             object: id.clone(),
-            resource: d.resource.clone(),
+            resource: d.resource.to_string(),
             tenant_data: d.tenant_data,
-            anchor: d.anchor.clone(),
+            anchor: d
+                .location()
+                .map_or_else(String::new, |at| at.anchor.clone()),
             // Only tenant data has a deletion policy: look its tenant up for those alone.
             deletion_policy: d.tenant_data.then(|| {
-                policies
-                    .get(&tenant_resource(d, catalog))
-                    .cloned()
+                tenant_of(d, catalog)
+                    .and_then(|t| policies.get(&t).cloned())
                     .unwrap_or_else(|| "Retain".into())
             }),
-            gate: d.gate.clone(),
+            gate: d.unit.gate().map(str::to_owned),
         };
         if owned.get(&id) != Some(&record) {
             add.push(record);
         }
     }
-    let wanted: BTreeSet<String> = desired.iter().map(|d| d.id().0).collect();
-    let mut remove: Vec<String> = steps
+    let mut remove: Vec<String> = plan
+        .steps
         .iter()
         .zip(done)
         .filter(|(s, d)| **d && s.action == Action::Delete)
-        .map(|(s, _)| s.id.0.clone())
+        .map(|(s, _)| s.id.to_string())
         .collect();
     // Retained data with policy Retain is released: SuperCP stops managing it.
     remove.extend(
-        retained
-            .iter()
-            .filter(|s| {
-                owned
-                    .get(&s.id.0)
-                    .and_then(|o| o.deletion_policy.as_deref())
-                    != Some("Delete")
-            })
-            .map(|s| s.id.0.clone()),
+        plan.retained.iter().map(|s| s.id.to_string()).filter(|id| {
+            owned.get(id).and_then(|o| o.deletion_policy.as_deref()) != Some("Delete")
+        }),
     );
-    // Owned objects that are gone from the node and the repo are forgotten.
-    let planned: BTreeSet<&str> = steps
-        .iter()
-        .chain(retained)
-        .map(|s| s.id.0.as_str())
-        .collect();
-    remove.extend(
-        owned
-            .keys()
-            .filter(|k| !wanted.contains(*k) && !planned.contains(k.as_str()))
-            .cloned(),
-    );
+    // Owned objects seen gone from the node (and not in the repo) are forgotten; one that
+    // could not be observed never reaches here (the plan fails instead).
+    remove.extend(plan.gone.iter().map(ToString::to_string));
     (add, remove)
 }
 
 /// The tenant whose deletion policy covers a tenant-data object.
-fn tenant_resource(d: &Desired, catalog: &supercp_core::Catalog) -> String {
-    match d.resource.split_once('/') {
-        Some(("Domain", name)) => supercp_core::DomainName::parse(name)
+fn tenant_of(d: &Desired, catalog: &supercp_core::Catalog) -> Option<String> {
+    match d.resource.kind {
+        ResourceKind::Tenant => Some(d.resource.name.clone()),
+        ResourceKind::Domain => supercp_core::DomainName::parse(&d.resource.name)
             .ok()
             .and_then(|n| catalog.domains.get(&n))
-            .map_or_else(String::new, |e| format!("Tenant/{}", e.tenant)),
-        _ => d.resource.clone(),
+            .map(|e| e.tenant.to_string()),
+        ResourceKind::Node | ResourceKind::Package => None,
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use supercp_core::{ObjectId, Span};
+    use supercp_core::plan::Found;
+    use supercp_core::{Location, Object, ResourceRef, Snapshot, Span, Unit};
 
     fn step(path: &str, resource: &str) -> Step {
-        Step {
-            id: ObjectId(format!("file:{path}")),
-            action: Action::Update,
-            reason: Reason::Content,
-            resource: resource.into(),
+        let (anchor, rel) = path.rsplit_once('/').unwrap_or(("/", path));
+        let desired = Desired {
+            object: Object::File {
+                at: Location::new(anchor, rel),
+                content: Vec::new(),
+                mode: 0o644,
+                owner: None,
+            },
+            resource: ResourceRef::parse(resource).expect("a resource"),
             origin: Span::default(),
-            before: None,
-            after: None,
-            diff: None,
-            desired: None,
-            previous: None,
-            gate: Some("nginx".into()),
+            unit: Unit::Gate("nginx".into()),
             tenant_data: false,
-        }
+        };
+        Step::put(
+            &desired,
+            Action::Update,
+            Reason::Content,
+            Found::nothing(Snapshot::Kept),
+        )
     }
 
     #[test]
@@ -797,9 +766,9 @@ mod tests {
         ];
         let output = "nginx: [emerg] unknown directive \"x\" in /etc/nginx/sites/b.test.conf:3\n\
                       nginx: configuration file /etc/nginx/nginx.conf test failed\n";
-        let named: Vec<&str> = culprits(&steps, output)
+        let named: Vec<String> = culprits(&steps, output)
             .iter()
-            .map(|s| s.resource.as_str())
+            .map(|s| s.resource.to_string())
             .collect();
         assert_eq!(named, ["Domain/b.test"]);
     }

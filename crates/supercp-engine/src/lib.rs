@@ -13,7 +13,6 @@
 pub mod accounts;
 pub mod apply;
 pub mod certs;
-pub mod diff;
 pub mod git;
 pub mod inputs;
 pub mod plan;
@@ -55,6 +54,14 @@ pub enum EngineError {
         limit: f64,
         needed: f64,
     },
+    #[error("cannot observe {count} object(s), so nothing was planned or applied:{objects}")]
+    Unobservable {
+        count: usize,
+        /// One line per object (at most ten), each starting with a newline.
+        objects: String,
+    },
+    #[error("the journal records {object}, which this version cannot read: {detail}")]
+    BadRecord { object: String, detail: String },
     #[error("{0}")]
     Gate(String),
     #[error("tenant accounts: {0}")]

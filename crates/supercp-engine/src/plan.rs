@@ -1,17 +1,22 @@
-//! observe + diff + prune → `Plan`, in the order apply executes it.
+//! observe → diff → prune → `Plan`, in the order apply executes it.
 //!
-//! Order: directories and other ungated objects first (parents before children), then each
-//! gate's objects together (so one check covers all of them), then deletes of ungated objects,
-//! deepest first.
+//! Two halves: `observe` asks the driver registry what is on the node for every desired object
+//! and every owned object that left the repo (the only I/O here); `decide` turns those
+//! observations into the plan and is pure, so plans are tested from data.
+//!
+//! Order: direct objects first (parents before children), then each commit unit's objects
+//! together (so one check covers all of them), then deletes of direct objects, deepest first.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use supercp_audit::OwnedObject;
 use supercp_core::object::Observed;
-use supercp_core::{Action, Desired, Object, ObjectId, Observation, Plan, Reason, Span, Step};
-use supercp_drivers::Node;
+use supercp_core::{
+    Action, Desired, Location, ObjectId, Observation, Owned, Plan, ResourceKind, ResourceRef, Step,
+    Unit,
+};
+use supercp_drivers::{registry, Drivers, Seen};
 
-use crate::diff::{diff, text_diff};
 use crate::progress::Progress;
 use crate::EngineError;
 
@@ -48,11 +53,20 @@ pub struct Planned {
     pub observed: Vec<Observation>,
 }
 
+/// Everything observing found: each desired object as seen, in order, and each owned object
+/// that no desired object stands for, with what is in its place.
+pub struct Observations {
+    pub desired: Vec<Seen>,
+    pub leaving: Vec<(Owned, Observed)>,
+}
+
 /// Observes every desired and every owned object and builds the plan. `owned` is what the
 /// journal records as SuperCP's on this node (`Journal::owned`).
 ///
 /// # Errors
-/// `MassDelete` when the plan deletes too much.
+/// `Unobservable` naming each object that could not be seen (nothing is planned then);
+/// `BadRecord` for a journal record this version cannot read; `MassDelete` when the plan
+/// deletes too much.
 pub fn plan(
     desired: Vec<Desired>,
     owned: Vec<OwnedObject>,
@@ -60,80 +74,101 @@ pub fn plan(
 ) -> Result<Planned, EngineError> {
     let owned: BTreeMap<String, OwnedObject> =
         owned.into_iter().map(|o| (o.object.clone(), o)).collect();
-    Progress::announce("observing", desired.len());
+    let seen = observe(&desired, &owned)?;
     let at_ms = supercp_core::time::now_ms();
-    // Objects are observed independently: one chunk per core, each with its own descriptors.
-    let parts = supercp_core::par::map_chunks(&desired, |chunk| {
-        let mut fs = Node::new();
-        let mut steps = Vec::new();
-        let mut seen = Vec::with_capacity(chunk.len());
-        for d in chunk {
-            let observed = observe(&mut fs, d);
-            let ids = owner(&d.object).and_then(|o| fs.owner_ids(o));
-            let step = diff(d, &observed, ids);
-            let reason = step.as_ref().map(|s| &s.reason);
-            seen.push(Observation::new(&d.object, &observed, reason, at_ms));
-            steps.extend(step);
-        }
-        (steps, seen)
+    let (plan, observed) = decide(&desired, seen, &owned, options, at_ms)?;
+    Ok(Planned {
+        plan,
+        owned,
+        desired,
+        observed,
+    })
+}
+
+/// Asks the drivers what is on the node for every desired object (one chunk per core, each
+/// with its own drivers) and for every owned object no desired object stands for.
+///
+/// # Errors
+/// `Unobservable` naming every object that could not be seen; `BadRecord` for an owned
+/// record this version cannot read.
+pub fn observe(
+    desired: &[Desired],
+    owned: &BTreeMap<String, OwnedObject>,
+) -> Result<Observations, EngineError> {
+    Progress::announce("observing", desired.len());
+    let parts = supercp_core::par::map_chunks(desired, |chunk| {
+        let mut drivers = Drivers::new();
+        chunk
+            .iter()
+            .map(|d| {
+                drivers
+                    .observe(&d.object)
+                    .map_err(|e| unobservable(&d.id(), &d.resource, &d.origin.to_string(), &e))
+            })
+            .collect::<Vec<_>>()
     });
-    let mut steps: Vec<Step> = Vec::new();
     let mut seen = Vec::with_capacity(desired.len());
-    for (chunk_steps, chunk_seen) in parts {
-        steps.extend(chunk_steps);
-        seen.extend(chunk_seen);
+    let mut failures = Vec::new();
+    for result in parts.into_iter().flatten() {
+        match result {
+            Ok(s) => seen.push(s),
+            Err(line) => failures.push(line),
+        }
     }
-    let mut fs = Node::new();
-    let wanted: BTreeSet<ObjectId> = desired.iter().map(Desired::id).collect();
+    let wanted: BTreeSet<String> = desired.iter().map(|d| d.id().to_string()).collect();
+    let mut drivers = Drivers::new();
+    let mut leaving = Vec::new();
+    for record in owned.values().filter(|o| !wanted.contains(&o.object)) {
+        let owned = owned_record(record)?;
+        match drivers.observe_owned(&owned) {
+            Ok(observed) => leaving.push((owned, observed)),
+            // Never "gone": an owned object that cannot be seen is neither deleted nor forgotten.
+            Err(e) => failures.push(unobservable(&owned.id, &owned.resource, "", &e)),
+        }
+    }
+    if !failures.is_empty() {
+        return Err(EngineError::Unobservable {
+            count: failures.len(),
+            objects: failures
+                .iter()
+                .take(10)
+                .map(|l| format!("\n  {l}"))
+                .collect(),
+        });
+    }
+    Ok(Observations {
+        desired: seen,
+        leaving,
+    })
+}
+
+/// The plan from what was observed, and an `Observation` of each desired object for the
+/// status page. Pure: the same observations give the same plan.
+///
+/// # Errors
+/// `MassDelete` when the plan deletes too much.
+pub fn decide(
+    desired: &[Desired],
+    seen: Observations,
+    owned: &BTreeMap<String, OwnedObject>,
+    options: &PlanOptions,
+    at_ms: i64,
+) -> Result<(Plan, Vec<Observation>), EngineError> {
+    let mut steps = Vec::new();
+    let mut observed = Vec::with_capacity(desired.len());
+    for (d, s) in desired.iter().zip(&seen.desired) {
+        let step = registry::diff(d, s);
+        let reason = step.as_ref().map(|s| &s.reason);
+        observed.push(Observation::new(&d.object, &s.observed, reason, at_ms));
+        steps.extend(step);
+    }
     let mut deletes = Vec::new();
     let mut retained = Vec::new();
-    for o in owned.values() {
-        let id = ObjectId(o.object.clone());
-        if wanted.contains(&id) {
+    let mut gone = Vec::new();
+    for (o, what) in &seen.leaving {
+        let Some(step) = registry::removal(o, what) else {
+            gone.push(o.id.clone());
             continue;
-        }
-        let rel = id
-            .path()
-            .strip_prefix(o.anchor.trim_end_matches('/'))
-            .unwrap_or(id.path())
-            .trim_start_matches('/')
-            .to_owned();
-        let observed = if id.kind() == "user" {
-            supercp_drivers::accounts::observe(&rel)
-        } else {
-            fs.observe(&o.anchor, &rel)
-        };
-        if observed == Observed::Absent {
-            continue;
-        }
-        let previous = match &observed {
-            Observed::File { content, .. } => Some(content.clone()),
-            _ => None,
-        };
-        let step = Step {
-            id: id.clone(),
-            action: Action::Delete,
-            reason: Reason::NotInRepo,
-            resource: o.resource.clone(),
-            origin: Span::default(),
-            before: previous.as_deref().map(supercp_core::object::digest_bytes),
-            after: None,
-            diff: previous.as_deref().map(|p| text_diff(id.path(), p, b"")),
-            desired: Some(Desired {
-                anchor: o.anchor.clone(),
-                rel,
-                object: Object::Dir {
-                    mode: 0,
-                    owner: None,
-                },
-                resource: o.resource.clone(),
-                origin: Span::default(),
-                gate: o.gate.clone(),
-                tenant_data: o.tenant_data,
-            }),
-            previous,
-            gate: o.gate.clone(),
-            tenant_data: o.tenant_data,
         };
         let deletable = !o.tenant_data
             || (options.allow_destroy && o.deletion_policy.as_deref() == Some("Delete"));
@@ -144,59 +179,84 @@ pub fn plan(
         }
     }
     if !options.guarded_by_caller {
-        check_mass_delete(&owned, &desired, options)?;
+        check_mass_delete(owned, desired, options)?;
     }
     let plan = Plan {
         steps: order(steps, deletes),
         retained,
+        gone,
         objects: desired.len(),
     };
-    Ok(Planned {
-        plan,
-        owned,
-        desired,
-        observed: seen,
+    Ok((plan, observed))
+}
+
+/// The journal's record of an owned object, typed.
+///
+/// # Errors
+/// `BadRecord` when its id or resource is not one this version knows.
+pub fn owned_record(o: &OwnedObject) -> Result<Owned, EngineError> {
+    let bad = |detail: String| EngineError::BadRecord {
+        object: o.object.clone(),
+        detail,
+    };
+    let id = ObjectId::parse(&o.object).map_err(|e| bad(e.to_string()))?;
+    let resource = ResourceRef::parse(&o.resource).map_err(|e| bad(e.to_string()))?;
+    let location = id.kind().is_file_like().then(|| {
+        let rel = id
+            .key()
+            .strip_prefix(o.anchor.trim_end_matches('/'))
+            .unwrap_or(id.key())
+            .trim_start_matches('/');
+        Location::new(o.anchor.clone(), rel)
+    });
+    Ok(Owned {
+        id,
+        location,
+        resource,
+        tenant_data: o.tenant_data,
+        deletion_policy: o.deletion_policy.clone(),
+        unit: Unit::from_gate(o.gate.as_deref()),
     })
 }
 
-pub(crate) fn owner(object: &Object) -> Option<&supercp_core::Owner> {
-    match object {
-        Object::File { owner, .. } | Object::Dir { owner, .. } => owner.as_ref(),
-        Object::Account(_) => None,
-    }
+/// One line of an `Unobservable` error.
+fn unobservable(
+    id: &ObjectId,
+    resource: &ResourceRef,
+    origin: &str,
+    error: &supercp_drivers::DriverError,
+) -> String {
+    let at = if origin.is_empty() || origin.ends_with(":0:0") {
+        String::new()
+    } else {
+        format!(", {origin}")
+    };
+    format!("{id} ({resource}{at}): {error}")
 }
 
-/// What is on the node for one desired object: files and directories through the file driver,
-/// accounts through the account databases.
-pub(crate) fn observe(fs: &mut Node, d: &Desired) -> Observed {
-    match &d.object {
-        Object::Account(_) => supercp_drivers::accounts::observe(&d.rel),
-        _ => fs.observe(&d.anchor, &d.rel),
-    }
-}
-
-/// Execution order: ungated creates/updates, gate groups by name, ungated deletes deepest first.
+/// Execution order: direct creates/updates, commit units in order, direct deletes deepest
+/// first.
 fn order(steps: Vec<Step>, deletes: Vec<Step>) -> Vec<Step> {
-    let mut ungated = Vec::new();
-    let mut gated: BTreeMap<String, Vec<Step>> = BTreeMap::new();
-    let mut ungated_deletes = Vec::new();
+    let mut direct = Vec::new();
+    let mut units: BTreeMap<Unit, Vec<Step>> = BTreeMap::new();
+    let mut direct_deletes = Vec::new();
     for step in steps.into_iter().chain(deletes) {
-        match (&step.gate, step.action) {
-            (Some(g), _) => gated.entry(g.clone()).or_default().push(step),
-            (None, Action::Delete) => ungated_deletes.push(step),
-            (None, _) => ungated.push(step),
+        match (&step.unit, step.action) {
+            (Unit::Direct, Action::Delete) => direct_deletes.push(step),
+            (Unit::Direct, _) => direct.push(step),
+            (unit, _) => units.entry(unit.clone()).or_default().push(step),
         }
     }
-    ungated_deletes.sort_by(|a, b| {
-        b.id.path()
+    direct_deletes.sort_by(|a, b| {
+        b.id.key()
             .len()
-            .cmp(&a.id.path().len())
+            .cmp(&a.id.key().len())
             .then_with(|| a.id.cmp(&b.id))
     });
-    ungated
+    direct
         .into_iter()
-        .chain(gated.into_values().flatten())
-        .chain(ungated_deletes)
+        .chain(units.into_values().flatten())
+        .chain(direct_deletes)
         .collect()
 }
 
@@ -211,18 +271,18 @@ pub fn check_mass_delete(
     desired: &[Desired],
     options: &PlanOptions,
 ) -> Result<(), EngineError> {
-    let kind = |resource: &str| resource.split('/').next().unwrap_or("").to_owned();
-    let declared: BTreeSet<&str> = desired.iter().map(|d| d.resource.as_str()).collect();
+    let declared: BTreeSet<String> = desired.iter().map(|d| d.resource.to_string()).collect();
     let owned_resources: BTreeSet<&str> = owned.values().map(|o| o.resource.as_str()).collect();
-    let mut per_kind: BTreeMap<String, (usize, usize)> = BTreeMap::new();
+    let mut per_kind: BTreeMap<Option<ResourceKind>, (usize, usize)> = BTreeMap::new();
     for r in owned_resources {
-        let entry = per_kind.entry(kind(r)).or_default();
+        let kind = ResourceRef::parse(r).ok().map(|r| r.kind);
+        let entry = per_kind.entry(kind).or_default();
         entry.1 += 1;
         if !declared.contains(r) {
             entry.0 += 1;
         }
     }
-    for (k, (removed, total)) in per_kind {
+    for (kind, (removed, total)) in per_kind {
         if removed <= 1 {
             continue;
         }
@@ -230,7 +290,7 @@ pub fn check_mass_delete(
         let share = removed as f64 * 100.0 / total as f64;
         if share > options.max_delete_share {
             return Err(EngineError::MassDelete {
-                kind: k,
+                kind: kind.map_or("unknown", ResourceKind::as_str).to_owned(),
                 deleted: removed,
                 owned: total,
                 share,
@@ -243,58 +303,4 @@ pub fn check_mass_delete(
 }
 
 #[cfg(test)]
-mod tests {
-    use std::os::unix::fs::PermissionsExt;
-
-    use super::*;
-
-    fn file(anchor: &std::path::Path, rel: &str) -> Desired {
-        Desired {
-            anchor: anchor.display().to_string(),
-            rel: rel.into(),
-            object: Object::File {
-                content: b"listen 80;\n".to_vec(),
-                mode: 0o644,
-                owner: None,
-            },
-            resource: "Domain/a.test".into(),
-            origin: Span::default(),
-            gate: None,
-            tenant_data: false,
-        }
-    }
-
-    #[test]
-    fn every_desired_object_is_observed_in_order() {
-        let dir =
-            std::env::temp_dir().join(format!("supercp-plan-observed-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("a temp dir");
-        let same = dir.join("same.conf");
-        std::fs::write(&same, "listen 80;\n").expect("write a file");
-        std::fs::set_permissions(&same, std::fs::Permissions::from_mode(0o644)).expect("chmod");
-        let planned = plan(
-            vec![file(&dir, "same.conf"), file(&dir, "missing.conf")],
-            Vec::new(),
-            &PlanOptions::default(),
-        );
-        let _ = std::fs::remove_dir_all(&dir);
-        let planned = planned.expect("a plan");
-        assert_eq!(planned.plan.steps.len(), 1);
-        let [same, missing] = planned.observed.as_slice() else {
-            panic!("two observations: {:?}", planned.observed);
-        };
-        assert_eq!(
-            (
-                same.found,
-                same.mode,
-                same.content_matches,
-                same.differs.as_deref()
-            ),
-            ("file", Some(0o644), Some(true), None)
-        );
-        assert_eq!(
-            (missing.found, missing.differs.as_deref()),
-            ("absent", Some("missing on the node"))
-        );
-    }
-}
+mod tests;

@@ -41,7 +41,10 @@ struct Part {
 
 impl Part {
     fn ids(&self) -> impl Iterator<Item = String> + '_ {
-        self.dirs.iter().chain(&self.files).map(|d| d.id().0)
+        self.dirs
+            .iter()
+            .chain(&self.files)
+            .map(|d| d.id().to_string())
     }
 }
 
@@ -180,7 +183,8 @@ pub fn render_delta(
         .iter()
         .all(|p| p.dirs.is_empty() && p.files.is_empty())
     {
-        let now: std::collections::HashSet<String> = fresh.iter().map(|d| d.id().0).collect();
+        let now: std::collections::HashSet<String> =
+            fresh.iter().map(|d| d.id().to_string()).collect();
         gone.extend(
             replaced
                 .iter()

@@ -15,7 +15,10 @@ use supercp_core::catalog::{DomainEntry, TenantEntry};
 use supercp_core::names::check_config_string;
 use supercp_core::object::Account;
 use supercp_core::resource::{CertSource, NodeSpec, TlsProfile};
-use supercp_core::{Catalog, Desired, Diagnostic, Object, Owner, Resource, Span};
+use supercp_core::{
+    Catalog, Desired, Diagnostic, Location, Object, Owner, Resource, ResourceKind, ResourceRef,
+    Span, Unit,
+};
 use tera::{Context, Tera};
 
 mod incremental;
@@ -63,6 +66,34 @@ pub const BUILTIN_TEMPLATES: &[(&str, &str)] = &[
 
 /// The role whose nodes serve sites: nginx, PHP-FPM, tenant homes.
 pub const ROLE_WEB: &str = "web";
+
+/// What a commit unit needs of the process that applies it, beyond its objects: a gate whose
+/// check opens a file per site needs that many descriptors.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UnitNeed {
+    pub gate: String,
+    pub open_files: u64,
+    /// Why, and what to do when the process may open fewer.
+    pub why: String,
+}
+
+/// The needs of the units this node renders (nginx with a log pair per site).
+pub fn unit_needs(catalog: &Catalog, spec: &NodeSpec) -> Vec<UnitNeed> {
+    if spec.web.site_logs != supercp_core::resource::SiteLogs::Domain
+        || !spec.roles.iter().any(|r| r == ROLE_WEB)
+    {
+        return Vec::new();
+    }
+    let needed = 2 * catalog.domains.len() as u64 + 256;
+    vec![UnitNeed {
+        gate: GATE_NGINX.to_owned(),
+        open_files: needed,
+        why: format!(
+            "nginx opens two log files per site: `nginx -t` needs about {needed} open files; \
+             raise the open-files limit (LimitNOFILE) or set web.siteLogs: Node in the node file"
+        ),
+    }]
+}
 
 /// The gate names rendered objects ask for.
 pub const GATE_NGINX: &str = "nginx";
@@ -255,7 +286,7 @@ struct FileSpec<'a> {
 
 /// The resource an object is rendered for, and where it is declared.
 struct Asker {
-    resource: String,
+    resource: ResourceRef,
     origin: Span,
 }
 
@@ -284,8 +315,8 @@ impl<'a> Renderer<'a> {
         self.node.spec
     }
 
-    fn node_resource(&self) -> String {
-        format!("Node/{}", self.node.resource.name)
+    fn node_resource(&self) -> ResourceRef {
+        ResourceRef::new(ResourceKind::Node, self.node.resource.name.clone())
     }
 
     /// Node paths come from the operator's node file: same grammar as repo strings.
@@ -330,7 +361,7 @@ impl<'a> Renderer<'a> {
             if let Err(e) = check_config_string(value) {
                 problems.push(
                     Diagnostic::new(self.node.resource.origin.clone(), e.message, e.help)
-                        .resource(self.node_resource()),
+                        .resource(self.node_resource().to_string()),
                 );
             }
         }
@@ -347,12 +378,14 @@ impl<'a> Renderer<'a> {
         tenant_data: bool,
     ) {
         self.out.push(Desired {
-            anchor,
-            rel,
-            object: Object::Dir { mode, owner },
+            object: Object::Dir {
+                at: Location { anchor, rel },
+                mode,
+                owner,
+            },
             resource: who.resource.clone(),
             origin: who.origin.clone(),
-            gate: None,
+            unit: Unit::Direct,
             tenant_data,
         });
     }
@@ -376,19 +409,18 @@ impl<'a> Renderer<'a> {
     fn file_at(&mut self, spec: &FileSpec, template: &str, context: &Context, who: &Asker) {
         match self
             .templates
-            .render(template, context, &who.resource, &who.origin)
+            .render(template, context, &who.resource.to_string(), &who.origin)
         {
             Ok(content) => self.files.push(Desired {
-                anchor: spec.anchor.to_owned(),
-                rel: spec.rel.to_owned(),
                 object: Object::File {
+                    at: Location::new(spec.anchor, spec.rel),
                     content,
                     mode: spec.mode,
                     owner: spec.owner.clone(),
                 },
                 resource: who.resource.clone(),
                 origin: who.origin.clone(),
-                gate: spec.gate.map(str::to_owned),
+                unit: Unit::from_gate(spec.gate),
                 tenant_data: false,
             }),
             Err(d) => self.diagnostics.push(d),
@@ -519,7 +551,7 @@ impl<'a> Renderer<'a> {
     fn tenant(&mut self, tenant: &TenantEntry, domains: &[&DomainEntry]) {
         let spec = self.spec();
         let name = tenant.name.as_str();
-        let resource = format!("Tenant/{name}");
+        let resource = ResourceRef::new(ResourceKind::Tenant, name);
         let origin = tenant.resource.origin.clone();
         let who = Asker {
             resource: resource.clone(),
@@ -539,9 +571,8 @@ impl<'a> Renderer<'a> {
                 _ => spec.accounts.nologin.clone(),
             };
             self.out.push(Desired {
-                anchor: String::new(),
-                rel: name.to_owned(),
                 object: Object::Account(Account {
+                    name: name.to_owned(),
                     uid: None,
                     home: home.clone(),
                     shell,
@@ -550,7 +581,7 @@ impl<'a> Renderer<'a> {
                 }),
                 resource: resource.clone(),
                 origin: origin.clone(),
-                gate: None,
+                unit: Unit::Direct,
                 tenant_data: true,
             });
         }
@@ -677,7 +708,7 @@ impl<'a> Renderer<'a> {
                         spec.php.versions.join(", ")
                     ),
                 )
-                .resource(&resource)
+                .resource(resource.to_string())
                 .field("spec.php.version"),
             );
             return;
@@ -739,7 +770,7 @@ impl<'a> Renderer<'a> {
         let spec = self.spec();
         let domain = d.name.as_str();
         let tenant = d.tenant.as_str();
-        let resource = format!("Domain/{domain}");
+        let resource = ResourceRef::new(ResourceKind::Domain, domain);
         let origin = d.resource.origin.clone();
         let who = Asker {
             resource: resource.clone(),

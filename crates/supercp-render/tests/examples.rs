@@ -38,7 +38,7 @@ fn check_example(example: &str, node_file: &str) {
     let mut expected_files = Vec::new();
     let mut listing = String::new();
     for d in &desired {
-        let path = d.path();
+        let path = d.id().key().to_owned();
         match &d.object {
             Object::File { content, mode, .. } => {
                 listing.push_str(&format!("file {mode:o} {path}\n"));
@@ -60,7 +60,7 @@ fn check_example(example: &str, node_file: &str) {
                     );
                 }
             }
-            Object::Dir { mode, owner } => {
+            Object::Dir { mode, owner, .. } => {
                 listing.push_str(&format!("dir  {mode:o} {path} {owner:?}\n"))
             }
             Object::Account(a) => listing.push_str(&format!(
@@ -116,7 +116,7 @@ fn adding_a_line_above_a_domain_does_not_change_its_rendered_config() {
             supercp_load::load_sources(&[source], &LoadOptions::default()).expect("valid");
         render_for(&catalog, "debian.yaml")
             .into_iter()
-            .find(|d| d.rel == "b.test.conf")
+            .find(|d| d.location().is_some_and(|at| at.rel == "b.test.conf"))
             .expect("vhost of b.test")
             .object
     };

@@ -96,7 +96,7 @@ fn full(repo: &Repo, node: &Node) -> Vec<Desired> {
 }
 
 fn ids(objects: &[Desired]) -> Vec<String> {
-    objects.iter().map(|d| d.id().0).collect()
+    objects.iter().map(|d| d.id().to_string()).collect()
 }
 
 #[test]
@@ -122,7 +122,10 @@ fn only_the_tenant_whose_file_changed_renders_again_and_memory_matches_a_full_re
     let again = delta(&repo, &node, &mut memory);
     assert!(!again.full);
     assert_eq!(again.tenants_rendered, 0);
-    assert!(again.fresh.iter().all(|d| d.resource.starts_with("Node/")));
+    assert!(again
+        .fresh
+        .iter()
+        .all(|d| d.resource.to_string().starts_with("Node/")));
     assert!(again.gone.is_empty());
 
     // bravo's file changes (b2.test goes, b3.test comes): bravo alone renders again.
@@ -135,10 +138,12 @@ fn only_the_tenant_whose_file_changed_renders_again_and_memory_matches_a_full_re
     let fresh = ids(&d.fresh);
     assert!(fresh.iter().any(|id| id.contains("b3.test")), "{fresh:?}");
     assert!(
-        d.fresh.iter().all(|o| o.resource.starts_with("Node/")
-            || o.resource.contains("bravo")
-            || o.resource.contains("b.test")
-            || o.resource.contains("b3.test")),
+        d.fresh
+            .iter()
+            .all(|o| o.resource.to_string().starts_with("Node/")
+                || o.resource.name.contains("bravo")
+                || o.resource.name.contains("b.test")
+                || o.resource.name.contains("b3.test")),
         "{fresh:?}"
     );
     assert!(!fresh.iter().any(|id| id.contains("a.test")), "{fresh:?}");

@@ -1,0 +1,299 @@
+//! Desired against observed, for one object of each kind: a step, or nothing when they agree.
+//! Pure: no I/O. The observation (`Seen`) comes from the registry's `observe`.
+//!
+//! Files and directories compare content, mode and owner; accounts compare home, shell, group
+//! members and the suspension. Something of another kind in the object's place (a symlink, a
+//! directory where a file belongs) is a refused step, never written through.
+
+use supercp_core::object::Account;
+use supercp_core::object::Observed;
+use supercp_core::plan::{FileMeta, Found};
+use supercp_core::{Action, Desired, Object, Reason, Snapshot, Step};
+
+use crate::registry::Seen;
+
+/// Compares one desired object with what was seen on the node.
+pub fn diff(desired: &Desired, seen: &Seen) -> Option<Step> {
+    let observed = &seen.observed;
+    if let Observed::Blocked { path, what } = observed {
+        return Some(refused(desired, path.clone(), what.clone()));
+    }
+    match &desired.object {
+        Object::File { .. } | Object::Dir { .. } => file_or_dir(desired, seen),
+        Object::Account(a) => account(desired, a, observed),
+    }
+}
+
+fn refused(desired: &Desired, path: String, what: String) -> Step {
+    Step::put(
+        desired,
+        Action::Update,
+        Reason::Blocked { path, what },
+        Found::nothing(Snapshot::Kept),
+    )
+}
+
+fn file_or_dir(desired: &Desired, seen: &Seen) -> Option<Step> {
+    let path = desired.id().key().to_owned();
+    let managed = desired.object.owner().is_some();
+    match (&desired.object, &seen.observed) {
+        (Object::File { content, .. }, Observed::Absent) => Some(Step::put(
+            desired,
+            Action::Create,
+            Reason::Missing,
+            Found {
+                before: None,
+                diff: Some(text_diff(&path, b"", content)),
+                snapshot: Snapshot::Absent,
+            },
+        )),
+        (Object::Dir { .. }, Observed::Absent) => Some(Step::put(
+            desired,
+            Action::Create,
+            Reason::Missing,
+            Found::nothing(Snapshot::Kept),
+        )),
+        (
+            Object::File { content, mode, .. },
+            Observed::File {
+                content: old,
+                mode: old_mode,
+                uid,
+                gid,
+            },
+        ) => {
+            // Hashed only when there is a step: a no-change plan compares bytes and moves on.
+            let found = |diff| Found {
+                before: Some(supercp_core::object::digest_bytes(old)),
+                diff,
+                snapshot: Snapshot::Content {
+                    content: old.clone(),
+                    meta: Some(FileMeta {
+                        mode: *old_mode,
+                        uid: *uid,
+                        gid: *gid,
+                    }),
+                },
+            };
+            if content != old {
+                let d = text_diff(&path, old, content);
+                return Some(Step::put(
+                    desired,
+                    Action::Update,
+                    Reason::Content,
+                    found(Some(d)),
+                ));
+            }
+            metadata_reason(*mode, *old_mode, managed, seen.owner_ids, (*uid, *gid))
+                .map(|r| Step::put(desired, Action::Update, r, found(None)))
+        }
+        (
+            Object::Dir { mode, .. },
+            Observed::Dir {
+                mode: old_mode,
+                uid,
+                gid,
+            },
+        ) => metadata_reason(*mode, *old_mode, managed, seen.owner_ids, (*uid, *gid)).map(|r| {
+            let found = Found {
+                before: Some(desired.object.digest()),
+                diff: None,
+                snapshot: Snapshot::Kept,
+            };
+            Step::put(desired, Action::Update, r, found)
+        }),
+        (Object::File { .. }, Observed::Dir { .. }) => Some(refused(
+            desired,
+            path,
+            "a directory where a file belongs".into(),
+        )),
+        (Object::Dir { .. }, Observed::File { .. }) => Some(refused(
+            desired,
+            path,
+            "a file where a directory belongs".into(),
+        )),
+        _ => Some(refused(desired, path, "an object of another kind".into())),
+    }
+}
+
+fn account(desired: &Desired, a: &Account, observed: &Observed) -> Option<Step> {
+    let update = |detail: String| {
+        Step::put(
+            desired,
+            Action::Update,
+            Reason::Metadata { detail },
+            Found::nothing(Snapshot::Kept),
+        )
+    };
+    match observed {
+        Observed::Absent => {
+            let detail = format!(
+                "new user and group{}, home {}, shell {}, group members {}",
+                a.uid.map_or_else(String::new, |u| format!(" {u}")),
+                a.home,
+                a.shell,
+                a.members.join(", ")
+            );
+            Some(Step::put(
+                desired,
+                Action::Create,
+                Reason::Metadata { detail },
+                Found::nothing(Snapshot::Kept),
+            ))
+        }
+        Observed::Account {
+            home,
+            shell,
+            members,
+            locked,
+            ..
+        } => {
+            let mut parts = Vec::new();
+            if *locked != a.locked {
+                parts.push(if a.locked {
+                    "expire the account (suspended)".to_owned()
+                } else {
+                    "lift the expiry (suspension lifted)".to_owned()
+                });
+            }
+            if *home != a.home {
+                parts.push(format!("home {home} → {}", a.home));
+            }
+            if *shell != a.shell {
+                parts.push(format!("shell {shell} → {}", a.shell));
+            }
+            let missing: Vec<&str> = a
+                .members
+                .iter()
+                .filter(|m| !members.contains(m))
+                .map(String::as_str)
+                .collect();
+            if !missing.is_empty() {
+                parts.push(format!("add group members {}", missing.join(", ")));
+            }
+            (!parts.is_empty()).then(|| update(parts.join(", ")))
+        }
+        _ => Some(refused(
+            desired,
+            a.name.clone(),
+            "an object of another kind".into(),
+        )),
+    }
+}
+
+fn metadata_reason(
+    mode: u32,
+    old_mode: u32,
+    managed: bool,
+    ids: Option<(u32, u32)>,
+    old: (u32, u32),
+) -> Option<Reason> {
+    let mut parts = Vec::new();
+    if mode != old_mode {
+        parts.push(format!("mode {old_mode:o} → {mode:o}"));
+    }
+    if managed {
+        match ids {
+            Some(ids) if ids != old => {
+                parts.push(format!("owner {}:{} → {}:{}", old.0, old.1, ids.0, ids.1))
+            }
+            Some(_) => {}
+            None => parts.push("owner does not exist on this node".into()),
+        }
+    }
+    (!parts.is_empty()).then(|| Reason::Metadata {
+        detail: parts.join(", "),
+    })
+}
+
+/// A unified diff of two texts (a note for binary content).
+pub fn text_diff(path: &str, old: &[u8], new: &[u8]) -> String {
+    match (std::str::from_utf8(old), std::str::from_utf8(new)) {
+        (Ok(old), Ok(new)) => similar::TextDiff::from_lines(old, new)
+            .unified_diff()
+            .context_radius(3)
+            .header(&format!("a{path}"), &format!("b{path}"))
+            .to_string(),
+        _ => format!("binary content of {path} changes\n"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use supercp_core::{Location, ResourceKind, ResourceRef, Span, Unit};
+
+    fn file(content: &str) -> Desired {
+        Desired {
+            object: Object::File {
+                at: Location::new("/etc/nginx/sites-enabled", "a.test.conf"),
+                content: content.as_bytes().to_vec(),
+                mode: 0o644,
+                owner: None,
+            },
+            resource: ResourceRef::new(ResourceKind::Domain, "a.test"),
+            origin: Span::new("a.yaml".into(), 3, 1),
+            unit: Unit::Gate("nginx".into()),
+            tenant_data: false,
+        }
+    }
+
+    fn seen(observed: Observed) -> Seen {
+        Seen {
+            observed,
+            owner_ids: None,
+        }
+    }
+
+    #[test]
+    fn identical_file_gives_no_step() {
+        let observed = Observed::File {
+            content: b"x\n".to_vec(),
+            mode: 0o644,
+            uid: 0,
+            gid: 0,
+        };
+        assert_eq!(diff(&file("x\n"), &seen(observed)), None);
+    }
+
+    #[test]
+    fn edited_file_gives_an_update_with_a_unified_diff() {
+        let observed = Observed::File {
+            content: b"x\nhand edit\n".to_vec(),
+            mode: 0o644,
+            uid: 0,
+            gid: 0,
+        };
+        let step = diff(&file("x\n"), &seen(observed)).expect("a step");
+        assert_eq!(step.action, Action::Update);
+        assert_eq!(step.reason, Reason::Content);
+        assert!(
+            step.diff.as_deref().unwrap_or("").contains("-hand edit"),
+            "{:?}",
+            step.diff
+        );
+        assert_eq!(step.previous(), Some(&b"x\nhand edit\n"[..]));
+    }
+
+    #[test]
+    fn mode_change_alone_is_a_metadata_update() {
+        let observed = Observed::File {
+            content: b"x\n".to_vec(),
+            mode: 0o600,
+            uid: 0,
+            gid: 0,
+        };
+        let step = diff(&file("x\n"), &seen(observed)).expect("a step");
+        assert!(matches!(step.reason, Reason::Metadata { .. }));
+    }
+
+    #[test]
+    fn symlink_in_the_way_is_a_refused_step() {
+        let observed = Observed::Blocked {
+            path: "/x".into(),
+            what: "a symlink".into(),
+        };
+        let step = diff(&file("x\n"), &seen(observed)).expect("a step");
+        assert!(matches!(step.reason, Reason::Blocked { .. }));
+    }
+}

@@ -1,0 +1,223 @@
+//! The registry of drivers: the one place outside `supercp-core` that dispatches on an
+//! object's kind. The engine observes, diffs, applies, deletes and restores through it and
+//! never learns what a kind is or which service it belongs to.
+//!
+//! Adding a kind: a variant of `supercp_core::Kind` and `Object`, then every `match` here
+//! (the compiler names them), the kind's driver module and its pure diff in `diff.rs`.
+//!
+//! # Guarantees
+//! - `observe` has no side effects, and an object it cannot see is an error naming it, never
+//!   "absent".
+//! - One `Drivers` per run (or per observing thread): clients and descriptors are opened once
+//!   and reused for every object, never one per object.
+
+use supercp_core::object::Observed;
+use supercp_core::plan::{FileMeta, Found};
+use supercp_core::{
+    Action, Desired, Kind, Location, Object, Owned, Reason, Snapshot, Span, Step, Target,
+};
+
+use crate::fs::{DriverError, Node};
+
+/// What observing one desired object found: the object in its place, and the ids its desired
+/// owner has on this node (`None` when no owner is managed or it does not exist yet).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Seen {
+    pub observed: Observed,
+    pub owner_ids: Option<(u32, u32)>,
+}
+
+/// Every driver of this version, with what they keep open for a run.
+#[derive(Default)]
+pub struct Drivers {
+    files: Node,
+}
+
+impl Drivers {
+    pub fn new() -> Drivers {
+        Drivers::default()
+    }
+
+    /// What is on the node for one desired object.
+    ///
+    /// # Errors
+    /// What the kind's driver could not see (EACCES, EIO, an unreadable account database).
+    pub fn observe(&mut self, object: &Object) -> Result<Seen, DriverError> {
+        let observed = match object {
+            Object::File { at, .. } | Object::Dir { at, .. } => self.files.observe(at)?,
+            Object::Account(a) => crate::accounts::observe(&a.name)?,
+        };
+        let owner_ids = object.owner().and_then(|o| self.files.owner_ids(o));
+        Ok(Seen {
+            observed,
+            owner_ids,
+        })
+    }
+
+    /// What is on the node for an object SuperCP owns.
+    ///
+    /// # Errors
+    /// As for `observe`; a file-like record without its anchor is refused.
+    pub fn observe_owned(&mut self, owned: &Owned) -> Result<Observed, DriverError> {
+        match owned.id.kind() {
+            Kind::File | Kind::Dir => self.files.observe(location(owned)?),
+            Kind::User => Ok(crate::accounts::observe(owned.id.key())?),
+        }
+    }
+
+    /// Creates or updates one object so it matches `object`.
+    ///
+    /// # Errors
+    /// The kind's driver error, naming the object.
+    pub fn apply(&mut self, object: &Object) -> Result<(), DriverError> {
+        match object {
+            Object::File { .. } | Object::Dir { .. } => self.files.apply(object),
+            Object::Account(a) => Ok(crate::accounts::apply(a)?),
+        }
+    }
+
+    /// Removes an owned object: a file is unlinked, a directory removed with everything in
+    /// it, an account's user and group removed (its files stay: they are objects of their
+    /// own).
+    ///
+    /// # Errors
+    /// The kind's driver error, naming the object.
+    pub fn delete(&mut self, owned: &Owned) -> Result<(), DriverError> {
+        match owned.id.kind() {
+            Kind::File => self.files.delete_file(location(owned)?),
+            Kind::Dir => self.files.delete(location(owned)?),
+            Kind::User => Ok(crate::accounts::delete(owned.id.key())?),
+        }
+    }
+
+    /// Undoes a step whose commit unit failed: puts back what its snapshot holds (a file's
+    /// previous content, or no file where there was none). Directories and accounts are
+    /// kept: no commit unit checks them.
+    ///
+    /// # Errors
+    /// The kind's driver error, naming the object.
+    pub fn restore(&mut self, step: &Step) -> Result<(), DriverError> {
+        let (kind, at) = match &step.target {
+            Target::Put(d) => (d.object.kind(), d.location()),
+            Target::Remove(owned) => (owned.id.kind(), owned.location.as_ref()),
+        };
+        let at = match (kind, at) {
+            (Kind::File, Some(at)) => at,
+            (Kind::File, None) => {
+                return Err(DriverError::NotAFile {
+                    path: step.id.to_string(),
+                })
+            }
+            (Kind::Dir | Kind::User, _) => return Ok(()),
+        };
+        match &step.snapshot {
+            Snapshot::Kept => Ok(()),
+            Snapshot::Absent => self.files.delete_file(at),
+            Snapshot::Content { content, meta } => {
+                let (mode, owner) = match (meta, step.desired().map(|d| &d.object)) {
+                    (Some(m), _) => (m.mode, Some((m.uid, m.gid))),
+                    (None, Some(Object::File { mode, owner, .. })) => {
+                        let ids = match owner {
+                            Some(o) => Some(self.files.owner_ids(o).ok_or_else(|| {
+                                DriverError::UnknownOwner {
+                                    path: at.path(),
+                                    user: o.user.clone(),
+                                    group: o.group.clone(),
+                                }
+                            })?),
+                            None => None,
+                        };
+                        (*mode, ids)
+                    }
+                    (None, _) => (0o644, None),
+                };
+                self.files.write_back(at, content, mode, owner)
+            }
+        }
+    }
+
+    /// Flushes the writes of a batch under these anchors to disk.
+    ///
+    /// # Errors
+    /// `SyncFailed` naming the anchor.
+    pub fn sync<'a>(
+        &mut self,
+        anchors: impl IntoIterator<Item = &'a str>,
+    ) -> Result<(), DriverError> {
+        for anchor in anchors {
+            if let Err(e) = self.files.sync(anchor) {
+                // A deleted anchor cannot be synced; its filesystem was synced with the others.
+                if std::path::Path::new(anchor).exists() {
+                    return Err(e);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes temp files a killed run left in `dir`.
+    pub fn remove_stale_temps(&mut self, dir: &str) {
+        self.files.remove_stale_temps(dir);
+    }
+}
+
+/// A step removing an owned object, from what observing it found; `None` when it is gone.
+/// Pure.
+pub fn removal(owned: &Owned, observed: &Observed) -> Option<Step> {
+    let snapshot = match (owned.id.kind(), observed) {
+        (_, Observed::Absent) => return None,
+        (
+            Kind::File,
+            Observed::File {
+                content,
+                mode,
+                uid,
+                gid,
+            },
+        ) => Snapshot::Content {
+            content: content.clone(),
+            meta: Some(FileMeta {
+                mode: *mode,
+                uid: *uid,
+                gid: *gid,
+            }),
+        },
+        _ => Snapshot::Kept,
+    };
+    let found = match &snapshot {
+        Snapshot::Content { content, .. } => Found {
+            before: Some(supercp_core::object::digest_bytes(content)),
+            diff: Some(crate::diff::text_diff(owned.id.key(), content, b"")),
+            snapshot,
+        },
+        _ => Found::nothing(snapshot),
+    };
+    Some(Step {
+        id: owned.id.clone(),
+        action: Action::Delete,
+        reason: Reason::NotInRepo,
+        resource: owned.resource.clone(),
+        origin: Span::default(),
+        before: found.before,
+        after: None,
+        diff: found.diff,
+        target: Target::Remove(owned.clone()),
+        snapshot: found.snapshot,
+        unit: owned.unit.clone(),
+        tenant_data: owned.tenant_data,
+    })
+}
+
+/// Compares a desired object with what was seen (pure; see `diff.rs`).
+pub fn diff(desired: &Desired, seen: &Seen) -> Option<Step> {
+    crate::diff::diff(desired, seen)
+}
+
+fn location(owned: &Owned) -> Result<&Location, DriverError> {
+    owned
+        .location
+        .as_ref()
+        .ok_or_else(|| DriverError::NotAFile {
+            path: owned.id.to_string(),
+        })
+}
