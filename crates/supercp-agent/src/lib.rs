@@ -346,8 +346,18 @@ impl State<'_> {
             .owned(self.node)
             .await
             .map_err(|e| e.to_string())?;
-        let planned = supercp_engine::plan(desired, owned, &supercp_engine::PlanOptions::default())
+        let unchecked = self
+            .journal
+            .unchecked(self.node)
+            .await
             .map_err(|e| e.to_string())?;
+        let planned = supercp_engine::plan(
+            desired,
+            owned,
+            &unchecked,
+            &supercp_engine::PlanOptions::default(),
+        )
+        .map_err(|e| e.to_string())?;
         let steps: Vec<Value> = planned
             .plan
             .steps

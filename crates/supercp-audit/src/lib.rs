@@ -174,6 +174,35 @@ pub struct OwnedObject {
     pub gate: Option<String>,
 }
 
+/// An object a commit unit wrote and has not checked yet (see [`Journal::open_unit`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unchecked {
+    pub object: String,
+    /// The gate that must check it.
+    pub gate: String,
+    /// The run that wrote it.
+    pub run: RunId,
+    pub resource: String,
+    pub origin: String,
+    pub anchor: String,
+    /// `create`, `update` or `delete`.
+    pub action: String,
+    /// The content before the first unchecked write; `None` where there was no file.
+    pub before_content: Option<Vec<u8>>,
+}
+
+/// A row of the `unchecked` table.
+type UncheckedRow = (
+    String,
+    String,
+    i64,
+    String,
+    String,
+    String,
+    String,
+    Option<Vec<u8>>,
+);
+
 /// A TLS domain's certificate as the journal knows it. Times in unix milliseconds, except
 /// `not_after` (unix seconds, as in the certificate).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -820,6 +849,96 @@ impl Journal {
             }
             tx.commit().await.map_err(query_err(OP))
         })
+    }
+
+    /// Records, before a commit unit writes anything, every object it is about to write, in
+    /// one transaction. An object already recorded (by a run killed before its check) keeps
+    /// its first record: its `before_content` is the last content that passed a check.
+    ///
+    /// # Errors
+    /// [`AuditError::Query`] when the database fails.
+    pub async fn open_unit(&self, node: &str, objects: &[Unchecked]) -> Result<(), AuditError> {
+        const OP: &str = "open_unit";
+        let sqlite = self.backend_name() == "sqlite";
+        on_pool!(self, pool => {
+            let mut tx = pool.begin().await.map_err(query_err(OP))?;
+            for chunk in objects.chunks(ROWS_PER_STATEMENT / 2) {
+                let sql = format!(
+                    "INSERT INTO unchecked (node, object, gate, run_id, resource, origin, anchor, \
+                     action, before_content) VALUES {} ON CONFLICT (node, object) DO NOTHING",
+                    values_sql(chunk.len(), 9, 1)
+                );
+                let sql = for_backend(sql, sqlite);
+                let mut insert = sqlx::query(&sql);
+                for o in chunk {
+                    insert = insert
+                        .bind(node)
+                        .bind(&o.object)
+                        .bind(&o.gate)
+                        .bind(o.run)
+                        .bind(&o.resource)
+                        .bind(&o.origin)
+                        .bind(&o.anchor)
+                        .bind(&o.action)
+                        .bind(o.before_content.as_deref());
+                }
+                insert.execute(&mut *tx).await.map_err(query_err(OP))?;
+            }
+            tx.commit().await.map_err(query_err(OP))
+        })
+    }
+
+    /// Records that `gate`'s writes on `node` are settled: checked and reloaded, or put back.
+    ///
+    /// # Errors
+    /// [`AuditError::Query`] when the database fails.
+    pub async fn close_unit(&self, node: &str, gate: &str) -> Result<(), AuditError> {
+        const OP: &str = "close_unit";
+        on_pool!(self, pool => {
+            sqlx::query("DELETE FROM unchecked WHERE node = $1 AND gate = $2")
+                .bind(node)
+                .bind(gate)
+                .execute(pool)
+                .await
+                .map_err(query_err(OP))?;
+        });
+        Ok(())
+    }
+
+    /// The objects of `node` that a commit unit wrote and never checked (a killed run's),
+    /// sorted by object.
+    ///
+    /// # Errors
+    /// [`AuditError::Query`] when the database fails.
+    pub async fn unchecked(&self, node: &str) -> Result<Vec<Unchecked>, AuditError> {
+        const OP: &str = "unchecked";
+        let rows: Vec<UncheckedRow> = on_pool!(self, pool => {
+            sqlx::query_as(
+                "SELECT object, gate, run_id, resource, origin, anchor, action, before_content \
+                 FROM unchecked WHERE node = $1",
+            )
+            .bind(node)
+            .fetch_all(pool)
+            .await
+            .map_err(query_err(OP))?
+        });
+        let mut out: Vec<Unchecked> = rows
+            .into_iter()
+            .map(
+                |(object, gate, run, resource, origin, anchor, action, before_content)| Unchecked {
+                    object,
+                    gate,
+                    run,
+                    resource,
+                    origin,
+                    anchor,
+                    action,
+                    before_content,
+                },
+            )
+            .collect();
+        out.sort_unstable_by(|a, b| a.object.cmp(&b.object));
+        Ok(out)
     }
 
     /// The uid every tenant of `node` was ever given, by tenant (deleted tenants included).

@@ -27,6 +27,9 @@ pub enum Reason {
     Blocked { path: String, what: String },
     /// SuperCP owns the object but no resource asks for it any more.
     NotInRepo,
+    /// A run that was killed wrote it and its commit unit never checked it: the unit is
+    /// checked (and reloaded) again, or the content before that run goes back.
+    Unchecked { run: i64 },
 }
 
 /// One change to one object.
@@ -211,6 +214,10 @@ impl fmt::Display for Reason {
             Reason::Metadata { detail } => write!(f, "{detail}"),
             Reason::Blocked { path, what } => write!(f, "refused: {what} at {path}"),
             Reason::NotInRepo => f.write_str("no longer in the repo"),
+            Reason::Unchecked { run } => write!(
+                f,
+                "written by interrupted run {run} and never checked: check it again"
+            ),
         }
     }
 }

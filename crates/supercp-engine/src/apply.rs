@@ -10,7 +10,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use supercp_audit::{Journal, NewRun, NewStep, Outcome, OwnedObject, StepResult, StepStatus};
+use supercp_audit::{
+    Journal, NewRun, NewStep, Outcome, OwnedObject, StepResult, StepStatus, Unchecked,
+};
 use supercp_core::object::Observed;
 use supercp_core::plan::Summary;
 use supercp_core::resource::Gate;
@@ -151,6 +153,14 @@ pub async fn apply(
     let tls_sites = crate::certs::sites(inputs, Some(&covered));
     crate::certs::check(inputs, &tls_sites, &options.renew)?;
     let interrupted = journal.mark_interrupted(&node).await?;
+    let unchecked = journal.unchecked(&node).await?;
+    if let Some(u) = unchecked.first() {
+        warn!(
+            objects = unchecked.len(),
+            run = u.run,
+            "a killed run left writes its commit unit never checked; this run checks them again"
+        );
+    }
     for run in &interrupted {
         warn!(
             run,
@@ -171,7 +181,7 @@ pub async fn apply(
         owned,
         desired,
         observed,
-    } = plan(desired, owned, &options.plan)?;
+    } = plan(desired, owned, &unchecked, &options.plan)?;
     info!(
         ms = started.elapsed().as_millis(),
         objects = desired.len(),
@@ -336,6 +346,18 @@ impl Executor<'_> {
         ids: &[i64],
         progress: &mut Progress,
     ) -> Result<PhaseOutcome, EngineError> {
+        let gate = steps.first().and_then(|s| s.unit.gate());
+        let gate = gate.and_then(|g| self.inputs.spec.gates.iter().find(|x| x.name == g).cloned());
+        if let Some(gate) = &gate {
+            // Before the first write: a run killed from here until the unit settles leaves
+            // these records, and the next run checks the unit again or puts them back.
+            let node = self.inputs.node_name();
+            let records: Vec<Unchecked> = steps
+                .iter()
+                .map(|s| unchecked(s, &gate.name, self.run))
+                .collect();
+            self.journal.open_unit(node, &records).await?;
+        }
         self.journal.steps_running(ids, now_ms()).await?;
         let mut results = Vec::with_capacity(steps.len());
         let mut ok = Vec::with_capacity(steps.len());
@@ -371,10 +393,34 @@ impl Executor<'_> {
             reloads: 0,
             gate_error: None,
         };
-        let gate = steps.first().and_then(|s| s.unit.gate());
-        let gate = gate.and_then(|g| self.inputs.spec.gates.iter().find(|x| x.name == g).cloned());
-        if let (Some(gate), true) = (gate, outcome.ok.iter().any(|o| *o)) {
-            self.gate(&gate, steps, &mut results, &mut outcome)?;
+        if let Some(gate) = gate {
+            // A write that failed (a full disk) puts the whole batch back: half of a change
+            // never goes live. A refused step (a symlink in the way) wrote nothing.
+            let failed: Vec<&Step> = steps
+                .iter()
+                .zip(&outcome.ok)
+                .filter(|(s, ok)| !**ok && !matches!(s.reason, Reason::Blocked { .. }))
+                .map(|(s, _)| s)
+                .collect();
+            if !failed.is_empty() {
+                let names: Vec<String> = failed
+                    .iter()
+                    .map(|s| format!("{} ({})", s.resource, s.origin))
+                    .collect();
+                let why = format!(
+                    "gate {}: writing {} failed; the batch was put back and the previous config stays live (see `supercp audit --run {}`)",
+                    gate.name,
+                    names.join(", "),
+                    self.run
+                );
+                self.put_back(&gate, steps, &mut results, &mut outcome, why)?;
+            } else if outcome.ok.iter().any(|o| *o) {
+                self.gate(&gate, steps, &mut results, &mut outcome)?;
+            }
+            // Checked and reloaded, or put back: settled either way.
+            self.journal
+                .close_unit(self.inputs.node_name(), &gate.name)
+                .await?;
         }
         self.verify(steps, &mut results, &mut outcome.ok);
         self.journal.finish_steps(&results).await?;
@@ -439,7 +485,30 @@ impl Executor<'_> {
             }
             return Ok(());
         }
-        let culprits = culprits(steps, &check.output);
+        let names: Vec<String> = culprits(steps, &check.output)
+            .iter()
+            .map(|s| format!("{} ({})", s.resource, s.origin))
+            .collect();
+        let why = format!(
+            "gate {}: `{}` failed after writing {}; the previous files were put back and the previous config stays live:\n{}",
+            gate.name,
+            gate.check.join(" "),
+            names.join(", "),
+            check.output.trim()
+        );
+        self.put_back(gate, steps, results, outcome, why)
+    }
+
+    /// Puts every applied step of a batch back as it was and fails them all, with `why` as
+    /// the run's error.
+    fn put_back(
+        &mut self,
+        gate: &Gate,
+        steps: &[Step],
+        results: &mut [StepResult],
+        outcome: &mut PhaseOutcome,
+        why: String,
+    ) -> Result<(), EngineError> {
         for ((step, result), applied) in steps
             .iter()
             .zip(results.iter_mut())
@@ -454,22 +523,13 @@ impl Executor<'_> {
                 *applied = false;
             }
             result.status = StepStatus::Failed;
-            result
-                .log
-                .push(format!("rolled back: gate {} check failed", gate.name));
+            result.log.push(format!(
+                "rolled back with the rest of gate {}'s batch",
+                gate.name
+            ));
         }
         self.sync(steps)?;
-        let names: Vec<String> = culprits
-            .iter()
-            .map(|s| format!("{} ({})", s.resource, s.origin))
-            .collect();
-        outcome.gate_error = Some(format!(
-            "gate {}: `{}` failed after writing {}; the previous files were put back and the previous config stays live:\n{}",
-            gate.name,
-            gate.check.join(" "),
-            names.join(", "),
-            check.output.trim()
-        ));
+        outcome.gate_error = Some(why);
         Ok(())
     }
 
@@ -592,6 +652,24 @@ pub(crate) fn reload(gate: &Gate, notes: &mut Vec<String>) -> Result<i64, Engine
         )));
     }
     Ok(1)
+}
+
+/// The journal's record of a step a commit unit is about to write.
+fn unchecked(step: &Step, gate: &str, run: i64) -> Unchecked {
+    let anchor = match &step.target {
+        Target::Put(d) => d.location(),
+        Target::Remove(o) => o.location.as_ref(),
+    };
+    Unchecked {
+        object: step.id.to_string(),
+        gate: gate.to_owned(),
+        run,
+        resource: step.resource.to_string(),
+        origin: step.origin.to_string(),
+        anchor: anchor.map_or_else(String::new, |at| at.anchor.clone()),
+        action: step.action.as_str().to_owned(),
+        before_content: step.previous().map(<[u8]>::to_vec),
+    }
 }
 
 fn new_step(step: &Step) -> NewStep {

@@ -9,11 +9,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use supercp_audit::OwnedObject;
+use supercp_audit::{OwnedObject, Unchecked};
 use supercp_core::object::Observed;
 use supercp_core::{
-    Action, Desired, Location, ObjectId, Observation, Owned, Plan, ResourceKind, ResourceRef, Step,
-    Unit,
+    Action, Desired, Location, ObjectId, Observation, Owned, Plan, Reason, ResourceKind,
+    ResourceRef, Snapshot, Span, Step, Target, Unit,
 };
 use supercp_drivers::{registry, Drivers, Seen};
 
@@ -61,7 +61,8 @@ pub struct Observations {
 }
 
 /// Observes every desired and every owned object and builds the plan. `owned` is what the
-/// journal records as SuperCP's on this node (`Journal::owned`).
+/// journal records as SuperCP's on this node (`Journal::owned`), `unchecked` what a killed
+/// run wrote and its commit unit never checked (`Journal::unchecked`).
 ///
 /// # Errors
 /// `Unobservable` naming each object that could not be seen (nothing is planned then);
@@ -70,13 +71,15 @@ pub struct Observations {
 pub fn plan(
     desired: Vec<Desired>,
     owned: Vec<OwnedObject>,
+    unchecked: &[Unchecked],
     options: &PlanOptions,
 ) -> Result<Planned, EngineError> {
     let owned: BTreeMap<String, OwnedObject> =
         owned.into_iter().map(|o| (o.object.clone(), o)).collect();
     let seen = observe(&desired, &owned)?;
     let at_ms = supercp_core::time::now_ms();
-    let (plan, observed) = decide(&desired, seen, &owned, options, at_ms)?;
+    let (mut plan, observed) = decide(&desired, seen, &owned, options, at_ms)?;
+    resume(&mut plan, unchecked, &desired)?;
     Ok(Planned {
         plan,
         owned,
@@ -188,6 +191,88 @@ pub fn decide(
         objects: desired.len(),
     };
     Ok((plan, observed))
+}
+
+/// Makes the plan finish what a killed run left unchecked: every object a commit unit wrote
+/// and never checked is a step of that unit again (so the unit checks and reloads, or puts
+/// back), and its snapshot is the content before that run, the last one that passed a check.
+/// Pure.
+///
+/// # Errors
+/// `BadRecord` for a record this version cannot read.
+pub fn resume(
+    plan: &mut Plan,
+    unchecked: &[Unchecked],
+    desired: &[Desired],
+) -> Result<(), EngineError> {
+    if unchecked.is_empty() {
+        return Ok(());
+    }
+    let by_id: BTreeMap<String, &Desired> =
+        desired.iter().map(|d| (d.id().to_string(), d)).collect();
+    let mut extra = Vec::new();
+    for u in unchecked {
+        let snapshot = match &u.before_content {
+            Some(content) => Snapshot::Content {
+                content: content.clone(),
+                meta: None,
+            },
+            None => Snapshot::Absent,
+        };
+        let unit = Unit::Gate(u.gate.clone());
+        if let Some(step) = plan.steps.iter_mut().find(|s| s.id.to_string() == u.object) {
+            step.snapshot = snapshot;
+            step.unit = unit;
+            continue;
+        }
+        let bad = |detail: String| EngineError::BadRecord {
+            object: u.object.clone(),
+            detail,
+        };
+        let id = ObjectId::parse(&u.object).map_err(|e| bad(e.to_string()))?;
+        let resource = ResourceRef::parse(&u.resource).map_err(|e| bad(e.to_string()))?;
+        let (action, target, after, origin) = match by_id.get(&u.object) {
+            Some(d) => (
+                Action::Update,
+                Target::Put((*d).clone()),
+                Some(d.object.digest()),
+                d.origin.clone(),
+            ),
+            None => {
+                let record = OwnedObject {
+                    object: u.object.clone(),
+                    resource: u.resource.clone(),
+                    tenant_data: false,
+                    anchor: u.anchor.clone(),
+                    deletion_policy: None,
+                    gate: Some(u.gate.clone()),
+                };
+                (
+                    Action::Delete,
+                    Target::Remove(owned_record(&record)?),
+                    None,
+                    Span::default(),
+                )
+            }
+        };
+        extra.push(Step {
+            id,
+            action,
+            reason: Reason::Unchecked { run: u.run },
+            resource,
+            origin,
+            before: None,
+            after,
+            diff: None,
+            target,
+            snapshot,
+            unit,
+            tenant_data: false,
+        });
+    }
+    let steps = std::mem::take(&mut plan.steps);
+    plan.steps = order(steps, extra);
+    Ok(())
 }
 
 /// The journal's record of an owned object, typed.

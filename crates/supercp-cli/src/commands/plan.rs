@@ -22,6 +22,7 @@ pub struct Args {
 type Journaled = (
     Vec<supercp_audit::OwnedObject>,
     std::collections::BTreeMap<String, supercp_audit::CertRecord>,
+    Vec<supercp_audit::Unchecked>,
 );
 
 async fn read_journal(
@@ -31,6 +32,7 @@ async fn read_journal(
     Ok((
         journal.owned(node).await?,
         journal.certificates(node).await?,
+        journal.unchecked(node).await?,
     ))
 }
 
@@ -67,7 +69,7 @@ pub fn exec(state: &Path, args: &Args) -> anyhow::Result<Outcome> {
         let Some((inputs, desired)) = loaded else {
             return anyhow::Ok(None);
         };
-        let (owned, records) = match journaled {
+        let (owned, records, unchecked) = match journaled {
             Some(journaled) => journaled,
             None => {
                 let journal = super::open_journal(state, &inputs.audit_url()).await?;
@@ -76,7 +78,7 @@ pub fn exec(state: &Path, args: &Args) -> anyhow::Result<Outcome> {
                 journaled?
             }
         };
-        let planned = supercp_engine::plan(desired, owned, &options)?;
+        let planned = supercp_engine::plan(desired, owned, &unchecked, &options)?;
         Ok(Some((inputs, planned, records)))
     })?;
     let Some((inputs, planned, records)) = result else {

@@ -372,6 +372,7 @@ fn every_desired_object_is_observed_in_order() {
             file(&anchor, "missing.conf", "Domain/a.test", Unit::Direct),
         ],
         Vec::new(),
+        &[],
         &PlanOptions::default(),
     );
     let _ = std::fs::remove_dir_all(&dir);
@@ -393,4 +394,68 @@ fn every_desired_object_is_observed_in_order() {
         (missing.found, missing.differs.as_deref()),
         ("absent", Some("missing on the node"))
     );
+}
+
+fn unchecked(object: &str, before: Option<&[u8]>) -> Unchecked {
+    let (anchor, _) = object
+        .trim_start_matches("file:")
+        .rsplit_once('/')
+        .unwrap_or(("/", ""));
+    Unchecked {
+        object: object.into(),
+        gate: "nginx".into(),
+        run: 4,
+        resource: "Domain/a.test".into(),
+        origin: "repo/a.yaml:3:1".into(),
+        anchor: anchor.into(),
+        action: "update".into(),
+        before_content: before.map(<[u8]>::to_vec),
+    }
+}
+
+#[test]
+fn writes_a_killed_run_never_checked_are_checked_again_with_the_last_good_content() {
+    let nginx = || Unit::Gate("nginx".into());
+    let desired = vec![
+        file("/etc/nginx/sites", "a.test.conf", "Domain/a.test", nginx()),
+        file("/etc/nginx/sites", "b.test.conf", "Domain/b.test", nginx()),
+    ];
+    // a.test's vhost is as desired (the killed run wrote it); b.test's differs again.
+    let seen = Observations {
+        desired: vec![
+            seen(same_file()),
+            seen(Observed::File {
+                content: b"hand edit\n".to_vec(),
+                mode: 0o644,
+                uid: 0,
+                gid: 0,
+            }),
+        ],
+        leaving: Vec::new(),
+    };
+    let records = BTreeMap::new();
+    let (mut plan, _) =
+        decide(&desired, seen, &records, &PlanOptions::default(), 7).expect("a plan");
+    let journal = [
+        unchecked("file:/etc/nginx/sites/a.test.conf", Some(b"old a\n")),
+        unchecked("file:/etc/nginx/sites/b.test.conf", None),
+        unchecked("file:/etc/nginx/sites/gone.conf", Some(b"old gone\n")),
+    ];
+    resume(&mut plan, &journal, &desired).expect("resumed");
+    assert_eq!(
+        text(&plan),
+        "\
+~ file:/etc/nginx/sites/b.test.conf (content differs) Domain/b.test [gate nginx]
+~ file:/etc/nginx/sites/a.test.conf (written by interrupted run 4 and never checked: check it again) Domain/a.test [gate nginx]
+- file:/etc/nginx/sites/gone.conf (written by interrupted run 4 and never checked: check it again) Domain/a.test [gate nginx]
+"
+    );
+    // A failed check puts back what passed the last check, not what the killed run wrote.
+    let snapshots: Vec<Option<&[u8]>> = plan.steps.iter().map(Step::previous).collect();
+    assert_eq!(
+        snapshots,
+        [None, Some(&b"old a\n"[..]), Some(&b"old gone\n"[..])]
+    );
+    assert_eq!(plan.steps[0].snapshot, supercp_core::Snapshot::Absent);
+    assert!(!plan.is_empty(), "an unchecked unit is a change to make");
 }
