@@ -681,6 +681,29 @@ impl Journal {
         Ok(())
     }
 
+    /// Records `run` as failed with `error`, unless it has an outcome already (the caller's
+    /// last word on a run whose error path may or may not have recorded it).
+    ///
+    /// # Errors
+    /// [`AuditError::Query`] when the database fails.
+    pub async fn fail_if_running(&self, run: RunId, error: &str) -> Result<(), AuditError> {
+        const OP: &str = "fail_if_running";
+        let now = now_ms();
+        on_pool!(self, pool => {
+            sqlx::query(
+                "UPDATE runs SET outcome = 'failed', error = $2, finished_at = $3 \
+                 WHERE id = $1 AND outcome = 'running'",
+            )
+            .bind(run)
+            .bind(error)
+            .bind(now)
+            .execute(pool)
+            .await
+            .map_err(query_err(OP))?;
+        });
+        Ok(())
+    }
+
     /// The latest `limit` runs, newest first.
     ///
     /// # Errors

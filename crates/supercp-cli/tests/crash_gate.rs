@@ -164,7 +164,9 @@ fn a_good_batch_whose_check_was_killed_is_checked_again_by_the_next_apply() {
     );
     assert!(vhost(&slow.p, "acme.test").contains("server_name"));
     // Settled: the run after that checks nothing.
-    slow.p.supercp(&["plan", "--detailed-exitcode"]).expect_code(0);
+    slow.p
+        .supercp(&["plan", "--detailed-exitcode"])
+        .expect_code(0);
     slow.p.supercp(&["apply"]).expect_code(0);
     assert_eq!(slow.checks().len(), checks + 1, "nothing left to check");
 }

@@ -209,114 +209,125 @@ pub async fn apply(
             pid: std::process::id(),
         })
         .await?;
-    info!(run, %summary, "apply started");
-    let mut report = ApplyReport {
-        run,
-        summary,
-        retained: plan.retained.len(),
-        interrupted,
-        ..ApplyReport::default()
-    };
-    let mut ex = Executor {
-        drivers: Drivers::new(),
-        journal,
-        run,
-        inputs,
-        pause: options.pause_before_step,
-        index: 0,
-        verified: Vec::new(),
-    };
-    for dir in anchors(&plan.steps) {
-        ex.drivers.remove_stale_temps(dir);
-    }
-    // Placeholders first: the vhosts written below point nginx at them.
-    crate::certs::place(&tls_sites, journal, run).await?;
-    let new_steps: Vec<NewStep> = plan.steps.iter().map(new_step).collect();
-    let ids = journal.add_steps(run, &new_steps).await?;
-    let mut done: Vec<bool> = vec![false; plan.steps.len()];
-    let mut progress = Progress::new("applying", plan.steps.len());
-    let mut start = 0;
-    let mut gate_error = None;
-    while start < plan.steps.len() {
-        let key = phase_key(&plan.steps[start]);
-        let end = (start..plan.steps.len())
-            .find(|&i| phase_key(&plan.steps[i]) != key)
-            .unwrap_or(plan.steps.len());
-        let outcome = ex
-            .phase(&plan.steps[start..end], &ids[start..end], &mut progress)
-            .await?;
-        for (i, ok) in outcome.ok.iter().enumerate() {
-            done[start + i] = *ok;
-        }
-        report.gate_checks += outcome.checks;
-        report.reloads += outcome.reloads;
-        if let Some(e) = outcome.gate_error {
-            gate_error = Some(e);
-            break;
-        }
-        start = end;
-    }
-    report.applied = done.iter().filter(|d| **d).count();
-    report.failed = plan.steps.len() - report.applied;
-    let (add, remove) = ownership(&owned, &desired, &plan, &done, &inputs.catalog);
-    journal.set_owned(&node, &add, &remove).await?;
-    for step in &plan.retained {
-        warn!(object = %step.id, resource = %step.resource, "tenant data left the repo and is kept (deletion policy Retain, or no --allow-destroy)");
-    }
-    if let Some(message) = gate_error {
-        journal
-            .finish_run(run, Outcome::Failed, Some(&message))
-            .await?;
-        return Err(EngineError::Gate(message));
-    }
-    // The configs are live: every vhost answers ACME challenges. Issue what is due; a
-    // certificate that cannot be issued fails its step and the run, and the current one
-    // keeps serving.
-    let all_domains = any_tls && covered.len() == inputs.catalog.domains.len();
-    let certs =
-        crate::certs::converge(inputs, tls_sites, &options.renew, all_domains, journal, run);
-    let certs = match certs.await {
-        Ok(certs) => certs,
-        Err(e) => {
-            journal
-                .finish_run(run, Outcome::Failed, Some(&e.to_string()))
-                .await?;
-            return Err(e);
-        }
-    };
-    let total = plan.steps.len() + certs.ordered;
-    let issued = certs.issued;
-    report.certificates = issued.issued;
-    report.certificates_waiting = certs.waiting;
-    report.reloads += issued.reloads;
-    report.failed += issued.failed.len();
-    if report.failed > 0 {
-        let details: String = issued
-            .failed
-            .iter()
-            .map(|f| format!("\ncertificate not issued (the current one keeps serving): {f}"))
-            .collect();
-        let message = format!("{} of {total} steps failed{details}", report.failed);
-        journal
-            .finish_run(run, Outcome::Failed, Some(&message))
-            .await?;
-        return Err(EngineError::StepsFailed {
-            failed: report.failed,
-            total,
+    let result: Result<ApplyReport, EngineError> = async {
+        info!(run, %summary, "apply started");
+        let mut report = ApplyReport {
             run,
-            details,
-        });
+            summary,
+            retained: plan.retained.len(),
+            interrupted,
+            ..ApplyReport::default()
+        };
+        let mut ex = Executor {
+            drivers: Drivers::new(),
+            journal,
+            run,
+            inputs,
+            pause: options.pause_before_step,
+            index: 0,
+            verified: Vec::new(),
+        };
+        for dir in anchors(&plan.steps) {
+            ex.drivers.remove_stale_temps(dir);
+        }
+        // Placeholders first: the vhosts written below point nginx at them.
+        crate::certs::place(&tls_sites, journal, run).await?;
+        let new_steps: Vec<NewStep> = plan.steps.iter().map(new_step).collect();
+        let ids = journal.add_steps(run, &new_steps).await?;
+        let mut done: Vec<bool> = vec![false; plan.steps.len()];
+        let mut progress = Progress::new("applying", plan.steps.len());
+        let mut start = 0;
+        let mut gate_error = None;
+        while start < plan.steps.len() {
+            let key = phase_key(&plan.steps[start]);
+            let end = (start..plan.steps.len())
+                .find(|&i| phase_key(&plan.steps[i]) != key)
+                .unwrap_or(plan.steps.len());
+            let outcome = ex
+                .phase(&plan.steps[start..end], &ids[start..end], &mut progress)
+                .await?;
+            for (i, ok) in outcome.ok.iter().enumerate() {
+                done[start + i] = *ok;
+            }
+            report.gate_checks += outcome.checks;
+            report.reloads += outcome.reloads;
+            if let Some(e) = outcome.gate_error {
+                gate_error = Some(e);
+                break;
+            }
+            start = end;
+        }
+        report.applied = done.iter().filter(|d| **d).count();
+        report.failed = plan.steps.len() - report.applied;
+        let (add, remove) = ownership(&owned, &desired, &plan, &done, &inputs.catalog);
+        journal.set_owned(&node, &add, &remove).await?;
+        for step in &plan.retained {
+            warn!(object = %step.id, resource = %step.resource, "tenant data left the repo and is kept (deletion policy Retain, or no --allow-destroy)");
+        }
+        if let Some(message) = gate_error {
+            journal
+                .finish_run(run, Outcome::Failed, Some(&message))
+                .await?;
+            return Err(EngineError::Gate(message));
+        }
+        // The configs are live: every vhost answers ACME challenges. Issue what is due; a
+        // certificate that cannot be issued fails its step and the run, and the current one
+        // keeps serving.
+        let all_domains = any_tls && covered.len() == inputs.catalog.domains.len();
+        let certs =
+            crate::certs::converge(inputs, tls_sites, &options.renew, all_domains, journal, run);
+        let certs = match certs.await {
+            Ok(certs) => certs,
+            Err(e) => {
+                journal
+                    .finish_run(run, Outcome::Failed, Some(&e.to_string()))
+                    .await?;
+                return Err(e);
+            }
+        };
+        let total = plan.steps.len() + certs.ordered;
+        let issued = certs.issued;
+        report.certificates = issued.issued;
+        report.certificates_waiting = certs.waiting;
+        report.reloads += issued.reloads;
+        report.failed += issued.failed.len();
+        if report.failed > 0 {
+            let details: String = issued
+                .failed
+                .iter()
+                .map(|f| format!("\ncertificate not issued (the current one keeps serving): {f}"))
+                .collect();
+            let message = format!("{} of {total} steps failed{details}", report.failed);
+            journal
+                .finish_run(run, Outcome::Failed, Some(&message))
+                .await?;
+            return Err(EngineError::StepsFailed {
+                failed: report.failed,
+                total,
+                run,
+                details,
+            });
+        }
+        journal.finish_run(run, Outcome::Succeeded, None).await?;
+        info!(run, applied = report.applied, "apply finished");
+        // After the reloads: naming every object costs nothing on the way to a served change.
+        report.observed = desired
+            .iter()
+            .map(|d| d.id().to_string())
+            .zip(observed)
+            .collect();
+        report.observed.append(&mut ex.verified);
+        Ok(report)
     }
-    journal.finish_run(run, Outcome::Succeeded, None).await?;
-    info!(run, applied = report.applied, "apply finished");
-    // After the reloads: naming every object costs nothing on the way to a served change.
-    report.observed = desired
-        .iter()
-        .map(|d| d.id().to_string())
-        .zip(observed)
-        .collect();
-    report.observed.append(&mut ex.verified);
-    Ok(report)
+    .await;
+    if let Err(e) = &result {
+        // Never a run left `running`: an error the run did not record yet (a full disk, a
+        // journal that went away) is recorded here when the journal still takes it.
+        if let Err(record) = journal.fail_if_running(run, &e.to_string()).await {
+            warn!(run, error = %record, "could not record the failed run; the next apply marks it interrupted");
+        }
+    }
+    result
 }
 
 struct Executor<'a> {
