@@ -61,3 +61,89 @@ fn pure_crates_pull_in_no_tokio_sqlx_nix_or_axum() {
         );
     }
 }
+
+/// Production code of a crate's `src`: each file up to its `#[cfg(test)]` module, test-module
+/// files (`tests.rs`) left out.
+fn production_lines(dir: &str) -> Vec<(String, usize, String)> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join(dir);
+    let mut files = Vec::new();
+    let mut stack = vec![root];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).expect("read src").flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs")
+                && path.file_name().is_some_and(|n| n != "tests.rs")
+            {
+                files.push(path);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for file in files {
+        let text = std::fs::read_to_string(&file).expect("read source");
+        for (n, line) in text.lines().enumerate() {
+            if line.contains("#[cfg(test)]") {
+                break;
+            }
+            if !line.trim_start().starts_with("//") {
+                out.push((file.display().to_string(), n + 1, line.to_owned()));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn the_engine_never_dispatches_on_an_object_kind_by_string() {
+    let found: Vec<String> = production_lines("supercp-engine/src")
+        .into_iter()
+        .filter(|(_, _, l)| {
+            let l = l.replace(' ', "");
+            // `Kind::` of core's object kinds, not `KeyKind::` or `ResourceKind::`.
+            let typed = l.match_indices("Kind::").any(|(i, _)| {
+                !l[..i]
+                    .chars()
+                    .next_back()
+                    .is_some_and(char::is_alphanumeric)
+            });
+            l.contains("kind()==\"") || l.contains("kind()!=\"") || typed
+        })
+        .map(|(f, n, l)| format!("{f}:{n}: {l}"))
+        .collect();
+    assert!(
+        found.is_empty(),
+        "the driver registry (supercp-drivers/src/registry.rs) is the only dispatch on an \
+         object kind outside core:\n{}",
+        found.join("\n")
+    );
+}
+
+#[test]
+fn node_writes_go_through_the_drivers() {
+    let writes = [
+        "fs::write(",
+        "fs::remove_file(",
+        "fs::remove_dir_all(",
+        "fs::rename(",
+        "fs::set_permissions(",
+        "fs::create_dir_all(",
+        "OpenOptions::new(",
+        "File::create(",
+    ];
+    let found: Vec<String> = ["supercp-engine/src", "supercp-tls/src"]
+        .into_iter()
+        .flat_map(production_lines)
+        .filter(|(_, _, l)| writes.iter().any(|w| l.contains(w)))
+        .map(|(f, n, l)| format!("{f}:{n}: {l}"))
+        .collect();
+    assert!(
+        found.is_empty(),
+        "the engine and the TLS crate write to the node only through supercp-drivers (no \
+         symlink followed, temp file and rename):\n{}",
+        found.join("\n")
+    );
+}

@@ -23,6 +23,14 @@ pub struct ApplyLock {
     _lock: Flock<File>,
 }
 
+/// Creates the state directory (root's own: the operator names it, no tenant writes there).
+///
+/// # Errors
+/// The I/O error of creating it.
+pub fn ensure_state_dir(path: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(path)
+}
+
 /// Takes the lock at once or fails naming the holder.
 ///
 /// # Errors

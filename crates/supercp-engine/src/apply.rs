@@ -96,7 +96,7 @@ pub async fn prefetch(
 /// # Errors
 /// `StateDir` when it cannot be created, `Lock` when another apply holds it.
 pub fn lock_state(state_dir: &std::path::Path) -> Result<lock::ApplyLock, EngineError> {
-    std::fs::create_dir_all(state_dir).map_err(|source| EngineError::StateDir {
+    lock::ensure_state_dir(state_dir).map_err(|source| EngineError::StateDir {
         path: state_dir.display().to_string(),
         source,
     })?;
