@@ -12,7 +12,7 @@ use common::{
 };
 use serde_json::Value;
 use supercp_audit::Journal;
-use supercp_status::{serve, NodeInfo, Shared, StatusConfig, StatusError};
+use supercp_status::{serve, Limits, NodeInfo, Shared, StatusConfig, StatusError};
 
 #[test]
 fn the_overview_shows_node_commits_last_run_resources_and_agent_state() {
@@ -462,6 +462,8 @@ fn serve_refuses_a_non_loopback_bind_without_a_token() {
         let config = StatusConfig {
             bind: bind.parse().expect("an address"),
             token: None,
+            open_on_loopback: true,
+            limits: Limits::default(),
         };
         let result = runtime.block_on(serve(config, journal.clone(), node(), agent()));
         match result {
@@ -487,6 +489,8 @@ fn serve_listens_on_loopback_and_answers() {
         StatusConfig {
             bind,
             token: Some(TOKEN.into()),
+            open_on_loopback: false,
+            limits: Limits::default(),
         },
         journal,
         node(),
