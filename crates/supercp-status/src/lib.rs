@@ -37,13 +37,14 @@
 //!   a fleet sharing one database, a node that ran nothing among the newest [`RUN_WINDOW`] runs
 //!   shows none.
 
+pub mod api;
 mod html;
 mod metrics;
 mod model;
 mod server;
 mod time;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::fmt;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
@@ -103,6 +104,9 @@ pub struct AgentSnapshot {
 
 /// The agent's snapshot, shared between the agent (writer) and the page (reader).
 pub type Shared = Arc<RwLock<AgentSnapshot>>;
+
+/// The response header of every JSON answer holding [`api::FORMAT_VERSION`].
+pub const FORMAT_VERSION_HEADER: &str = "supercp-format-version";
 
 /// Runs read from the journal per request (`Journal::list_runs`), before keeping this node's.
 pub const RUN_WINDOW: i64 = 1000;
@@ -256,7 +260,6 @@ type AppState = State<Arc<App>>;
 enum Failure {
     Journal(AuditError),
     NotFound(String),
-    Encode(String),
 }
 
 /// What a route answers: an HTML page, JSON, or plain text.
@@ -464,24 +467,22 @@ async fn resource_page(
 }
 
 async fn api_status(State(app): AppState) -> Response {
-    let body = async { Ok(app.status().await?) };
+    let body = async { Ok(api::Status::from(&app.status().await?)) };
     app.api(body.await)
 }
 
 async fn api_runs(State(app): AppState) -> Response {
-    let body = async { Ok(app.runs(RUNS_SHOWN).await?) };
+    let body = async {
+        let runs = app.runs(RUNS_SHOWN).await?;
+        Ok(runs.iter().map(api::Run::from).collect::<Vec<_>>())
+    };
     app.api(body.await)
 }
 
 async fn api_run(State(app): AppState, Path(id): Path<String>) -> Response {
-    #[derive(Serialize)]
-    struct Body {
-        run: RunRecord,
-        steps: Vec<StepRecord>,
-    }
     let body = async {
         let (run, steps) = app.run(&id).await?;
-        Ok(Body { run, steps })
+        Ok(api::RunDetail::new(&run, &steps))
     };
     app.api(body.await)
 }
@@ -489,13 +490,11 @@ async fn api_run(State(app): AppState, Path(id): Path<String>) -> Response {
 async fn api_resources(State(app): AppState, Query(filter): Query<Filter>) -> Response {
     let body = async {
         let all = app.resources().await?;
-        let rows = all
+        Ok(all
             .iter()
             .filter(|r| filter.matches(r))
-            .map(|r| serde_json::to_value(r.row()))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| Failure::Encode(e.to_string()))?;
-        Ok(rows)
+            .map(api::ResourceRow::from)
+            .collect::<Vec<_>>())
     };
     app.api(body.await)
 }
@@ -504,28 +503,28 @@ async fn api_resource(
     State(app): AppState,
     Path((kind, name)): Path<(String, String)>,
 ) -> Response {
-    #[derive(Serialize)]
-    struct Body {
-        resource: String,
-        owned: Option<Resource>,
-        /// What the agent last observed of each owned object, by object id.
-        observed: BTreeMap<String, Observation>,
-        last_steps: Vec<StepRecord>,
-    }
     let body = async {
         let resource = format!("{kind}/{name}");
         let (owned, last_steps) = app.resource(&resource).await?;
         let all = app.snapshot().observed;
-        let observed = owned
-            .iter()
-            .flat_map(|r| &r.objects)
-            .filter_map(|o| Some((o.object.clone(), all.get(&o.object)?.clone())))
+        let objects = owned.iter().flat_map(|r| &r.objects);
+        let observed = objects
+            .clone()
+            .filter_map(|o| Some((o.object.clone(), all.get(&o.object)?.into())))
             .collect();
-        Ok(Body {
+        let superseded = objects
+            .filter_map(|o| {
+                let step = model::superseding(&o.object, all.get(&o.object), &last_steps)?;
+                Some((o.object.clone(), step.into()))
+            })
+            .collect();
+        Ok(api::ResourceDetail {
+            format_version: api::FORMAT_VERSION,
             resource,
-            owned,
+            owned: owned.as_ref().map(api::Resource::from),
             observed,
-            last_steps,
+            superseded,
+            last_steps: last_steps.iter().map(api::Step::from).collect(),
         })
     };
     app.api(body.await)
@@ -644,11 +643,6 @@ impl Failure {
                 )
             }
             Failure::NotFound(message) => (StatusCode::NOT_FOUND, "Not found", message),
-            Failure::Encode(detail) => (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "Cannot encode",
-                format!("cannot encode the answer: {detail}"),
-            ),
         };
         let mut response = match form {
             Form::Page => html_page(html::error(node, title, &message)),
@@ -679,7 +673,20 @@ fn json<T: Serialize>(value: &T) -> Response {
                 .replace('<', "\\u003c")
                 .replace('>', "\\u003e")
                 .replace('&', "\\u0026");
-            ([(header::CONTENT_TYPE, "application/json")], text).into_response()
+            (
+                [
+                    (
+                        header::CONTENT_TYPE,
+                        HeaderValue::from_static("application/json"),
+                    ),
+                    (
+                        header::HeaderName::from_static(FORMAT_VERSION_HEADER),
+                        HeaderValue::from(api::FORMAT_VERSION),
+                    ),
+                ],
+                text,
+            )
+                .into_response()
         }
         Err(e) => (
             StatusCode::INTERNAL_SERVER_ERROR,
