@@ -163,7 +163,7 @@ pub async fn run(config: AgentConfig) -> Result<(), AgentError> {
             group,
         }),
     ));
-    let status_page = start_status_page(&agent, &journal, &node, &spec.roles, &state.status)?;
+    let status_page = start_status_page(&spec, &journal, &node, &state.status)?;
     info!(node = %node, applied = ?state.applied, socket = %socket_path.display(), "agent started");
     let mut hup = signal(SignalKind::hangup()).map_err(AgentError::Signals)?;
     let mut term = signal(SignalKind::terminate()).map_err(AgentError::Signals)?;
@@ -682,16 +682,44 @@ fn watch(
     Ok(watcher)
 }
 
-/// Starts the read-only status page on `agent.statusBind` (none when empty). A non-loopback
-/// address needs `statusTokenFile`; a bad configuration stops the agent, an address in use
-/// only costs the page (logged).
+/// Starts the read-only status page on `agent.statusBind` (none when empty), as
+/// [`status_config`] says; a bad configuration stops the agent, an address in use only costs
+/// the page (logged).
 fn start_status_page(
-    agent: &supercp_core::resource::AgentSpec,
+    spec: &supercp_core::resource::NodeSpec,
     journal: &Arc<Journal>,
     node: &str,
-    roles: &[String],
     shared: &supercp_status::Shared,
 ) -> Result<Option<tokio::task::JoinHandle<()>>, AgentError> {
+    let agent = spec.agent.clone().unwrap_or_default();
+    let Some(config) = status_config(&agent, spec.manage_ownership)? else {
+        return Ok(None);
+    };
+    let info = supercp_status::NodeInfo {
+        node: node.to_owned(),
+        roles: spec.roles.clone(),
+    };
+    let (journal, shared) = (journal.clone(), shared.clone());
+    Ok(Some(tokio::spawn(async move {
+        if let Err(e) = supercp_status::serve(config, journal, info, shared).await {
+            warn!(error = %e, "the status page stopped");
+        }
+    })))
+}
+
+/// The status page's settings from the node file; `None` when `statusBind` is empty.
+///
+/// A token (`statusTokenFile`, a regular file of mode 0600 or stricter) is required off
+/// loopback, and on loopback unless `statusOpen` (default: open only when the node does not
+/// manage ownership, like the sandbox: on a node that hosts tenants, their PHP reaches
+/// 127.0.0.1 too).
+///
+/// # Errors
+/// [`AgentError::Node`] naming the setting and what to change.
+fn status_config(
+    agent: &supercp_core::resource::AgentSpec,
+    manage_ownership: bool,
+) -> Result<Option<supercp_status::StatusConfig>, AgentError> {
     if agent.status_bind.trim().is_empty() {
         return Ok(None);
     }
@@ -700,28 +728,108 @@ fn start_status_page(
         .parse()
         .map_err(|e| AgentError::Node(format!("agent.statusBind {:?}: {e}", agent.status_bind)))?;
     let token = match &agent.status_token_file {
-        Some(path) => Some(
-            std::fs::read_to_string(path)
-                .map_err(|e| AgentError::Node(format!("agent.statusTokenFile {path}: {e}")))?
-                .trim()
-                .to_owned(),
-        ),
+        Some(path) => {
+            let meta = std::fs::symlink_metadata(path)
+                .map_err(|e| AgentError::Node(format!("agent.statusTokenFile {path}: {e}")))?;
+            use std::os::unix::fs::PermissionsExt as _;
+            if !meta.is_file() {
+                return Err(AgentError::Node(format!(
+                    "agent.statusTokenFile {path}: not a regular file"
+                )));
+            }
+            if meta.permissions().mode() & 0o077 != 0 {
+                return Err(AgentError::Node(format!(
+                    "agent.statusTokenFile {path}: mode {:o} lets others read the token; chmod \
+                     600 it",
+                    meta.permissions().mode() & 0o777
+                )));
+            }
+            Some(
+                std::fs::read_to_string(path)
+                    .map_err(|e| AgentError::Node(format!("agent.statusTokenFile {path}: {e}")))?
+                    .trim()
+                    .to_owned(),
+            )
+        }
         None => None,
     };
-    let config = supercp_status::StatusConfig { bind, token };
-    config
-        .check()
-        .map_err(|e| AgentError::Node(e.to_string()))?;
-    let info = supercp_status::NodeInfo {
-        node: node.to_owned(),
-        roles: roles.to_vec(),
+    let config = supercp_status::StatusConfig {
+        bind,
+        token,
+        open_on_loopback: agent.status_open.unwrap_or(!manage_ownership),
+        limits: supercp_status::Limits::default(),
     };
-    let (journal, shared) = (journal.clone(), shared.clone());
-    Ok(Some(tokio::spawn(async move {
-        if let Err(e) = supercp_status::serve(config, journal, info, shared).await {
-            warn!(error = %e, "the status page stopped");
+    config.check().map_err(|e| {
+        let help = match e {
+            supercp_status::StatusError::TokenRequiredOnLoopback { .. } => {
+                "\nhelp: set agent.statusTokenFile (a file of mode 0600 holding the token), or \
+                 agent.statusBind: \"\" for no page; agent.statusOpen: true only if no tenant \
+                 code runs on this node"
+            }
+            supercp_status::StatusError::TokenRequired { .. } => {
+                "\nhelp: set agent.statusTokenFile (a file of mode 0600 holding the token), or \
+                 bind agent.statusBind to 127.0.0.1"
+            }
+            _ => "",
+        };
+        AgentError::Node(format!("agent.statusBind {bind}: {e}{help}"))
+    })?;
+    Ok(Some(config))
+}
+
+#[cfg(test)]
+mod status_page_tests {
+    use super::*;
+    use supercp_core::resource::AgentSpec;
+
+    fn agent(token_file: Option<&std::path::Path>, open: Option<bool>) -> AgentSpec {
+        AgentSpec {
+            status_token_file: token_file.map(|p| p.display().to_string()),
+            status_open: open,
+            ..AgentSpec::default()
         }
-    })))
+    }
+
+    #[test]
+    fn a_node_that_hosts_tenants_needs_the_token_on_loopback_by_default() {
+        let err = status_config(&agent(None, None), true)
+            .expect_err("refused without a token")
+            .to_string();
+        assert!(err.contains("agent.statusBind 127.0.0.1:9490"), "{err}");
+        assert!(err.contains("help: set agent.statusTokenFile"), "{err}");
+        // The sandbox (no ownership managed) stays open on loopback; either can be changed.
+        let sandbox = status_config(&agent(None, None), false).expect("open on the sandbox");
+        assert!(sandbox.is_some_and(|c| c.token.is_none()));
+        assert!(status_config(&agent(None, Some(true)), true).is_ok());
+        assert!(status_config(&agent(None, Some(false)), false).is_err());
+        let off = AgentSpec {
+            status_bind: String::new(),
+            ..agent(None, None)
+        };
+        assert!(status_config(&off, true).expect("no page").is_none());
+    }
+
+    #[test]
+    fn the_token_file_must_be_private() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("status.token");
+        std::fs::write(&path, "s3cret\n").expect("write the token");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        let err = status_config(&agent(Some(&path), None), true)
+            .expect_err("a token others can read")
+            .to_string();
+        assert!(
+            err.contains("mode 644 lets others read the token; chmod 600 it"),
+            "{err}"
+        );
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+        let config = status_config(&agent(Some(&path), None), true)
+            .expect("a private token")
+            .expect("a page");
+        assert_eq!(config.token.as_deref(), Some("s3cret"));
+        assert!(!config.open_on_loopback);
+    }
 }
 
 /// The commit the last successful run applied from the agent's checkout.

@@ -1,10 +1,18 @@
-//! The agent's local control socket: JSON-RPC 2.0 over a Unix stream socket, one request per
-//! line and one response per line.
+//! The agent's local control socket: JSON-RPC 2.0 over a Unix stream socket, one request (or
+//! batch) per line and one response (or batch of responses) per line.
 //!
 //! Methods: `status`, `reconcile` (run now: the same path as a new commit), `runs.list`
-//! (`{"limit": N}`), `runs.get` (`{"id": N}`), `plan` (a dry run of the current checkout).
+//! (`{"limit": N}`), `runs.get` (`{"id": N}`), `plan` (a dry run of the current checkout),
+//! `version`.
 //!
 //! # Guarantees
+//! - A notification (a request without `id`) gets no reply, not even an error; a request that
+//!   is not valid JSON-RPC gets an error even without `id` (JSON-RPC 2.0, section 5).
+//! - A batch (a JSON array of up to [`MAX_BATCH`] requests) is answered, in order, by one array
+//!   holding a response for each request that is not a notification, or by nothing when all
+//!   are; an empty or larger batch gets one error. Requests of a batch run one after another.
+//! - Every result that is an object carries `format_version` ([`FORMAT_VERSION`]); runs and
+//!   steps are `supercp_status::api`'s mirrors, the same JSON as the status API's.
 //! - The socket is mode 0660, owned by root (the agent's user) and the node file's group. A
 //!   client is served only when its peer credentials show root, the agent's own user, or a
 //!   member of that group; anyone else gets an error and the connection is closed.
@@ -20,6 +28,12 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{info, warn};
+
+/// The version of the results' JSON, the status API's (`supercp_status::api::FORMAT_VERSION`).
+pub const FORMAT_VERSION: u32 = supercp_status::api::FORMAT_VERSION;
+
+/// Most requests one batch may hold.
+pub const MAX_BATCH: usize = 100;
 
 /// What the loop knows right now, for `status`.
 #[derive(Clone, Debug, Default, serde::Serialize)]
@@ -141,7 +155,9 @@ async fn connection(stream: UnixStream, cx: Arc<Context>) {
         if line.trim().is_empty() {
             continue;
         }
-        let response = handle(&line, &cx).await;
+        let Some(response) = handle(&line, &cx).await else {
+            continue;
+        };
         if write
             .write_all(format!("{response}\n").as_bytes())
             .await
@@ -177,26 +193,65 @@ fn permitted(uid: u32, gid: u32, pid: Option<i32>, group: Option<u32>) -> bool {
         .unwrap_or(false)
 }
 
-/// One JSON-RPC request line → one response.
-pub async fn handle(line: &str, cx: &Context) -> Value {
+/// One line (a request or a batch) → the line to answer; `None` when nothing is answered (a
+/// notification, or a batch of notifications only).
+pub async fn handle(line: &str, cx: &Context) -> Option<Value> {
     let request: Value = match serde_json::from_str(line) {
         Ok(v) => v,
-        Err(e) => return error(Value::Null, -32700, &format!("parse error: {e}")),
+        Err(e) => return Some(error(Value::Null, -32700, &format!("parse error: {e}"))),
     };
-    let id = request.get("id").cloned().unwrap_or(Value::Null);
+    let Value::Array(batch) = request else {
+        return handle_one(request, cx).await;
+    };
+    if batch.is_empty() {
+        return Some(error(
+            Value::Null,
+            -32600,
+            "invalid request: an empty batch; send at least one request",
+        ));
+    }
+    if batch.len() > MAX_BATCH {
+        return Some(error(
+            Value::Null,
+            -32600,
+            &format!(
+                "invalid request: a batch of {} requests; send at most {MAX_BATCH} at once",
+                batch.len()
+            ),
+        ));
+    }
+    let mut answers = Vec::new();
+    for request in batch {
+        answers.extend(handle_one(request, cx).await);
+    }
+    (!answers.is_empty()).then_some(Value::Array(answers))
+}
+
+/// One request → its response; `None` for a valid notification (no `id`), whatever its result.
+async fn handle_one(request: Value, cx: &Context) -> Option<Value> {
+    let id = request.get("id").cloned();
     let (Some("2.0"), Some(method)) = (
         request.get("jsonrpc").and_then(Value::as_str),
         request.get("method").and_then(Value::as_str),
     ) else {
-        return error(
-            id,
+        return Some(error(
+            id.unwrap_or(Value::Null),
             -32600,
             "invalid request: needs \"jsonrpc\": \"2.0\" and a \"method\"",
-        );
+        ));
     };
     let params = request.get("params").cloned().unwrap_or(Value::Null);
+    let answer = call_method(method, &params, id.clone().unwrap_or(Value::Null), cx).await;
+    id.map(|_| answer)
+}
+
+async fn call_method(method: &str, params: &Value, id: Value, cx: &Context) -> Value {
     let result = match method {
         "status" => status(cx).await,
+        "version" => Ok(json!({
+            "format_version": FORMAT_VERSION,
+            "supercp": env!("CARGO_PKG_VERSION"),
+        })),
         "runs.list" => {
             let limit = params.get("limit").and_then(Value::as_i64).unwrap_or(50);
             if !(1..=1000).contains(&limit) {
@@ -205,7 +260,12 @@ pub async fn handle(line: &str, cx: &Context) -> Value {
             cx.journal
                 .list_runs(limit)
                 .await
-                .map(|runs| json!(runs))
+                .map(|runs| {
+                    json!(runs
+                        .iter()
+                        .map(supercp_status::api::Run::from)
+                        .collect::<Vec<_>>())
+                })
                 .map_err(|e| e.to_string())
         }
         "runs.get" => {
@@ -213,7 +273,9 @@ pub async fn handle(line: &str, cx: &Context) -> Value {
                 return error(id, -32602, "invalid params: {\"id\": RUN} is required");
             };
             match cx.journal.get_run(run).await {
-                Ok(Some((run, steps))) => Ok(json!({ "run": run, "steps": steps })),
+                Ok(Some((run, steps))) => {
+                    Ok(json!(supercp_status::api::RunDetail::new(&run, &steps)))
+                }
                 Ok(None) => return error(id, -32602, &format!("invalid params: no run {run}")),
                 Err(e) => Err(e.to_string()),
             }
@@ -231,6 +293,7 @@ pub async fn handle(line: &str, cx: &Context) -> Value {
             answer
                 .await
                 .unwrap_or_else(|_| Err("the agent is stopping".to_owned()))
+                .map(versioned)
         }
         other => return error(id, -32601, &format!("method not found: {other}")),
     };
@@ -238,6 +301,15 @@ pub async fn handle(line: &str, cx: &Context) -> Value {
         Ok(value) => json!({ "jsonrpc": "2.0", "id": id, "result": value }),
         Err(message) => error(id, -32603, &message),
     }
+}
+
+/// `value` with `format_version`, when it is an object (the loop's `reconcile` and `plan`
+/// answers; their runs have the mirror's field names already).
+fn versioned(mut value: Value) -> Value {
+    if let Value::Object(fields) = &mut value {
+        fields.insert("format_version".into(), json!(FORMAT_VERSION));
+    }
+    value
 }
 
 async fn status(cx: &Context) -> Result<Value, String> {
@@ -249,7 +321,11 @@ async fn status(cx: &Context) -> Result<Value, String> {
         .map_err(|e| e.to_string())?
         .into_iter()
         .find(|r| r.node == snapshot.node);
-    Ok(json!({ "agent": snapshot, "last_run": last_run }))
+    Ok(json!({
+        "format_version": FORMAT_VERSION,
+        "agent": snapshot,
+        "last_run": last_run.as_ref().map(supercp_status::api::Run::from),
+    }))
 }
 
 fn error(id: Value, code: i64, message: &str) -> Value {
@@ -278,4 +354,191 @@ pub async fn call(path: &Path, method: &str, params: Value) -> std::io::Result<V
 /// Where the socket is: the node file's `agent.socket`, else `<state>/agent.sock`.
 pub fn path_for(spec_socket: Option<&str>, state: &Path) -> PathBuf {
     spec_socket.map_or_else(|| state.join("agent.sock"), PathBuf::from)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A context over a new journal (one recorded run); the commands go nowhere.
+    async fn context(dir: &tempfile::TempDir) -> (Context, mpsc::Receiver<Command>) {
+        let path = dir.path().join("audit.db");
+        let journal = Journal::open(path.to_str().expect("utf-8 path"))
+            .await
+            .expect("open the journal");
+        let run = journal
+            .start_run(&supercp_audit::NewRun {
+                node: "web1".into(),
+                actor: "root".into(),
+                repo: "/srv/hosting".into(),
+                git_commit: None,
+                git_author: None,
+                git_dirty: None,
+                git_message: None,
+                git_time: None,
+                trigger: "commit".into(),
+                summary: "no changes".into(),
+                pid: 1,
+            })
+            .await
+            .expect("start a run");
+        journal
+            .finish_run(run, supercp_audit::Outcome::Succeeded, None)
+            .await
+            .expect("finish the run");
+        let (commands, rx) = mpsc::channel(1);
+        let snapshot = Arc::new(RwLock::new(Snapshot {
+            node: "web1".into(),
+            ..Snapshot::default()
+        }));
+        let cx = Context {
+            journal: Arc::new(journal),
+            snapshot,
+            commands,
+            group: None,
+        };
+        (cx, rx)
+    }
+
+    #[tokio::test]
+    async fn a_notification_gets_no_reply_not_even_an_error() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (cx, _rx) = context(&dir).await;
+        for line in [
+            r#"{"jsonrpc":"2.0","method":"status"}"#,
+            r#"{"jsonrpc":"2.0","method":"no.such.method"}"#,
+            r#"{"jsonrpc":"2.0","method":"runs.get","params":{}}"#,
+        ] {
+            assert_eq!(handle(line, &cx).await, None, "{line}");
+        }
+        // With an id, even null, it is a request: answered.
+        let answer = handle(r#"{"jsonrpc":"2.0","id":null,"method":"status"}"#, &cx).await;
+        assert_eq!(
+            answer.expect("an answer")["result"]["agent"]["node"],
+            "web1"
+        );
+        // Not a valid request: an error, id null, even without an id.
+        let invalid = handle(r#"{"method":"status"}"#, &cx)
+            .await
+            .expect("an error");
+        assert_eq!(invalid["error"]["code"], -32600);
+        assert_eq!(invalid["id"], Value::Null);
+    }
+
+    #[tokio::test]
+    async fn a_batch_is_answered_in_order_without_its_notifications() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (cx, _rx) = context(&dir).await;
+        let batch = r#"[
+            {"jsonrpc":"2.0","id":1,"method":"status"},
+            {"jsonrpc":"2.0","method":"status"},
+            {"jsonrpc":"2.0","id":"two","method":"runs.list","params":{"limit":1}},
+            {"foo":"bar"},
+            7,
+            {"jsonrpc":"2.0","id":3,"method":"nope"}
+        ]"#
+        .replace('\n', "");
+        let answer = handle(&batch, &cx).await.expect("answers");
+        let answers = answer.as_array().expect("an array");
+        let ids: Vec<&Value> = answers.iter().map(|a| &a["id"]).collect();
+        assert_eq!(
+            ids,
+            [
+                &json!(1),
+                &json!("two"),
+                &Value::Null,
+                &Value::Null,
+                &json!(3)
+            ]
+        );
+        assert_eq!(answers[0]["result"]["agent"]["node"], "web1");
+        assert_eq!(answers[1]["result"][0]["summary"], "no changes");
+        assert_eq!(answers[2]["error"]["code"], -32600);
+        assert_eq!(answers[3]["error"]["code"], -32600);
+        assert_eq!(answers[4]["error"]["code"], -32601);
+
+        let only_notifications =
+            r#"[{"jsonrpc":"2.0","method":"status"},{"jsonrpc":"2.0","method":"version"}]"#;
+        assert_eq!(handle(only_notifications, &cx).await, None);
+        let empty = handle("[]", &cx).await.expect("an error");
+        assert_eq!(empty["error"]["code"], -32600, "{empty}");
+        let request = r#"{"jsonrpc":"2.0","id":1,"method":"version"}"#;
+        let big = format!("[{}]", vec![request; MAX_BATCH + 1].join(","));
+        let refused = handle(&big, &cx).await.expect("an error");
+        assert_eq!(refused["error"]["code"], -32600);
+        assert!(
+            refused["error"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("at most 100")),
+            "{refused}"
+        );
+        let full = format!("[{}]", vec![request; MAX_BATCH].join(","));
+        let answers = handle(&full, &cx).await.expect("answers");
+        assert_eq!(answers.as_array().map(Vec::len), Some(MAX_BATCH));
+    }
+
+    #[tokio::test]
+    async fn results_carry_their_format_version() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (cx, _rx) = context(&dir).await;
+        let call = |line: &'static str| {
+            let cx = &cx;
+            async move { handle(line, cx).await.expect("an answer")["result"].clone() }
+        };
+        let status = call(r#"{"jsonrpc":"2.0","id":1,"method":"status"}"#).await;
+        assert_eq!(status["format_version"], FORMAT_VERSION);
+        assert_eq!(status["last_run"]["outcome"], "succeeded", "{status}");
+        let version = call(r#"{"jsonrpc":"2.0","id":1,"method":"version"}"#).await;
+        assert_eq!(version["format_version"], 1);
+        assert_eq!(version["supercp"], env!("CARGO_PKG_VERSION"));
+        let runs = call(r#"{"jsonrpc":"2.0","id":1,"method":"runs.list"}"#).await;
+        let id = runs[0]["id"].as_i64().expect("a run id");
+        let line =
+            format!(r#"{{"jsonrpc":"2.0","id":1,"method":"runs.get","params":{{"id":{id}}}}}"#);
+        let run = handle(&line, &cx).await.expect("an answer");
+        assert_eq!(run["result"]["format_version"], 1);
+        assert_eq!(run["result"]["run"]["id"], id);
+        assert_eq!(
+            versioned(json!({"ok": true, "run": null})),
+            json!({"format_version": FORMAT_VERSION, "ok": true, "run": null})
+        );
+    }
+
+    #[tokio::test]
+    async fn over_the_socket_a_notification_is_skipped_and_the_next_request_answered() {
+        use tokio::io::AsyncBufReadExt as _;
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (cx, _rx) = context(&dir).await;
+        let path = dir.path().join("agent.sock");
+        let (listener, _) = bind(&path, None).expect("bind the socket");
+        let server = tokio::spawn(serve(listener, Arc::new(cx)));
+        let stream = UnixStream::connect(&path).await.expect("connect");
+        let (read, mut write) = stream.into_split();
+        write
+            .write_all(
+                concat!(
+                    r#"{"jsonrpc":"2.0","method":"status"}"#,
+                    "\n",
+                    r#"[{"jsonrpc":"2.0","method":"status"}]"#,
+                    "\n",
+                    r#"{"jsonrpc":"2.0","id":42,"method":"version"}"#,
+                    "\n"
+                )
+                .as_bytes(),
+            )
+            .await
+            .expect("send");
+        let mut lines = BufReader::new(read).lines();
+        let first = tokio::time::timeout(std::time::Duration::from_secs(10), lines.next_line())
+            .await
+            .expect("an answer in time")
+            .expect("read")
+            .expect("a line");
+        let first: Value = serde_json::from_str(&first).expect("json");
+        assert_eq!(
+            first["id"], 42,
+            "the first line answers the request: {first}"
+        );
+        server.abort();
+    }
 }

@@ -391,11 +391,16 @@ pub struct AgentSpec {
     /// the agent's own user only.
     pub socket_group: Option<String>,
     /// The status page's address, `127.0.0.1:9490` by default; empty for none. Any address
-    /// other than loopback needs `statusTokenFile`.
+    /// other than loopback needs `statusTokenFile`; so does loopback unless `statusOpen`.
     #[serde(default = "default_status_bind")]
     pub status_bind: String,
-    /// A file holding the bearer token the status page requires (mode 0600).
+    /// A file holding the bearer token the status page requires (mode 0600 or stricter).
     pub status_token_file: Option<String>,
+    /// Serve the status page on loopback without a token. Default: `true` when
+    /// `manageOwnership` is off (the sandbox: no tenant accounts), else `false`, since on a
+    /// node that hosts tenants every tenant's PHP reaches 127.0.0.1 too. Never opens an address
+    /// other than loopback.
+    pub status_open: Option<bool>,
 }
 
 impl Default for AgentSpec {
@@ -407,6 +412,7 @@ impl Default for AgentSpec {
             socket_group: None,
             status_bind: default_status_bind(),
             status_token_file: None,
+            status_open: None,
         }
     }
 }

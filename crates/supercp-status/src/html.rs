@@ -377,7 +377,7 @@ pub(crate) fn resource(
     match found {
         None => b.push_str("<p class=muted>SuperCP owns no object for this resource.</p>"),
         Some(r) => {
-            b.push_str("<p class=muted>Observed: what the agent's last run that looked at the object found there.</p>\n");
+            b.push_str("<p class=muted>Observed: what the agent's last run that looked at the object found there, unless a later step (of a failed or partial run) touched it since.</p>\n");
             b.push_str("<table><thead><tr><th>Object</th><th>Anchor</th><th>Tenant data</th><th>Deletion policy</th><th>Gate</th><th>Observed</th></tr></thead><tbody>\n");
             for o in &r.objects {
                 let _ = writeln!(
@@ -388,7 +388,11 @@ pub(crate) fn resource(
                     if o.tenant_data { "yes" } else { "no" },
                     esc(o.deletion_policy.as_deref().unwrap_or("")),
                     esc(o.gate.as_deref().unwrap_or("")),
-                    observation(observed.get(&o.object), now),
+                    observation(
+                        observed.get(&o.object),
+                        crate::model::superseding(&o.object, observed.get(&o.object), steps),
+                        now
+                    ),
                 );
             }
             b.push_str("</tbody></table>");
@@ -514,14 +518,34 @@ fn commit_short(commit: Option<&str>) -> String {
 }
 
 /// What was last observed of an object: matches or differs (and how), what is there (kind, mode,
-/// owner ids, whether the content matches; never the content) and when.
-fn observation(seen: Option<&Observation>, now: i64) -> String {
+/// owner ids, whether the content matches; never the content) and when. When a later step
+/// touched the object (`superseded`), that step comes first and the observation is only what
+/// was seen before it: never a green "as desired" the node may no longer match.
+fn observation(seen: Option<&Observation>, superseded: Option<&StepRecord>, now: i64) -> String {
     let Some(seen) = seen else {
         return "<span class=muted>not observed since the agent started</span>".to_owned();
     };
-    let mut b = match &seen.differs {
-        None => "<span class=\"badge done\">as desired</span>".to_owned(),
-        Some(how) => format!(
+    let mut b = match (superseded, &seen.differs) {
+        (Some(step), _) => {
+            let mut b = format!(
+                "{} <span class=err>{} in <a href=\"/runs/{}\">run #{}</a> after this observation; not observed since</span>",
+                status_badge(step.status),
+                esc(&step.action),
+                step.run_id,
+                step.run_id,
+            );
+            if let Some(line) = step.log.last() {
+                let _ = write!(b, "<br><span class=err>{}</span>", esc(line));
+            }
+            b.push_str("<br>before it: ");
+            b.push_str(&match &seen.differs {
+                None => "as desired".to_owned(),
+                Some(how) => format!("differs, {}", esc(how)),
+            });
+            b
+        }
+        (None, None) => "<span class=\"badge done\">as desired</span>".to_owned(),
+        (None, Some(how)) => format!(
             "<span class=\"badge failed\">differs</span> <span class=err>{}</span>",
             esc(how)
         ),

@@ -2,7 +2,7 @@
 //! journal and what the agent knows right now.
 //!
 //! It owns the routes, their rendering and the HTTP rules around them (bearer token, GET and
-//! HEAD only, security headers). It does not own the journal (`supercp-audit`), the agent loop
+//! HEAD only, security headers, connection cap and timeouts). It does not own the journal (`supercp-audit`), the agent loop
 //! that fills [`AgentSnapshot`] (`supercp-agent`), or any way to change the node: nothing here
 //! writes.
 //!
@@ -19,7 +19,11 @@
 //! - Every method but GET and HEAD gets 405 with `Allow: GET, HEAD`, on every path.
 //! - With a token, every request but `GET /healthz` needs `Authorization: Bearer TOKEN`, or
 //!   gets 401; the token is compared in constant time and never printed (not even by `Debug`).
-//! - [`serve`] refuses to listen on a non-loopback address without a token.
+//! - [`serve`] refuses to listen on a non-loopback address without a token, and on loopback
+//!   without one unless [`StatusConfig::open_on_loopback`] (tenants' code reaches loopback).
+//! - [`serve`] holds at most [`connection_cap`] connections and closes those that send no
+//!   request head in time or stay idle ([`Limits`]); `/healthz` answers while thousands of
+//!   idle connections are opened against it.
 //! - Every journal or agent string is HTML-escaped on the pages; the JSON escapes `<`, `>` and
 //!   `&` as `\u003c`, `\u003e`, `\u0026`, so no response holds a raw `<script>` from either.
 //! - No file content reaches a page: an object's observation says only whether its content
@@ -33,12 +37,14 @@
 //!   a fleet sharing one database, a node that ran nothing among the newest [`RUN_WINDOW`] runs
 //!   shows none.
 
+pub mod api;
 mod html;
 mod metrics;
 mod model;
+mod server;
 mod time;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::fmt;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
@@ -56,13 +62,19 @@ use supercp_core::Observation;
 use crate::model::{Filter, Resource, Status};
 
 pub use crate::html::escape;
+pub use crate::server::{connection_cap, Limits};
 
-/// Where the status page listens, and the bearer token it asks for.
+/// Where the status page listens, the bearer token it asks for, and its connection limits.
 #[derive(Clone)]
 pub struct StatusConfig {
     pub bind: SocketAddr,
-    /// Bearer token every request must carry; required when `bind` is not loopback.
+    /// Bearer token every request must carry; required when `bind` is not loopback, and on
+    /// loopback unless `open_on_loopback`.
     pub token: Option<String>,
+    /// Serve a loopback `bind` without a token. Only where no tenant code runs: on a node that
+    /// hosts tenants, every tenant's PHP reaches 127.0.0.1 too.
+    pub open_on_loopback: bool,
+    pub limits: Limits,
 }
 
 /// The node the page reports on.
@@ -93,6 +105,9 @@ pub struct AgentSnapshot {
 /// The agent's snapshot, shared between the agent (writer) and the page (reader).
 pub type Shared = Arc<RwLock<AgentSnapshot>>;
 
+/// The response header of every JSON answer holding [`api::FORMAT_VERSION`].
+pub const FORMAT_VERSION_HEADER: &str = "supercp-format-version";
+
 /// Runs read from the journal per request (`Journal::list_runs`), before keeping this node's.
 pub const RUN_WINDOW: i64 = 1000;
 /// Runs shown on `/runs` and returned by `/api/v1/runs`.
@@ -110,18 +125,18 @@ pub enum StatusError {
          bearer token or bind to 127.0.0.1"
     )]
     TokenRequired { bind: SocketAddr },
+    #[error(
+        "the status page would listen on {bind} without a token, and loopback is no trust \
+         boundary where tenants run code (their PHP reaches 127.0.0.1 too): set a bearer token, \
+         or declare loopback open only where no tenant code runs"
+    )]
+    TokenRequiredOnLoopback { bind: SocketAddr },
     #[error("the status page token is empty: set a non-empty bearer token or none")]
     EmptyToken,
     #[error(
         "cannot listen on {bind} for the status page: is the address in use or not on this host?"
     )]
     Bind {
-        bind: SocketAddr,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("the status page server on {bind} stopped")]
-    Serve {
         bind: SocketAddr,
         #[source]
         source: std::io::Error,
@@ -133,12 +148,16 @@ impl StatusConfig {
     ///
     /// # Errors
     /// [`StatusError::TokenRequired`] for a non-loopback `bind` without a token,
-    /// [`StatusError::EmptyToken`] for an empty token.
+    /// [`StatusError::TokenRequiredOnLoopback`] for a loopback `bind` without a token unless
+    /// `open_on_loopback`, [`StatusError::EmptyToken`] for an empty token.
     pub fn check(&self) -> Result<(), StatusError> {
         match self.token.as_deref() {
             Some("") => Err(StatusError::EmptyToken),
             None if !self.bind.ip().is_loopback() => {
                 Err(StatusError::TokenRequired { bind: self.bind })
+            }
+            None if !self.open_on_loopback => {
+                Err(StatusError::TokenRequiredOnLoopback { bind: self.bind })
             }
             _ => Ok(()),
         }
@@ -150,6 +169,8 @@ impl fmt::Debug for StatusConfig {
         f.debug_struct("StatusConfig")
             .field("bind", &self.bind)
             .field("token", &self.token.as_ref().map(|_| "***"))
+            .field("open_on_loopback", &self.open_on_loopback)
+            .field("limits", &self.limits)
             .finish()
     }
 }
@@ -191,11 +212,14 @@ pub fn router(
         .with_state(app)
 }
 
-/// Serves the status page on `config.bind` until the task is dropped or the listener fails.
+/// Serves the status page on `config.bind` until the task is dropped, within
+/// `config.limits` (the guarantees of [`Limits`]: a connection cap of at most
+/// [`connection_cap`], a header-read and an idle timeout). Once listening, it never returns:
+/// a failed accept (descriptors exhausted) is retried after a pause.
 ///
 /// # Errors
 /// What [`StatusConfig::check`] returns, before listening; [`StatusError::Bind`] when the
-/// address cannot be bound; [`StatusError::Serve`] when accepting connections fails.
+/// address cannot be bound.
 pub async fn serve(
     config: StatusConfig,
     journal: Arc<Journal>,
@@ -208,10 +232,16 @@ pub async fn serve(
         .await
         .map_err(|source| StatusError::Bind { bind, source })?;
     let local = listener.local_addr().unwrap_or(bind);
-    tracing::info!(addr = %local, token = config.token.is_some(), "status page listening");
-    axum::serve(listener, router(journal, node, agent, config.token))
-        .await
-        .map_err(|source| StatusError::Serve { bind, source })
+    let cap = connection_cap(config.limits.max_connections);
+    tracing::info!(
+        addr = %local,
+        token = config.token.is_some(),
+        max_connections = cap,
+        "status page listening"
+    );
+    let app = router(journal, node, agent, config.token);
+    server::run(listener, app, config.limits, cap).await;
+    Ok(())
 }
 
 /// State shared by the handlers.
@@ -230,7 +260,6 @@ type AppState = State<Arc<App>>;
 enum Failure {
     Journal(AuditError),
     NotFound(String),
-    Encode(String),
 }
 
 /// What a route answers: an HTML page, JSON, or plain text.
@@ -438,24 +467,22 @@ async fn resource_page(
 }
 
 async fn api_status(State(app): AppState) -> Response {
-    let body = async { Ok(app.status().await?) };
+    let body = async { Ok(api::Status::from(&app.status().await?)) };
     app.api(body.await)
 }
 
 async fn api_runs(State(app): AppState) -> Response {
-    let body = async { Ok(app.runs(RUNS_SHOWN).await?) };
+    let body = async {
+        let runs = app.runs(RUNS_SHOWN).await?;
+        Ok(runs.iter().map(api::Run::from).collect::<Vec<_>>())
+    };
     app.api(body.await)
 }
 
 async fn api_run(State(app): AppState, Path(id): Path<String>) -> Response {
-    #[derive(Serialize)]
-    struct Body {
-        run: RunRecord,
-        steps: Vec<StepRecord>,
-    }
     let body = async {
         let (run, steps) = app.run(&id).await?;
-        Ok(Body { run, steps })
+        Ok(api::RunDetail::new(&run, &steps))
     };
     app.api(body.await)
 }
@@ -463,13 +490,11 @@ async fn api_run(State(app): AppState, Path(id): Path<String>) -> Response {
 async fn api_resources(State(app): AppState, Query(filter): Query<Filter>) -> Response {
     let body = async {
         let all = app.resources().await?;
-        let rows = all
+        Ok(all
             .iter()
             .filter(|r| filter.matches(r))
-            .map(|r| serde_json::to_value(r.row()))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| Failure::Encode(e.to_string()))?;
-        Ok(rows)
+            .map(api::ResourceRow::from)
+            .collect::<Vec<_>>())
     };
     app.api(body.await)
 }
@@ -478,28 +503,28 @@ async fn api_resource(
     State(app): AppState,
     Path((kind, name)): Path<(String, String)>,
 ) -> Response {
-    #[derive(Serialize)]
-    struct Body {
-        resource: String,
-        owned: Option<Resource>,
-        /// What the agent last observed of each owned object, by object id.
-        observed: BTreeMap<String, Observation>,
-        last_steps: Vec<StepRecord>,
-    }
     let body = async {
         let resource = format!("{kind}/{name}");
         let (owned, last_steps) = app.resource(&resource).await?;
         let all = app.snapshot().observed;
-        let observed = owned
-            .iter()
-            .flat_map(|r| &r.objects)
-            .filter_map(|o| Some((o.object.clone(), all.get(&o.object)?.clone())))
+        let objects = owned.iter().flat_map(|r| &r.objects);
+        let observed = objects
+            .clone()
+            .filter_map(|o| Some((o.object.clone(), all.get(&o.object)?.into())))
             .collect();
-        Ok(Body {
+        let superseded = objects
+            .filter_map(|o| {
+                let step = model::superseding(&o.object, all.get(&o.object), &last_steps)?;
+                Some((o.object.clone(), step.into()))
+            })
+            .collect();
+        Ok(api::ResourceDetail {
+            format_version: api::FORMAT_VERSION,
             resource,
-            owned,
+            owned: owned.as_ref().map(api::Resource::from),
             observed,
-            last_steps,
+            superseded,
+            last_steps: last_steps.iter().map(api::Step::from).collect(),
         })
     };
     app.api(body.await)
@@ -618,11 +643,6 @@ impl Failure {
                 )
             }
             Failure::NotFound(message) => (StatusCode::NOT_FOUND, "Not found", message),
-            Failure::Encode(detail) => (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "Cannot encode",
-                format!("cannot encode the answer: {detail}"),
-            ),
         };
         let mut response = match form {
             Form::Page => html_page(html::error(node, title, &message)),
@@ -653,7 +673,20 @@ fn json<T: Serialize>(value: &T) -> Response {
                 .replace('<', "\\u003c")
                 .replace('>', "\\u003e")
                 .replace('&', "\\u0026");
-            ([(header::CONTENT_TYPE, "application/json")], text).into_response()
+            (
+                [
+                    (
+                        header::CONTENT_TYPE,
+                        HeaderValue::from_static("application/json"),
+                    ),
+                    (
+                        header::HeaderName::from_static(FORMAT_VERSION_HEADER),
+                        HeaderValue::from(api::FORMAT_VERSION),
+                    ),
+                ],
+                text,
+            )
+                .into_response()
         }
         Err(e) => (
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -681,7 +714,35 @@ mod tests {
         StatusConfig {
             bind: bind.parse().expect("test address"),
             token: token.map(str::to_owned),
+            open_on_loopback: true,
+            limits: Limits::default(),
         }
+    }
+
+    #[test]
+    fn loopback_needs_a_token_unless_declared_open() {
+        let closed = |bind, token| StatusConfig {
+            open_on_loopback: false,
+            ..config(bind, token)
+        };
+        for bind in ["127.0.0.1:9490", "[::1]:9490"] {
+            assert!(matches!(
+                closed(bind, None).check(),
+                Err(StatusError::TokenRequiredOnLoopback { .. })
+            ));
+            assert!(closed(bind, Some("t0ken")).check().is_ok());
+            assert!(config(bind, None).check().is_ok());
+        }
+        // Open on loopback opens nothing else.
+        assert!(matches!(
+            config("0.0.0.0:9490", None).check(),
+            Err(StatusError::TokenRequired { .. })
+        ));
+        let message = closed("127.0.0.1:9490", None)
+            .check()
+            .expect_err("refused")
+            .to_string();
+        assert!(message.contains("set a bearer token"), "{message}");
     }
 
     #[test]

@@ -4,7 +4,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
-use supercp_audit::{OwnedObject, RunRecord};
+use supercp_audit::{OwnedObject, RunRecord, StepRecord};
+use supercp_core::Observation;
 
 use crate::AgentSnapshot;
 
@@ -179,6 +180,23 @@ pub(crate) fn count_by_kind(resources: &[Resource]) -> BTreeMap<String, KindCoun
         count.objects += r.objects.len();
     }
     counts
+}
+
+/// The step that makes `seen`, the last observation of `object`, stale: the newest step among
+/// `steps` (newest first) that touched `object` and started after the observation. A failed or
+/// partial run changes objects (or fails to) without a newer observation: such an object is
+/// not shown as its older observation says ("as desired"), but as that step left it.
+/// `None` without an observation (nothing to make stale) or when no later step touched it.
+pub(crate) fn superseding<'a>(
+    object: &str,
+    seen: Option<&Observation>,
+    steps: &'a [StepRecord],
+) -> Option<&'a StepRecord> {
+    let seen = seen?;
+    let step = steps
+        .iter()
+        .find(|s| s.object == object && s.started_at.is_some())?;
+    (step.started_at? > seen.at_ms).then_some(step)
 }
 
 /// Run duration in milliseconds, when the run has finished.

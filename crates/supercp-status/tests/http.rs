@@ -12,7 +12,7 @@ use common::{
 };
 use serde_json::Value;
 use supercp_audit::Journal;
-use supercp_status::{serve, NodeInfo, Shared, StatusConfig, StatusError};
+use supercp_status::{serve, Limits, NodeInfo, Shared, StatusConfig, StatusError};
 
 #[test]
 fn the_overview_shows_node_commits_last_run_resources_and_agent_state() {
@@ -161,11 +161,17 @@ fn a_resource_page_shows_what_the_agent_last_observed_of_each_object() {
     assert_eq!(OBSERVED_AT, 1_700_000_060_000);
     for expected in [
         "<th>Gate</th><th>Observed</th>",
-        "<td>nginx</td><td><span class=\"badge done\">as desired</span><br>file, mode 0644, owner 0:0, content as desired<br><span class=muted>2023-11-14 22:14:20 UTC (",
+        // Observed as desired, then the failed run's step touched it: not "as desired" any more.
+        &format!(
+            "<td>nginx</td><td><span class=\"badge failed\">failed</span> <span class=err>update in <a href=\"/runs/{0}\">run #{0}</a> after this observation; not observed since</span><br><span class=err>nginx: [emerg] {EVIL_ESCAPED}</span><br>before it: as desired<br>file, mode 0644, owner 0:0, content as desired<br><span class=muted>2023-11-14 22:14:20 UTC (",
+            server.runs.failed
+        ),
         "<td>Retain</td><td></td><td><span class=\"badge failed\">differs</span> <span class=err>mode 755 → 750</span><br>directory, mode 0755, owner 1001:1001<br>",
     ] {
         assert!(page.contains(expected), "missing `{expected}` in\n{page}");
     }
+
+    assert!(!page.contains("badge done\">as desired"), "{page}");
 
     let tenant = server.ok("/resources/Tenant/acme");
     assert!(
@@ -185,6 +191,40 @@ fn a_resource_page_shows_what_the_agent_last_observed_of_each_object() {
 }
 
 #[test]
+fn a_newer_observation_than_the_failed_step_shows_as_it_is() {
+    // What the agent shows once a failed run reports what it observed: the file refused
+    // because a symlink is in its place, observed after the failed step.
+    let server = Server::start(None);
+    let nginx_id = "file:/etc/nginx/sites-enabled/acme.test.conf";
+    {
+        let mut agent = server.agent.write().expect("the snapshot lock");
+        let mut observed = (*agent.observed).clone();
+        observed.insert(
+            nginx_id.to_owned(),
+            supercp_core::Observation {
+                at_ms: now_ms(),
+                found: "blocked",
+                mode: None,
+                owner: None,
+                content_matches: None,
+                differs: Some("refused: a symlink at the path".into()),
+            },
+        );
+        agent.observed = Arc::new(observed);
+    }
+    let page = server.ok("/resources/Domain/acme.test");
+    assert!(
+        page.contains("<td>nginx</td><td><span class=\"badge failed\">differs</span> <span class=err>refused: a symlink at the path</span><br>blocked<br>"),
+        "{page}"
+    );
+    assert!(!page.contains("after this observation"), "{page}");
+    let domain: Value =
+        serde_json::from_str(&server.ok("/api/v1/resources/Domain/acme.test")).expect("json");
+    assert_eq!(domain["observed"][nginx_id]["found"], "blocked");
+    assert!(domain["superseded"].get(nginx_id).is_none(), "{domain}");
+}
+
+#[test]
 fn the_json_api_answers_what_the_pages_show() {
     let server = Server::start(None);
     let r = server.runs;
@@ -192,10 +232,12 @@ fn the_json_api_answers_what_the_pages_show() {
         let reply = server.get(path);
         assert_eq!(reply.status, 200, "GET {path}: {reply:#?}");
         assert_eq!(reply.header("content-type"), Some("application/json"));
+        assert_eq!(reply.header("supercp-format-version"), Some("1"), "{path}");
         serde_json::from_str(&reply.body).unwrap_or_else(|e| panic!("{path}: {e}\n{}", reply.body))
     };
 
     let status = json("/api/v1/status");
+    assert_eq!(status["format_version"], 1);
     assert_eq!(status["node"], NODE);
     assert_eq!(status["roles"], serde_json::json!(["web", "dns"]));
     assert_eq!(status["agent"]["current_commit"], COMMIT_CURRENT);
@@ -220,6 +262,8 @@ fn the_json_api_answers_what_the_pages_show() {
     assert_eq!(ids, [r.failed, r.drift_clean, r.drift_changed, r.applied]);
 
     let run = json(&format!("/api/v1/runs/{}", r.applied));
+    assert_eq!(run["format_version"], 1);
+    assert_eq!(run["run"]["outcome"], "succeeded");
     assert_eq!(run["run"]["git_message"], format!("add acme {EVIL}"));
     let steps = run["steps"].as_array().expect("steps");
     assert_eq!(steps.len(), 5);
@@ -240,10 +284,20 @@ fn the_json_api_answers_what_the_pages_show() {
     let domain = json("/api/v1/resources/Domain/acme.test");
     assert_eq!(domain["owned"]["tenant"], "acme");
     assert_eq!(domain["owned"]["objects"].as_array().map(Vec::len), Some(2));
-    let nginx = &domain["observed"]["file:/etc/nginx/sites-enabled/acme.test.conf"];
+    assert_eq!(domain["format_version"], 1);
+    let nginx_id = "file:/etc/nginx/sites-enabled/acme.test.conf";
+    let nginx = &domain["observed"][nginx_id];
     assert_eq!(nginx["found"], "file");
     assert_eq!(nginx["content_matches"], true);
     assert_eq!(nginx["differs"], Value::Null);
+    // ... and the failed run's step since, which makes that observation stale.
+    let since = &domain["superseded"][nginx_id];
+    assert_eq!(since["run_id"], r.failed, "{domain}");
+    assert_eq!(since["status"], "failed");
+    assert_eq!(since["action"], "update");
+    assert_eq!(since["last_log"], format!("nginx: [emerg] {EVIL}"));
+    let superseded = domain["superseded"].as_object().expect("a map");
+    assert_eq!(superseded.len(), 1, "only the nginx file: {domain}");
     let root = &domain["observed"]["dir:/srv/homes/acme/domains/acme.test"];
     assert_eq!(root["differs"], "mode 755 → 750");
     assert_eq!(root["at_ms"], OBSERVED_AT);
@@ -462,6 +516,8 @@ fn serve_refuses_a_non_loopback_bind_without_a_token() {
         let config = StatusConfig {
             bind: bind.parse().expect("an address"),
             token: None,
+            open_on_loopback: true,
+            limits: Limits::default(),
         };
         let result = runtime.block_on(serve(config, journal.clone(), node(), agent()));
         match result {
@@ -487,6 +543,8 @@ fn serve_listens_on_loopback_and_answers() {
         StatusConfig {
             bind,
             token: Some(TOKEN.into()),
+            open_on_loopback: false,
+            limits: Limits::default(),
         },
         journal,
         node(),

@@ -266,6 +266,8 @@ fn observed() -> HashMap<String, Observation> {
 /// Records the fixture's runs, steps and owned objects through the audit API.
 async fn fill(journal: &Journal) -> Runs {
     let t = now_ms() - 60_000;
+    // The successful runs' steps ran before the agent's observations; the failed run's after.
+    let before = OBSERVED_AT - 60_000;
     let tenant_evil = format!("Tenant/{EVIL}");
 
     let applied = start(
@@ -319,8 +321,8 @@ async fn fill(journal: &Journal) -> Runs {
             status: StepStatus::Done,
             after_hash: None,
             log: vec![format!("applied step {i}"), format!("log line {EVIL}")],
-            started_at: t + 100 * i as i64,
-            finished_at: t + 100 * i as i64 + 40,
+            started_at: before + 100 * i as i64,
+            finished_at: before + 100 * i as i64 + 40,
         })
         .collect();
     journal.finish_steps(&results).await.expect("finish_steps");
@@ -382,7 +384,7 @@ async fn fill(journal: &Journal) -> Runs {
         &ids,
         StepStatus::Done,
         "put back by the drift scan",
-        t + 1000,
+        before + 1000,
     )
     .await;
     journal
