@@ -11,7 +11,7 @@
 //! | `/` | overview: node, roles, commits, last run, owned resources by kind, next scan, last error |
 //! | `/runs`, `/runs/{id}` | the newest runs; one run with every step |
 //! | `/resources?kind=&tenant=`, `/resources/{kind}/{name}` | owned resources; one resource's objects, what the agent last observed of each, and last steps |
-//! | `/api/v1/status`, `/api/v1/resources`, `/api/v1/resources/{kind}/{name}`, `/api/v1/runs`, `/api/v1/runs/{id}` | the same as JSON |
+//! | `/api/v1/status`, `/api/v1/resources`, `/api/v1/resources/{kind}/{name}`, `/api/v1/runs`, `/api/v1/runs/{id}` | the same as JSON: the versioned mirrors of [`api`] |
 //! | `/metrics` | Prometheus text format |
 //! | `/healthz` | `ok`, without the token |
 //!
@@ -26,6 +26,8 @@
 //!   idle connections are opened against it.
 //! - Every journal or agent string is HTML-escaped on the pages; the JSON escapes `<`, `>` and
 //!   `&` as `\u003c`, `\u003e`, `\u0026`, so no response holds a raw `<script>` from either.
+//! - An object that a step touched after its last observation (a failed or partial run) is
+//!   shown as that step left it, never as its older observation ("as desired") says.
 //! - No file content reaches a page: an object's observation says only whether its content
 //!   matches ([`Observation`]'s guarantee).
 //! - Every read is bounded: runs come from the newest [`RUN_WINDOW`] runs of the journal, and a

@@ -289,6 +289,52 @@ mod tests {
     }
 
     #[test]
+    fn a_step_started_after_the_observation_supersedes_it() {
+        let step = |object: &str, started_at: Option<i64>| StepRecord {
+            id: 1,
+            run_id: 7,
+            seq: 0,
+            resource: "Domain/a.test".into(),
+            origin: "tenants/a.yaml:1:1".into(),
+            object: object.into(),
+            action: "update".into(),
+            status: supercp_audit::StepStatus::Failed,
+            attempt: 1,
+            started_at,
+            finished_at: None,
+            before_hash: None,
+            after_hash: None,
+            log: vec!["refused: a symlink".into()],
+            has_before_content: false,
+        };
+        let seen = Observation {
+            at_ms: 100,
+            found: "dir",
+            mode: Some(0o755),
+            owner: None,
+            content_matches: None,
+            differs: None,
+        };
+        let dir = "dir:/srv/homes/a/public_html";
+        // Newest first: a step of another object, one never started, then the newest started.
+        let steps = [
+            step("file:/x", Some(500)),
+            step(dir, None),
+            step(dir, Some(200)),
+        ];
+        let found = superseding(dir, Some(&seen), &steps).expect("superseded");
+        assert_eq!(found.started_at, Some(200));
+        // An observation after the step (the engine reporting a failed run's observations).
+        let newer = Observation {
+            at_ms: 300,
+            ..seen.clone()
+        };
+        assert!(superseding(dir, Some(&newer), &steps).is_none());
+        assert!(superseding(dir, None, &steps).is_none());
+        assert!(superseding("file:/y", Some(&seen), &steps).is_none());
+    }
+
+    #[test]
     fn empty_filter_values_filter_nothing() {
         let r = &group(vec![owned("user:a", "Tenant/a", "", true)])[0];
         let filter = Filter {
