@@ -23,6 +23,11 @@ fn send(message: &str) {
     let Ok(socket) = UnixDatagram::unbound() else {
         return;
     };
+    // Never wait on the receiver: a full queue (nobody reading, or a slow systemd) drops the
+    // datagram instead of stopping the agent's loop.
+    if socket.set_nonblocking(true).is_err() {
+        return;
+    }
     // An abstract socket ("@name") is addressed with a leading NUL byte.
     let sent = if let Some(name) = path.strip_prefix('@') {
         use std::os::linux::net::SocketAddrExt;
