@@ -129,3 +129,64 @@ fn audit_without_a_journal_says_so_and_creates_nothing() {
         );
     }
 }
+
+/// A node whose last PHP site goes away (or whose PHP tenant has no PHP domain) still passes
+/// its php-fpm gate: the sandbox's gate runs the real `php-fpm8.2 -t`, which refuses a config
+/// without a pool, so apply keeps the main config and writes the placeholder pool.
+#[test]
+fn the_php_fpm_gate_passes_when_the_last_php_site_goes_away() {
+    let test = "the_php_fpm_gate_passes_when_the_last_php_site_goes_away";
+    let Some(fpm) = supercp_testkit::services::require("php-fpm8.2", test) else {
+        return;
+    };
+    let repo = |tenant_php: &str, domain_php: bool| {
+        format!(
+            "apiVersion: supercp/v1\nkind: Package\nmetadata: {{name: basic}}\nspec: {{}}\n---\n\
+             apiVersion: supercp/v1\nkind: Tenant\nmetadata: {{name: acme}}\n\
+             spec: {{package: basic{tenant_php}}}\n---\n\
+             apiVersion: supercp/v1\nkind: Domain\nmetadata: {{name: acme.test}}\n\
+             spec: {{tenant: acme, php: {domain_php}}}\n"
+        )
+    };
+    let with_php = ", php: {version: \"8.2\"}";
+    let p = Prefix::with_files(&[("acme.yaml", &repo(with_php, true))]);
+    let pools = p.sandbox().join("etc/php/8.2/fpm/pool.d");
+    let main = p.sandbox().join("etc/php/8.2/fpm/php-fpm.conf");
+    let fpm_check = || {
+        let out = Command::new(&fpm)
+            .arg("-t")
+            .arg("-y")
+            .arg(&main)
+            .output()
+            .expect("php-fpm8.2 runs");
+        assert!(
+            out.status.success(),
+            "php-fpm8.2 -t on the applied config:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let apply = || {
+        let run = p.supercp(&["apply"]);
+        run.expect_code(0);
+        assert!(
+            !run.stderr().contains(":0:0"),
+            "no error located at :0:0\n{}",
+            run.described
+        );
+        fpm_check();
+    };
+    apply();
+    assert!(pools.join("acme.conf").is_file() && !pools.join("supercp.conf").exists());
+    // A PHP tenant without a PHP domain: its pool goes, the placeholder comes.
+    common::write(&p.repo.join("acme.yaml"), &repo(with_php, false));
+    apply();
+    assert!(!pools.join("acme.conf").exists() && pools.join("supercp.conf").is_file());
+    // No PHP left at all: the main config stays, with the placeholder.
+    common::write(&p.repo.join("acme.yaml"), &repo("", false));
+    apply();
+    assert!(main.is_file() && pools.join("supercp.conf").is_file());
+    // PHP back: the tenant's pool replaces the placeholder.
+    common::write(&p.repo.join("acme.yaml"), &repo(with_php, true));
+    apply();
+    assert!(pools.join("acme.conf").is_file() && !pools.join("supercp.conf").exists());
+}
