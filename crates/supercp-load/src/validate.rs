@@ -783,7 +783,9 @@ fn is_http_url(v: &str) -> bool {
     rest.is_some_and(|r| {
         let (host, path) = r.split_once('/').map_or((r, ""), |(h, p)| (h, p));
         let host = host.split(':').next().unwrap_or("");
-        DomainName::parse(host).is_ok() && is_url_path(&format!("/{path}"))
+        // A redirect may point at an IPv4 address (only a Domain's own names may not be one).
+        let host_ok = DomainName::parse(host).is_ok() || host.parse::<std::net::Ipv4Addr>().is_ok();
+        host_ok && is_url_path(&format!("/{path}"))
     })
 }
 
@@ -831,6 +833,10 @@ mod tests {
     fn urls_and_paths_follow_their_grammar() {
         assert!(is_url_path("/old?x=1") && !is_url_path("old") && !is_url_path("/a b"));
         assert!(is_http_url("https://example.com/x") && !is_http_url("ftp://example.com"));
+        assert!(
+            is_http_url("http://192.0.2.1:8080/x"),
+            "a redirect may name an IP"
+        );
         assert!(is_relative_path("public_html/web") && !is_relative_path("../etc"));
     }
 }
