@@ -1,8 +1,10 @@
 //! The `supercp` binary: clap arguments, thin commands, output formats and exit codes.
 //!
-//! Exit codes (the contract CI pipelines rely on): 0 success or no changes, 1 error or invalid
-//! input, 2 changes present (`plan --detailed-exitcode`). stdout carries only what was asked
-//! for; diagnostics, progress and logs go to stderr. A broken pipe exits quietly.
+//! Exit codes (the contract CI pipelines rely on): 0 success or no changes (and `--help`,
+//! `--version`), 1 error, invalid input or a usage error (unknown flag, value or subcommand:
+//! clap's own 2 would read as "changes"), 2 changes present (`plan --detailed-exitcode`).
+//! stdout carries only what was asked for; diagnostics, progress and logs go to stderr, with
+//! colour only on a terminal and never under `NO_COLOR`. A broken pipe exits quietly.
 
 mod commands;
 mod output;
@@ -60,7 +62,20 @@ pub enum Outcome {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // `--help` and `--version` print to stdout and succeed; every other parse error is a
+            // usage error: exit 1, never clap's 2, which `--detailed-exitcode` means "changes".
+            // A failed print (a broken pipe on `--help | head`) changes nothing.
+            let _ = e.print();
+            return if e.use_stderr() {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
     init_logging(cli.verbose);
     let result = match cli.command {
         Command::Validate(args) => commands::validate::exec(&cli.state, &args),
@@ -93,9 +108,13 @@ fn init_logging(verbose: u8) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    use std::io::IsTerminal;
+    // Escape codes only where a terminal renders them: a log file or a CI log gets plain text.
+    let ansi = std::io::stderr().is_terminal() && output::colour_allowed();
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(ansi)
         .with_target(false)
         .init();
 }

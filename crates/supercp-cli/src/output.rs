@@ -116,9 +116,19 @@ pub fn write_plan(
             for (domain, why) in certificates {
                 writeln!(out, "~ certificate {domain}: {why}")?;
             }
-            write_text(out, node, plan, std::io::stdout().is_terminal())
+            write_text(
+                out,
+                node,
+                plan,
+                std::io::stdout().is_terminal() && colour_allowed(),
+            )
         }
     }
+}
+
+/// Colour is off when `NO_COLOR` is set to anything but the empty string (no-color.org).
+pub fn colour_allowed() -> bool {
+    std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
 fn json_step(step: &Step) -> JsonStep<'_> {

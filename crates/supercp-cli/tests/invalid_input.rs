@@ -127,3 +127,28 @@ fn php_version_the_node_does_not_have_is_refused_naming_the_installed_ones() {
         assert!(!p.state.exists(), "nothing written\n{}", run.described);
     }
 }
+
+#[test]
+fn an_applied_file_replaced_by_a_symlink_is_refused_naming_the_link_and_nothing_is_deleted() {
+    let p = Prefix::with_example("quickstart");
+    p.supercp(&["apply"]).expect_code(0);
+    let before = p.snapshot();
+    // The same text, now behind a link: skipping it would delete acme's sites.
+    let copy = p.dir.path().join("acme-copy.yaml");
+    fs::rename(p.repo.join("acme.yaml"), &copy).expect("move");
+    std::os::unix::fs::symlink(&copy, p.repo.join("acme.yaml")).expect("symlink");
+    for command in ["validate", "plan", "apply"] {
+        let run = p.supercp(&[command]);
+        run.expect_code(1);
+        assert!(
+            run.stderr().contains(&format!(
+                "acme.yaml:1:1: error: is a symbolic link (to {}); links in the repo are not followed",
+                copy.display()
+            )) && run.stderr().contains("help:"),
+            "{}",
+            run.described
+        );
+        assert!(run.stdout().is_empty(), "{}", run.described);
+    }
+    assert!(p.snapshot() == before, "nothing was changed or deleted");
+}

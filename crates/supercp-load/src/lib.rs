@@ -20,7 +20,7 @@ use supercp_core::diagnostic::sort_diagnostics;
 use supercp_core::resource::NodeSpec;
 use supercp_core::{Catalog, Diagnostic, Resource, Span};
 
-pub use parse::{parse_file, Parsed, ParsedDoc};
+pub use parse::{parse_file, Parsed, ParsedDoc, MAX_DOCUMENT_NODES};
 
 /// Facts about the node the repo is validated for.
 #[derive(Clone, Debug, Default)]
@@ -36,11 +36,22 @@ pub struct Source {
     pub text: String,
 }
 
+/// The largest resource file the loader reads, in bytes (also the YAML reader's limit on the
+/// bytes of values in one document). A larger file is refused, named as such, before it is
+/// read into memory.
+pub const MAX_FILE_BYTES: u64 = 64 * 1024 * 1024;
+
 /// Loads every resource file under `repo` (`.yaml`/`.yml`; `.git`, hidden folders and
 /// `state/` skipped).
 ///
+/// A symbolic link in the repo is refused (a diagnostic naming it and its target) when it is
+/// named like a resource file or points at a directory (or nowhere): skipping it would drop
+/// its resources from the catalog, and apply would delete what they declared. Links are not
+/// followed, even inside the repo: a Git checkout holds each file once, as itself.
+///
 /// # Errors
-/// Unreadable files and bad input are diagnostics, never a panic or an early stop.
+/// Unreadable files, refused links and bad input are diagnostics, never a panic or an early
+/// stop.
 pub fn load_repo(repo: &Path, options: &LoadOptions) -> Result<Catalog, Vec<Diagnostic>> {
     load_repo_cached(repo, options, &mut ParseCache::default())
 }
@@ -79,9 +90,14 @@ pub fn load_repo_cached(
             .display()
             .to_string()
             .into();
-        match std::fs::read_to_string(&path) {
+        match read_source(&path) {
             Ok(text) => sources.push(Source { path: shown, text }),
-            Err(e) => diagnostics.push(Diagnostic::new(
+            Err(Unread::TooLarge(bytes)) => diagnostics.push(Diagnostic::new(
+                Span::new(shown, 1, 1),
+                format!("the file is too large: {bytes} bytes, limit {MAX_FILE_BYTES}"),
+                "split the resources into several smaller files (one per tenant, say)",
+            )),
+            Err(Unread::Io(e)) => diagnostics.push(Diagnostic::new(
                 Span::new(shown, 1, 1),
                 format!("cannot read the file: {e}"),
                 "check the file's permissions and that it is UTF-8 text",
@@ -158,7 +174,12 @@ fn load_sources_cached(
         // Files gone from the repo are dropped: only this load's files are kept.
         cache.files.insert(source.path.clone(), (hashes[i], p));
     }
-    let catalog = validate::build_catalog(docs, declared, options, &mut diagnostics);
+    // Only called when a rule fails: finds the document again and reads its outline.
+    let locate = |file: &str, line: u32, path: &str, role: outline::Role| {
+        let source = sources.iter().find(|s| &*s.path == file)?;
+        parse::locate(&source.text, line, path, role)
+    };
+    let catalog = validate::build_catalog(docs, declared, options, &locate, &mut diagnostics);
     if diagnostics.is_empty() {
         Ok(catalog)
     } else {
@@ -223,25 +244,91 @@ fn discover(repo: &Path, diagnostics: &mut Vec<Diagnostic>) -> Vec<PathBuf> {
                 continue;
             }
         };
-        for entry in entries.flatten() {
+        for entry in entries {
+            let entry = match entry {
+                Ok(entry) => entry,
+                Err(e) => {
+                    diagnostics.push(Diagnostic::new(
+                        Span::new(shown(repo, &dir), 1, 1),
+                        format!("cannot list the directory: {e}"),
+                        "check --repo and the directory's permissions",
+                    ));
+                    continue;
+                }
+            };
             let name = entry.file_name();
             let name = name.to_string_lossy();
-            let Ok(kind) = entry.file_type() else {
-                continue;
-            };
             let path = entry.path();
+            let kind = match entry.file_type() {
+                Ok(kind) => kind,
+                Err(e) => {
+                    diagnostics.push(Diagnostic::new(
+                        Span::new(shown(repo, &path), 1, 1),
+                        format!("cannot tell what kind of file this is: {e}"),
+                        "check the directory's permissions",
+                    ));
+                    continue;
+                }
+            };
+            let skipped = name.starts_with('.') || (dir == repo && name == "state");
+            let yaml = name.ends_with(".yaml") || name.ends_with(".yml");
             if kind.is_dir() {
-                let skipped = name.starts_with('.') || (dir == repo && name == "state");
                 if !skipped {
                     stack.push(path);
                 }
-            } else if kind.is_file() && (name.ends_with(".yaml") || name.ends_with(".yml")) {
+            } else if kind.is_symlink() {
+                // `metadata` follows the link: a directory or a dangling link may hide resources.
+                let to_dir_or_nowhere = std::fs::metadata(&path).map_or(true, |m| m.is_dir());
+                if !skipped && (yaml || to_dir_or_nowhere) {
+                    let target = std::fs::read_link(&path)
+                        .map_or_else(|_| "?".to_owned(), |t| t.display().to_string());
+                    diagnostics.push(Diagnostic::new(
+                        Span::new(shown(repo, &path), 1, 1),
+                        format!("is a symbolic link (to {target}); links in the repo are not followed"),
+                        "replace the link with the file or directory itself (commit the content, not a link)",
+                    ));
+                }
+            } else if kind.is_file() && yaml {
                 found.push(path);
             }
         }
     }
     found.sort();
     found
+}
+
+/// Why a resource file was not read.
+enum Unread {
+    TooLarge(u64),
+    Io(std::io::Error),
+}
+
+/// Reads one resource file, refusing one over `MAX_FILE_BYTES` before reading it.
+fn read_source(path: &Path) -> Result<String, Unread> {
+    use std::io::Read;
+    let file = std::fs::File::open(path).map_err(Unread::Io)?;
+    let len = file.metadata().map_err(Unread::Io)?.len();
+    if len > MAX_FILE_BYTES {
+        return Err(Unread::TooLarge(len));
+    }
+    let mut text = String::new();
+    // `take`: a file that grows after the size check is still read only up to the limit + 1.
+    file.take(MAX_FILE_BYTES + 1)
+        .read_to_string(&mut text)
+        .map_err(Unread::Io)?;
+    match u64::try_from(text.len()) {
+        Ok(n) if n <= MAX_FILE_BYTES => Ok(text),
+        _ => Err(Unread::TooLarge(text.len() as u64)),
+    }
+}
+
+/// A path as diagnostics show it: relative to the repo.
+fn shown(repo: &Path, path: &Path) -> Arc<str> {
+    path.strip_prefix(repo)
+        .unwrap_or(path)
+        .display()
+        .to_string()
+        .into()
 }
 
 #[cfg(test)]

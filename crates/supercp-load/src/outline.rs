@@ -73,9 +73,13 @@ impl Node {
 
 impl Outline {
     /// Reads the outline of `chunk` (one YAML document), stopping at the first syntax error.
+    ///
+    /// Reads at most `4 × MAX_DOCUMENT_NODES` events: a larger document is refused before
+    /// the loader needs anything from its outline past that.
     pub fn read(chunk: &str) -> Outline {
         let mut walk = Walk::default();
-        for event in Parser::new_from_str(chunk) {
+        let most = 4 * crate::parse::MAX_DOCUMENT_NODES;
+        for event in Parser::new_from_str(chunk).take(most) {
             let Ok((event, span)) = event else { break };
             if walk.documents > 1 {
                 break;

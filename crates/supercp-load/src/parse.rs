@@ -158,11 +158,26 @@ impl ParsedDoc {
     }
 }
 
+/// The most YAML nodes (scalars, mappings, lists) one document may hold: one resource never
+/// needs near this many, and the reader's default (250,000) costs seconds per document to
+/// reach. The YAML reader's other limits are its defaults.
+pub const MAX_DOCUMENT_NODES: usize = 50_000;
+
+fn budget() -> serde_saphyr::Budget {
+    let mut budget = serde_saphyr::Budget::default();
+    budget.max_nodes = MAX_DOCUMENT_NODES;
+    budget
+}
+
 fn deserialize<T: for<'de> Deserialize<'de>>(
     chunk: &str,
     offset: u32,
 ) -> Result<T, serde_saphyr::Error> {
-    with_line_offset(offset, || serde_saphyr::from_str(chunk))
+    let mut options = serde_saphyr::Options::default();
+    options.budget = Some(budget());
+    with_line_offset(offset, || {
+        serde_saphyr::from_str_with_options(chunk, options)
+    })
 }
 
 /// Turns a YAML or type error into a diagnostic at its file line and column, naming the
@@ -288,8 +303,47 @@ fn explain(error: &serde_saphyr::Error, pos: Pos, outline: &Outline, chunk: &str
             typed(expected)
         }
         E::SerdeInvalidLength { expected, .. } => typed(expected),
+        E::Budget { breach, .. } => Explained {
+            pos,
+            field: None,
+            message: format!("the document is too large: {}", budget_breach(breach)),
+            help: "split the resources into several smaller files (one per tenant, say)".into(),
+        },
         _ => syntax_error(bare_message(error), pos, outline, chunk),
     }
+}
+
+/// What limit of the YAML reader (per document) was crossed, with the limit.
+fn budget_breach(breach: &serde_saphyr::budget::BudgetBreach) -> String {
+    use serde_saphyr::budget::BudgetBreach as B;
+    let limit = budget();
+    match breach {
+        B::Nodes { nodes } => format!("{nodes} YAML nodes, limit {}", limit.max_nodes),
+        B::Events { events } => format!("{events} YAML events, limit {}", limit.max_events),
+        B::ScalarBytes { total_scalar_bytes } => format!(
+            "{total_scalar_bytes} bytes of values, limit {}",
+            limit.max_total_scalar_bytes
+        ),
+        B::Depth { depth } => format!("nested {depth} deep, limit {}", limit.max_depth),
+        B::Aliases { aliases } => format!("{aliases} aliases, limit {}", limit.max_aliases),
+        B::Anchors { anchors } => format!("{anchors} anchors, limit {}", limit.max_anchors),
+        other => format!("a limit of the YAML reader was crossed ({other:?})"),
+    }
+}
+
+/// Where `path` (a key or its value) is written in the document of `text` that holds file line
+/// `line`, as a file `(line, col)`.
+pub fn locate(text: &str, line: u32, path: &str, role: Role) -> Option<Pos> {
+    let (offset, chunk) = split_documents(text)
+        .into_iter()
+        .take_while(|(offset, _)| *offset < line)
+        .last()?;
+    let outline = Outline::read(chunk);
+    let node = outline
+        .nodes
+        .iter()
+        .find(|n| n.path == path && n.role == role)?;
+    Some((node.pos.0.saturating_add(offset), node.pos.1))
 }
 
 /// A YAML syntax error, with help for the usual mistakes.

@@ -9,8 +9,14 @@ use supercp_core::names::{check_config_string, check_resource_name, NameError};
 use supercp_core::resource::{Document, DomainSpec, TenantSpec};
 use supercp_core::{Catalog, Diagnostic, DomainName, Loc, Resource, Span, TenantName};
 
+use crate::outline::{Pos, Role};
 use crate::parse::ParsedDoc;
 use crate::LoadOptions;
+
+/// Finds where a field is written, for the few rules whose field carries no position (a
+/// `bool`, a map key): `(file, a line inside the document, dotted path, key or value)` →
+/// `(line, col)` in the file. Only called when a rule fails, so it may re-read the document.
+pub type Locate<'a> = &'a (dyn Fn(&str, u32, &str, Role) -> Option<Pos> + Sync);
 
 /// `php_admin_value` keys a tenant may set through `php.ini`.
 pub const INI_ALLOWLIST: &[&str] = &[
@@ -47,6 +53,7 @@ pub fn build_catalog(
     docs: Vec<ParsedDoc>,
     unparsed: Vec<(String, String)>,
     options: &LoadOptions,
+    locate: Locate,
     out: &mut Vec<Diagnostic>,
 ) -> Catalog {
     let mut catalog = Catalog::default();
@@ -82,7 +89,7 @@ pub fn build_catalog(
         seen.insert(key, span.clone());
         match doc {
             ParsedDoc::Node(f, d) => {
-                let cx = Cx::new(&f, "Node", &d.metadata.name.value, out);
+                let cx = Cx::new(&f, "Node", &d.metadata.name.value, locate, out);
                 check_labels(&cx, &d);
                 name_rule(&cx, &d.metadata.name, check_resource_name);
                 check_node_tls(&cx, &d.spec.tls, &d.metadata.name);
@@ -91,7 +98,7 @@ pub fn build_catalog(
                     .insert(d.metadata.name.value.clone(), resource(span, *d));
             }
             ParsedDoc::Package(f, d) => {
-                let cx = Cx::new(&f, "Package", &d.metadata.name.value, out);
+                let cx = Cx::new(&f, "Package", &d.metadata.name.value, locate, out);
                 check_labels(&cx, &d);
                 name_rule(&cx, &d.metadata.name, check_resource_name);
                 if let Some(notes) = &d.spec.notes {
@@ -106,19 +113,19 @@ pub fn build_catalog(
         }
     }
     for (file, span, doc) in tenant_docs {
-        let cx = Cx::new(&file, "Tenant", &doc.metadata.name.value, out);
+        let cx = Cx::new(&file, "Tenant", &doc.metadata.name.value, locate, out);
         if let Some(entry) = check_tenant(&cx, span, doc, &catalog, &declared, options) {
             catalog.tenants.insert(entry.name.clone(), entry);
         }
     }
     let mut hostnames: BTreeMap<DomainName, Span> = BTreeMap::new();
     for (file, span, doc) in domain_docs {
-        let cx = Cx::new(&file, "Domain", &doc.metadata.name.value, out);
+        let cx = Cx::new(&file, "Domain", &doc.metadata.name.value, locate, out);
         if let Some(entry) = check_domain(&cx, span, doc, &catalog, &declared, &mut hostnames) {
             catalog.domains.insert(entry.name.clone(), entry);
         }
     }
-    check_package_limits(&catalog, out);
+    check_package_limits(&catalog, locate, out);
     catalog
 }
 
@@ -126,13 +133,21 @@ pub fn build_catalog(
 struct Cx<'a> {
     file: &'a Arc<str>,
     resource: String,
+    locate: Locate<'a>,
     out: std::cell::RefCell<&'a mut Vec<Diagnostic>>,
 }
 
 impl<'a> Cx<'a> {
-    fn new(file: &'a Arc<str>, kind: &str, name: &str, out: &'a mut Vec<Diagnostic>) -> Cx<'a> {
+    fn new(
+        file: &'a Arc<str>,
+        kind: &str,
+        name: &str,
+        locate: Locate<'a>,
+        out: &'a mut Vec<Diagnostic>,
+    ) -> Cx<'a> {
         Cx {
             file,
+            locate,
             // Escaped: an invalid name may hold a newline, a NUL or a carriage return that
             // would split or overwrite the error line on a terminal.
             resource: format!("{kind}/{}", name.escape_debug()),
@@ -146,6 +161,13 @@ impl<'a> Cx<'a> {
             .resource(&self.resource)
             .field(field);
         self.out.borrow_mut().push(d);
+    }
+
+    /// Where `path` is written in the document that holds `near`, else `near` itself.
+    fn find<T>(&self, near: &Loc<T>, path: &str, role: Role) -> Loc<()> {
+        let (line, col) =
+            (self.locate)(self.file, near.line, path, role).unwrap_or((near.line, near.col));
+        Loc::new((), line, col)
     }
 
     fn name_error<T>(&self, field: &str, at: &Loc<T>, e: NameError) {
@@ -192,7 +214,17 @@ fn name_rule(cx: &Cx, name: &Loc<String>, rule: fn(&str) -> Result<(), NameError
 
 fn check_labels<S>(cx: &Cx, doc: &Document<S>) {
     for (key, value) in &doc.metadata.labels {
-        cx.string(&format!("metadata.labels.{key}"), value);
+        let field = format!("metadata.labels.{}", key.escape_debug());
+        if let Err(e) = check_config_string(key) {
+            let at = cx.find(value, &format!("metadata.labels.{key}"), Role::Key);
+            cx.error(
+                &field,
+                &at,
+                e.message.replacen("value", "label key", 1),
+                "write label keys without newlines, NUL, bidi controls, ';', '{', '}', quotes, '\\' or '$'",
+            );
+        }
+        cx.string(&field, value);
     }
 }
 
@@ -305,14 +337,30 @@ fn check_tenant(
         );
     }
     for (i, job) in spec.cron.iter().enumerate() {
-        cx.pattern(
-            &format!("spec.cron[{i}].schedule"),
-            &job.schedule,
-            is_cron_schedule(&job.schedule.value),
-            "five cron fields like */5 * * * *",
-        );
+        let field = format!("spec.cron[{i}].schedule");
+        if cx.string(&field, &job.schedule) {
+            if let Err(why) = check_cron_schedule(&job.schedule.value) {
+                cx.error(
+                    &field,
+                    &job.schedule,
+                    format!("schedule {:?}: {why}", job.schedule.value),
+                    "write five fields: minute 0-59, hour 0-23, day of month 1-31, month 1-12, \
+                     day of week 0-7; each *, N, N-M or a list of them, optionally /STEP (1 or more)",
+                );
+            }
+        }
         let field = format!("spec.cron[{i}].command");
-        if cx.string(&field, &job.command) && job.command.value.contains('%') {
+        if !cx.string(&field, &job.command) {
+            continue;
+        }
+        if job.command.value.trim().is_empty() {
+            cx.error(
+                &field,
+                &job.command,
+                "the cron command is empty".into(),
+                "give the command to run, e.g. php cron.php, or remove the job",
+            );
+        } else if job.command.value.contains('%') {
             // cron turns `%` into a newline and feeds the rest to the command's stdin.
             cx.error(
                 &field,
@@ -380,6 +428,20 @@ fn check_domain(
             None
         }
     };
+    if let Some(t) = tenant.as_ref().and_then(|t| catalog.tenants.get(t)) {
+        if spec.php && t.resource.spec.php.is_none() {
+            let at = cx.find(&doc.metadata.name, "spec.php", Role::Value);
+            cx.error(
+                "spec.php",
+                &at,
+                format!(
+                    "the domain runs PHP but Tenant/{} has no PHP (no spec.php)",
+                    t.name
+                ),
+                "give the tenant `php: {version: \"8.2\"}`, or set `php: false` on the domain",
+            );
+        }
+    }
     if let Some(root) = &spec.document_root {
         cx.pattern(
             "spec.documentRoot",
@@ -537,7 +599,7 @@ fn check_tls(cx: &Cx, tls: &supercp_core::resource::Tls, name: &Loc<String>) {
     }
 }
 
-fn check_package_limits(catalog: &Catalog, out: &mut Vec<Diagnostic>) {
+fn check_package_limits(catalog: &Catalog, locate: Locate, out: &mut Vec<Diagnostic>) {
     let mut domain_count: BTreeMap<&TenantName, u32> = BTreeMap::new();
     for d in catalog.domains.values() {
         *domain_count.entry(&d.tenant).or_default() += 1;
@@ -546,7 +608,13 @@ fn check_package_limits(catalog: &Catalog, out: &mut Vec<Diagnostic>) {
         let Some(package) = catalog.packages.get(&t.resource.spec.package.value) else {
             continue;
         };
-        let cx = Cx::new(&t.resource.origin.file, "Tenant", t.name.as_str(), out);
+        let cx = Cx::new(
+            &t.resource.origin.file,
+            "Tenant",
+            t.name.as_str(),
+            locate,
+            out,
+        );
         let used = domain_count.get(&t.name).copied().unwrap_or(0);
         if let Some(max) = &package.spec.max_domains {
             if used > max.value {
@@ -626,13 +694,68 @@ fn is_ssh_key(v: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/' || b == b'=')
 }
 
-fn is_cron_schedule(v: &str) -> bool {
+/// The five numeric fields cron reads (no names, no `@reboot`): each a list of `*`, `N` or
+/// `N-M` within the field's range, `*` and ranges optionally stepped by `/STEP` with STEP ≥ 1.
+fn check_cron_schedule(v: &str) -> Result<(), String> {
+    const FIELDS: [(&str, u32, u32); 5] = [
+        ("minute", 0, 59),
+        ("hour", 0, 23),
+        ("day of month", 1, 31),
+        ("month", 1, 12),
+        ("day of week", 0, 7),
+    ];
     let fields: Vec<&str> = v.split_whitespace().collect();
-    fields.len() == 5
-        && fields.iter().all(|f| {
-            f.bytes()
-                .all(|b| b.is_ascii_digit() || b"*/,-".contains(&b))
-        })
+    if fields.len() != 5 {
+        return Err(format!(
+            "has {} fields, cron needs 5 (minute hour day-of-month month day-of-week)",
+            fields.len()
+        ));
+    }
+    let number = |text: &str, name: &str, min: u32, max: u32| -> Result<u32, String> {
+        let n: u32 = text
+            .parse()
+            .ok()
+            .filter(|_| text.bytes().all(|b| b.is_ascii_digit()))
+            .ok_or_else(|| format!("{name} {text:?} is not a number"))?;
+        if n < min || n > max {
+            return Err(format!("{name} {n} is out of range {min}-{max}"));
+        }
+        Ok(n)
+    };
+    for (field, (name, min, max)) in fields.iter().zip(FIELDS) {
+        for item in field.split(',') {
+            let (range, step) = match item.split_once('/') {
+                Some((range, step)) => (range, Some(step)),
+                None => (item, None),
+            };
+            if let Some(step) = step {
+                let n: u32 = step
+                    .parse()
+                    .ok()
+                    .filter(|_| step.bytes().all(|b| b.is_ascii_digit()))
+                    .ok_or_else(|| format!("{name} step {step:?} is not a number"))?;
+                if n == 0 {
+                    return Err(format!("{name} step /0 never advances"));
+                }
+            }
+            match range.split_once('-') {
+                _ if range == "*" => {}
+                Some((from, to)) => {
+                    let (from, to) = (number(from, name, min, max)?, number(to, name, min, max)?);
+                    if from > to {
+                        return Err(format!("{name} range {from}-{to} runs backwards"));
+                    }
+                }
+                None if step.is_some() => {
+                    return Err(format!("{name} {item:?}: a step follows * or a range N-M"));
+                }
+                None => {
+                    number(range, name, min, max)?;
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 fn is_relative_path(v: &str) -> bool {
@@ -660,7 +783,9 @@ fn is_http_url(v: &str) -> bool {
     rest.is_some_and(|r| {
         let (host, path) = r.split_once('/').map_or((r, ""), |(h, p)| (h, p));
         let host = host.split(':').next().unwrap_or("");
-        DomainName::parse(host).is_ok() && is_url_path(&format!("/{path}"))
+        // A redirect may point at an IPv4 address (only a Domain's own names may not be one).
+        let host_ok = DomainName::parse(host).is_ok() || host.parse::<std::net::Ipv4Addr>().is_ok();
+        host_ok && is_url_path(&format!("/{path}"))
     })
 }
 
@@ -675,9 +800,43 @@ mod tests {
     }
 
     #[test]
+    fn cron_fields_out_of_range_zero_steps_and_backward_ranges_are_refused() {
+        for ok in [
+            "*/5 * * * *",
+            "0 3 * * 0-7",
+            "0,30 8-18/2 1-31 1-12 *",
+            "59 23 31 12 7",
+        ] {
+            assert_eq!(check_cron_schedule(ok), Ok(()), "{ok}");
+        }
+        for (bad, why) in [
+            ("60 * * * *", "minute 60 is out of range 0-59"),
+            ("* 24 * * *", "hour 24 is out of range 0-23"),
+            ("* * 0 * *", "day of month 0 is out of range 1-31"),
+            ("* * * 13 *", "month 13 is out of range 1-12"),
+            ("* * * * 8", "day of week 8 is out of range 0-7"),
+            ("*/0 * * * *", "minute step /0 never advances"),
+            ("5-1 * * * *", "minute range 5-1 runs backwards"),
+            (
+                "5/10 * * * *",
+                "minute \"5/10\": a step follows * or a range N-M",
+            ),
+            ("1,,2 * * * *", "minute \"\" is not a number"),
+            ("* * * *", "has 4 fields, cron needs 5"),
+        ] {
+            let err = check_cron_schedule(bad).expect_err(bad);
+            assert!(err.starts_with(why), "{bad}: {err}");
+        }
+    }
+
+    #[test]
     fn urls_and_paths_follow_their_grammar() {
         assert!(is_url_path("/old?x=1") && !is_url_path("old") && !is_url_path("/a b"));
         assert!(is_http_url("https://example.com/x") && !is_http_url("ftp://example.com"));
+        assert!(
+            is_http_url("http://192.0.2.1:8080/x"),
+            "a redirect may name an IP"
+        );
         assert!(is_relative_path("public_html/web") && !is_relative_path("../etc"));
     }
 }

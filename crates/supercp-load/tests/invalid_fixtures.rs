@@ -19,13 +19,18 @@ use supercp_load::{load_repo, LoadOptions};
 /// The error classes of issue 3 item 2, one fixture directory each.
 const CASES: &[&str] = &[
     "config_injection",
+    "cron_rules",
+    "domain_ip_or_localhost",
     "domain_name_grammar",
     "duplicate_name",
     "hostname_claimed_twice",
+    "idn_homograph_and_bidi",
+    "label_keys",
     "missing_field",
     "missing_package_reference",
     "missing_tenant_reference",
     "over_package_limits",
+    "php_domain_without_php",
     "redirect_rules",
     "reserved_tenant_name",
     "tenant_name_grammar",
@@ -121,6 +126,31 @@ fn ini_key_off_the_allowlist_and_shell_off_the_allowlist_are_reported() {
 #[test]
 fn string_that_could_break_out_of_a_config_file_is_reported_at_the_value() {
     check("config_injection");
+}
+
+#[test]
+fn ip_address_or_localhost_like_domain_or_alias_is_reported_at_it() {
+    check("domain_ip_or_localhost");
+}
+
+#[test]
+fn php_domain_of_a_tenant_without_php_is_reported_at_its_php_field() {
+    check("php_domain_without_php");
+}
+
+#[test]
+fn mixed_script_labels_and_bidi_controls_are_reported_at_the_value() {
+    check("idn_homograph_and_bidi");
+}
+
+#[test]
+fn cron_fields_out_of_range_zero_steps_and_empty_commands_are_reported() {
+    check("cron_rules");
+}
+
+#[test]
+fn label_keys_and_values_follow_the_config_string_grammar() {
+    check("label_keys");
 }
 
 #[test]

@@ -47,6 +47,10 @@ pub const BUILTIN_TEMPLATES: &[(&str, &str)] = &[
         include_str!("../../../templates/php-fpm.conf.tera"),
     ),
     (
+        "placeholder-pool.conf.tera",
+        include_str!("../../../templates/placeholder-pool.conf.tera"),
+    ),
+    (
         "http.conf.tera",
         include_str!("../../../templates/http.conf.tera"),
     ),
@@ -262,6 +266,32 @@ pub fn render(
     } else {
         Err(r.diagnostics)
     }
+}
+
+/// The name of the placeholder pool (and its file, `<poolDir>/supercp.conf`): a reserved
+/// tenant name, so no tenant's pool can take it.
+pub const PLACEHOLDER_POOL: &str = "supercp";
+
+/// The PHP versions some tenant renders a pool for (the rule of `Renderer::tenant`: PHP on an
+/// installed version, a PHP domain, not suspended).
+fn versions_with_a_pool<'c>(
+    catalog: &'c Catalog,
+    spec: &NodeSpec,
+) -> std::collections::BTreeSet<&'c str> {
+    let with_php_domain: std::collections::BTreeSet<&supercp_core::TenantName> = catalog
+        .domains
+        .values()
+        .filter(|d| d.resource.spec.php)
+        .map(|d| &d.tenant)
+        .collect();
+    catalog
+        .tenants
+        .values()
+        .filter(|t| !t.resource.spec.suspended && with_php_domain.contains(&t.name))
+        .filter_map(|t| t.resource.spec.php.as_ref())
+        .map(|p| p.version.value.as_str())
+        .filter(|v| spec.php.versions.iter().any(|x| x == v))
+        .collect()
 }
 
 /// What every site of one tenant shares.
@@ -526,24 +556,36 @@ impl<'a> Renderer<'a> {
             };
             self.file_at(&file, "logrotate.tera", &cx, &who);
         }
-        if let Some(main) = spec.php.main_config.clone() {
-            let versions: std::collections::BTreeSet<&str> = catalog
-                .tenants
-                .values()
-                .filter_map(|t| {
-                    t.resource
-                        .spec
-                        .php
-                        .as_ref()
-                        .map(|p| p.version.value.as_str())
-                })
-                .collect();
-            for version in versions {
+        // Every installed version keeps a config that passes `php-fpm -t` whatever the repo
+        // holds: its main config (when the node manages it) and at least one pool, the
+        // tenants' or the placeholder. A version's last pool going away (its last PHP site
+        // removed, a tenant with PHP but no PHP domain) would otherwise fail the gate.
+        let pooled = versions_with_a_pool(catalog, spec);
+        for version in &spec.php.versions {
+            if let Some(main) = &spec.php.main_config {
                 let mut cx = base.clone();
                 cx.insert("version", version);
                 cx.insert("pool_dir", &spec.pool_dir(version));
                 let path = spec.path(&main.replace("{version}", version));
                 self.file(&path, "php-fpm.conf.tera", &cx, &who, GATE_PHP_FPM);
+            }
+            if !pooled.contains(version.as_str()) {
+                let user = spec.php.run_as.clone().unwrap_or_else(|| "nobody".into());
+                let group = spec
+                    .php
+                    .run_as_group
+                    .clone()
+                    .unwrap_or_else(|| "nogroup".into());
+                let socket_dir = spec.path(&spec.php.socket_dir);
+                let mut cx = base.clone();
+                cx.insert("version", version);
+                cx.insert("user", &user);
+                cx.insert("group", &group);
+                // Not a tenant's socket: tenant names hold no '.'.
+                cx.insert("socket", &format!("{socket_dir}/supercp-php{version}.sock"));
+                // `supercp` is a reserved tenant name: no tenant's pool file is `supercp.conf`.
+                let path = format!("{}/{PLACEHOLDER_POOL}.conf", spec.pool_dir(version));
+                self.file(&path, "placeholder-pool.conf.tera", &cx, &who, GATE_PHP_FPM);
             }
         }
     }

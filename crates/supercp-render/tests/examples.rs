@@ -132,3 +132,61 @@ fn adding_a_line_above_a_domain_does_not_change_its_rendered_config() {
         "b.test's vhost must not depend on a.test's line count"
     );
 }
+
+#[test]
+fn a_php_version_without_a_tenant_pool_gets_the_placeholder_pool_on_every_node() {
+    let repo = |domain_php: bool| {
+        let text = format!(
+            "apiVersion: supercp/v1\nkind: Package\nmetadata: {{name: basic}}\nspec: {{}}\n---\n\
+             apiVersion: supercp/v1\nkind: Tenant\nmetadata: {{name: acme}}\n\
+             spec: {{package: basic, php: {{version: \"8.2\"}}}}\n---\n\
+             apiVersion: supercp/v1\nkind: Domain\nmetadata: {{name: acme.test}}\n\
+             spec: {{tenant: acme, php: {domain_php}}}\n"
+        );
+        let sources = [supercp_load::Source {
+            path: "acme.yaml".into(),
+            text,
+        }];
+        supercp_load::load_sources(&sources, &LoadOptions::default())
+            .unwrap_or_else(|d| panic!("{d:?}"))
+    };
+    for (node, pool_dir) in [
+        ("debian.yaml", "/etc/php/8.2/fpm/pool.d"),
+        ("sandbox.yaml", "/STATE/sandbox/etc/php/8.2/fpm/pool.d"),
+    ] {
+        let files = |domain_php: bool| -> Vec<(String, String)> {
+            render_for(&repo(domain_php), node)
+                .into_iter()
+                .filter_map(|d| match d.object {
+                    Object::File { content, .. } => Some((
+                        format!("{}/{}", d.anchor, d.rel),
+                        String::from_utf8_lossy(&content).into_owned(),
+                    )),
+                    _ => None,
+                })
+                .filter(|(path, _)| path.starts_with(pool_dir))
+                .collect()
+        };
+        let without = files(false);
+        assert_eq!(
+            without.iter().map(|(p, _)| p.as_str()).collect::<Vec<_>>(),
+            [format!("{pool_dir}/supercp.conf")],
+            "{node}: the placeholder alone"
+        );
+        let text = &without[0].1;
+        for line in [
+            "[supercp]",
+            "pm = ondemand",
+            "listen.mode = 0600",
+            "security.limit_extensions = .supercp-placeholder",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{node}: {line}\n{text}");
+        }
+        let with = files(true);
+        assert_eq!(
+            with.iter().map(|(p, _)| p.as_str()).collect::<Vec<_>>(),
+            [format!("{pool_dir}/acme.conf")],
+            "{node}: the tenant's pool, no placeholder"
+        );
+    }
+}

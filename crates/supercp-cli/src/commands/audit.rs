@@ -25,8 +25,12 @@ pub struct Args {
     pub limit: i64,
 }
 
+/// A state directory without a journal is an error (exit 1) that says so, and nothing is
+/// created: no state directory and no empty `audit.db` that a later apply would take for a
+/// journal with no runs.
+///
 /// # Errors
-/// Journal and output failures; an unknown run id.
+/// Journal and output failures; a missing SQLite journal; an unknown run id.
 pub fn exec(state: &Path, args: &Args) -> anyhow::Result<Outcome> {
     let url = match supercp_engine::inputs::audit_url_for(args.node.as_deref(), state) {
         Ok(url) => url,
@@ -35,10 +39,22 @@ pub fn exec(state: &Path, args: &Args) -> anyhow::Result<Outcome> {
             return Ok(Outcome::Invalid);
         }
     };
+    if let Some(path) = super::sqlite_path(&url) {
+        if !path.is_file() {
+            anyhow::bail!(
+                "no audit journal at {}: nothing was applied with this state directory\n\
+                 help: pass the --state (or --node) that `supercp apply` used, or run `supercp apply` first",
+                path.display()
+            );
+        }
+    }
     let rt = super::runtime()?;
     let mut out = std::io::stdout().lock();
     rt.block_on(async {
-        let journal = super::open_journal(state, &url).await?;
+        // The file exists (or the journal is a server): nothing to create.
+        let journal = Journal::open(&url)
+            .await
+            .context("cannot open the audit journal")?;
         let result = show(&journal, args, &mut out).await;
         journal.close().await;
         result

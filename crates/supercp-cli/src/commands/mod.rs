@@ -114,6 +114,16 @@ pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 /// Whether `url` is a SQLite journal that exists already. Other journals are opened only once
 /// the repo is valid: opening one may create its tables.
 pub fn journal_exists(url: &str) -> bool {
+    sqlite_path(url).is_some_and(|p| p.is_file())
+}
+
+/// The file of a SQLite journal URL (`sqlite:PATH`, `sqlite://PATH`, a bare path, any
+/// `?options` dropped); `None` for a server URL (`postgres://…`).
+pub fn sqlite_path(url: &str) -> Option<PathBuf> {
     let path = url.strip_prefix("sqlite:").unwrap_or(url);
-    !path.contains("://") && Path::new(path.trim_start_matches("//")).is_file()
+    if path.contains("://") {
+        return None;
+    }
+    let path = path.split('?').next().unwrap_or(path);
+    Some(PathBuf::from(path.trim_start_matches("//")))
 }
