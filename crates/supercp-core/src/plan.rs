@@ -165,6 +165,17 @@ impl Step {
         }
     }
 
+    /// The resource that asked for the step and where it is declared, for messages:
+    /// `Domain/a.test (sites/a.yaml:3:1)`; a step on an object no resource declares any more
+    /// says so instead of a position.
+    pub fn who(&self) -> String {
+        if self.origin.line == 0 {
+            format!("{} (no longer in the repo)", self.resource)
+        } else {
+            format!("{} ({})", self.resource, self.origin)
+        }
+    }
+
     /// The previous file content the journal keeps for this step, if any.
     pub fn previous(&self) -> Option<&[u8]> {
         match &self.snapshot {

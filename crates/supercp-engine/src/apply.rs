@@ -380,10 +380,7 @@ impl Executor<'_> {
                 Ok(line) => (StepStatus::Done, vec![line]),
                 Err(e) => {
                     warn!(run = self.run, object = %step.id, resource = %step.resource, error = %e, "step failed");
-                    (
-                        StepStatus::Failed,
-                        vec![format!("{} ({}): {e}", step.resource, step.origin)],
-                    )
+                    (StepStatus::Failed, vec![format!("{}: {e}", step.who())])
                 }
             };
             ok.push(status == StepStatus::Done);
@@ -414,10 +411,7 @@ impl Executor<'_> {
                 .map(|(s, _)| s)
                 .collect();
             if !failed.is_empty() {
-                let names: Vec<String> = failed
-                    .iter()
-                    .map(|s| format!("{} ({})", s.resource, s.origin))
-                    .collect();
+                let names: Vec<String> = failed.iter().map(|s| s.who()).collect();
                 let why = format!(
                     "gate {}: writing {} failed; the batch was put back and the previous config stays live (see `supercp audit --run {}`)",
                     gate.name,
@@ -498,7 +492,7 @@ impl Executor<'_> {
         }
         let names: Vec<String> = culprits(steps, &check.output)
             .iter()
-            .map(|s| format!("{} ({})", s.resource, s.origin))
+            .map(|s| s.who())
             .collect();
         let why = format!(
             "gate {}: `{}` failed after writing {}; the previous files were put back and the previous config stays live:\n{}",
@@ -676,7 +670,11 @@ fn unchecked(step: &Step, gate: &str, run: i64) -> Unchecked {
         gate: gate.to_owned(),
         run,
         resource: step.resource.to_string(),
-        origin: step.origin.to_string(),
+        origin: if step.origin.line == 0 {
+            String::new()
+        } else {
+            step.origin.to_string()
+        },
         anchor: anchor.map_or_else(String::new, |at| at.anchor.clone()),
         action: step.action.as_str().to_owned(),
         before_content: step.previous().map(<[u8]>::to_vec),

@@ -158,8 +158,8 @@ fn a_php_version_without_a_tenant_pool_gets_the_placeholder_pool_on_every_node()
             render_for(&repo(domain_php), node)
                 .into_iter()
                 .filter_map(|d| match d.object {
-                    Object::File { content, .. } => Some((
-                        format!("{}/{}", d.anchor, d.rel),
+                    Object::File { at, content, .. } => Some((
+                        format!("{}/{}", at.anchor, at.rel),
                         String::from_utf8_lossy(&content).into_owned(),
                     )),
                     _ => None,
