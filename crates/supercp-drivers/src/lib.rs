@@ -1,5 +1,6 @@
 //! The only code that reads or changes the node: files and directories (`fs`), tenant accounts
-//! (`accounts`), service gates (`gate`) and the apply lock (`lock`).
+//! (`accounts`), service gates (`gate`), the apply lock (`lock`), and root's own key, certificate
+//! and ACME account files (`private`).
 //!
 //! # Guarantees
 //! `observe` has no side effects: `supercp plan` runs it unprivileged.
@@ -14,5 +15,6 @@ pub mod accounts;
 pub mod fs;
 pub mod gate;
 pub mod lock;
+pub mod private;
 
 pub use fs::{DriverError, Node};
