@@ -477,3 +477,92 @@ fn a_byo_certificate_whose_key_does_not_match_and_an_eab_key_others_may_read_are
         .join("etc/nginx/sites-enabled/byo.test.conf")
         .is_file());
 }
+
+#[test]
+fn a_symlinked_certificate_directory_or_key_is_refused_and_nothing_is_written_through_it() {
+    let mut p = Prefix::empty();
+    // A CA that is not there: no certificate is issued, the placeholder is what is written.
+    let ca = format!("    acmeDirectory: https://127.0.0.1:{}/dir\n", free_port());
+    node(&mut p, free_port(), free_port(), &ca);
+    common::write(
+        &p.repo.join("sites.yaml"),
+        &format!("{PACKAGE}{}", domain("link.test", "  tls: {}\n")),
+    );
+    let certs = p.sandbox().join("etc/supercp/tls");
+    fs::create_dir_all(&certs).expect("dir");
+    let outside = p.dir.path().join("outside");
+    fs::create_dir_all(&outside).expect("dir");
+    fs::set_permissions(&outside, fs::Permissions::from_mode(0o755)).expect("chmod");
+    let listing = |dir: &Path| -> Vec<String> {
+        let mut names: Vec<String> = fs::read_dir(dir)
+            .expect("ls")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    };
+    let vhost = p.sandbox().join("etc/nginx/sites-enabled/link.test.conf");
+
+    // The domain's certificate directory is a symlink out of certDir.
+    std::os::unix::fs::symlink(&outside, certs.join("link.test")).expect("symlink");
+    let run = p.supercp(&["apply"]);
+    assert_ne!(run.code(), 0, "{}", run.described);
+    assert!(
+        run.stderr().contains("link.test") && run.stderr().contains("symlink"),
+        "{}",
+        run.described
+    );
+    assert!(listing(&outside).is_empty(), "nothing written through it");
+    assert_eq!(
+        fs::metadata(&outside).expect("stat").permissions().mode() & 0o777,
+        0o755,
+        "not chmodded through it"
+    );
+    assert!(!vhost.exists(), "nothing applied: {}", run.described);
+
+    // A real directory whose key path is a symlink to a file elsewhere.
+    fs::remove_file(certs.join("link.test")).expect("rm");
+    fs::create_dir(certs.join("link.test")).expect("dir");
+    let target = outside.join("victim");
+    fs::write(&target, "precious").expect("write");
+    std::os::unix::fs::symlink(&target, certs.join("link.test/privkey.pem")).expect("symlink");
+    let run = p.supercp(&["apply"]);
+    assert_ne!(run.code(), 0, "{}", run.described);
+    assert!(
+        run.stderr().contains("privkey.pem") && run.stderr().contains("symlink"),
+        "{}",
+        run.described
+    );
+    assert_eq!(fs::read_to_string(&target).expect("read"), "precious");
+    assert_eq!(listing(&outside), ["victim"]);
+    assert_eq!(listing(&certs.join("link.test")), ["privkey.pem"]);
+    assert!(!vhost.exists(), "nothing applied: {}", run.described);
+
+    // The link removed: the placeholder is written, mode 0600 in a 0700 directory (the run
+    // fails only because the CA does not answer).
+    fs::remove_file(certs.join("link.test/privkey.pem")).expect("rm");
+    let run = p.supercp(&["apply"]);
+    assert!(
+        run.stderr().contains("certificate not issued"),
+        "{}",
+        run.described
+    );
+    let key = certs.join("link.test/privkey.pem");
+    assert_eq!(
+        fs::metadata(&key).expect("key").permissions().mode() & 0o777,
+        0o600
+    );
+    assert_eq!(
+        fs::metadata(certs.join("link.test"))
+            .expect("dir")
+            .permissions()
+            .mode()
+            & 0o777,
+        0o700
+    );
+    assert!(
+        CertInfo::parse(&fs::read_to_string(certs.join("link.test/fullchain.pem")).expect("chain"))
+            .expect("cert")
+            .placeholder
+    );
+}

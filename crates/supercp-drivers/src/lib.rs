@@ -1,7 +1,8 @@
 //! The only code that reads or changes the node: files and directories (`fs`), tenant accounts
-//! (`accounts`), service gates (`gate`) and the apply lock (`lock`), reached through one
-//! registry (`registry::Drivers`), the only dispatch on an object's kind outside core. Each
-//! kind's pure diff (`diff`) sits beside its driver.
+//! (`accounts`), service gates (`gate`), the apply lock (`lock`), and root's own key, certificate
+//! and ACME account files (`private`). Rendered objects are reached through one registry
+//! (`registry::Drivers`), the only dispatch on an object's kind outside core. Each kind's pure
+//! diff (`diff`) sits beside its driver.
 //!
 //! # Guarantees
 //! `observe` has no side effects: `supercp plan` runs it unprivileged.
@@ -17,6 +18,7 @@ pub mod diff;
 pub mod fs;
 pub mod gate;
 pub mod lock;
+pub mod private;
 pub mod registry;
 
 pub use fs::{DriverError, Node};

@@ -14,16 +14,25 @@
 //! # Guarantees
 //! - Nothing here reads or writes below a tenant's home: certificates live in `tls.certDir`
 //!   and challenge answers in `tls.challengeDir`, both root-owned node directories.
+//! - Keys, chains, account credentials and challenge answers are read, written and removed
+//!   only through the file driver (`supercp_drivers::private`): never through a symlink, a file
+//!   through a temp file and a rename with its mode set first. (Bring-your-own files and the
+//!   EAB key are the operator's, read where the node file points, as nginx reads them.)
 //! - A certificate that fails `nginx -t` after it was written is put back as it was.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use supercp_audit::{CertRecord, Journal, NewStep, StepResult, StepStatus};
 use supercp_core::resource::{CertSource, TlsProfile};
 use supercp_core::time::now_ms;
 use supercp_core::Span;
-use supercp_tls::{AcmeClient, AcmeConfig, CertInfo, Http01, KeyKind};
+use supercp_drivers::private::{self, Access, PrivateError};
+use supercp_tls::{
+    AcmeClient, AcmeConfig, AcmeError, CertInfo, ChallengeError, ChallengeSolver, ChallengeType,
+    Class, KeyKind,
+};
 use tracing::{info, warn};
 
 use crate::inputs::Inputs;
@@ -43,8 +52,9 @@ pub struct TlsSite {
 
 #[derive(Clone, Debug)]
 pub enum Source {
-    /// Issued by the node's ACME CA into `dir` (`fullchain.pem`, `privkey.pem`).
-    Acme { dir: PathBuf },
+    /// Issued by the node's ACME CA into `<root>/<domain>/` (`fullchain.pem`, `privkey.pem`);
+    /// `root` is `tls.certDir`, the file driver's anchor.
+    Acme { root: String },
     /// The operator's files.
     Files { cert: PathBuf, key: PathBuf },
 }
@@ -52,16 +62,39 @@ pub enum Source {
 impl TlsSite {
     fn chain_path(&self) -> PathBuf {
         match &self.source {
-            Source::Acme { dir } => dir.join("fullchain.pem"),
+            Source::Acme { root } => Path::new(root).join(self.chain_rel()),
             Source::Files { cert, .. } => cert.clone(),
         }
     }
 
-    fn key_path(&self) -> PathBuf {
-        match &self.source {
-            Source::Acme { dir } => dir.join("privkey.pem"),
-            Source::Files { key, .. } => key.clone(),
-        }
+    /// Below `Source::Acme`'s root.
+    fn chain_rel(&self) -> String {
+        format!("{}/fullchain.pem", self.domain)
+    }
+
+    fn key_rel(&self) -> String {
+        format!("{}/privkey.pem", self.domain)
+    }
+
+    /// The chain of an ACME site, read without following a symlink; `None` when there is
+    /// none (or the site brings its own).
+    fn read_chain(&self) -> Result<Option<String>, PrivateError> {
+        let Source::Acme { root } = &self.source else {
+            return Ok(None);
+        };
+        Ok(private::read(root, &self.chain_rel())?
+            .map(|b| String::from_utf8_lossy(&b).into_owned()))
+    }
+
+    /// The key and the chain of an ACME site as they are now (to put back), each if any.
+    fn read_pair(&self) -> (Option<Vec<u8>>, Option<Vec<u8>>) {
+        let Source::Acme { root } = &self.source else {
+            return (None, None);
+        };
+        (
+            private::read(root, &self.key_rel()).ok().flatten(),
+            private::read(root, &self.chain_rel()).ok().flatten(),
+        )
     }
 
     /// A step on this certificate (the journal's object is `tls:<chain path>`).
@@ -129,7 +162,7 @@ pub fn sites(inputs: &Inputs, only: Option<&BTreeSet<String>>) -> Vec<TlsSite> {
             names.extend(d.aliases.iter().map(|a| a.as_str().to_owned()));
             let source = match tls.certificate {
                 CertSource::Acme => Source::Acme {
-                    dir: PathBuf::from(inputs.spec.cert_dir_for(&domain)),
+                    root: inputs.spec.path(&inputs.spec.tls.cert_dir),
                 },
                 CertSource::Files => Source::Files {
                     cert: PathBuf::from(tls.cert_file.as_ref()?.value.clone()),
@@ -287,7 +320,7 @@ fn check_files(sites: &[TlsSite]) -> Result<(), EngineError> {
         let checked = read(cert).and_then(|chain| {
             let key_text = read(key)?;
             supercp_tls::check_byo(&chain, &key_text, &site.names).map_err(|e| {
-                if e.starts_with("key") || e.starts_with("the key") {
+                if e.is_about_key() {
                     format!("{}: {e} ({})", key.display(), cert.display())
                 } else {
                     format!("{}: {e}", cert.display())
@@ -335,10 +368,12 @@ fn placeholders(sites: &[TlsSite]) -> Result<Vec<&TlsSite>, EngineError> {
     let now = now_ms() / 1000;
     let mut written = Vec::new();
     for site in sites {
-        if !matches!(site.source, Source::Acme { .. }) {
+        let Source::Acme { root } = &site.source else {
             continue;
-        }
-        if site.chain_path().is_file() && site.key_path().is_file() {
+        };
+        // Seen without following a symlink: a link planted there is no certificate, and the
+        // write below refuses it.
+        if private::is_file(root, &site.chain_rel()) && private::is_file(root, &site.key_rel()) {
             continue;
         }
         let fail = |e: String| {
@@ -348,7 +383,8 @@ fn placeholders(sites: &[TlsSite]) -> Result<Vec<&TlsSite>, EngineError> {
             ))
         };
         let p = supercp_tls::placeholder(&site.names, now).map_err(|e| fail(e.to_string()))?;
-        write_pair(site, &p.key_pem, &p.chain_pem).map_err(|e| fail(e.to_string()))?;
+        write_pair(site, p.key_pem.as_bytes(), p.chain_pem.as_bytes())
+            .map_err(|e| fail(e.to_string()))?;
         info!(domain = %site.domain, "self-signed placeholder written until the certificate is issued");
         written.push(site);
     }
@@ -364,9 +400,13 @@ fn placeholders(sites: &[TlsSite]) -> Result<Vec<&TlsSite>, EngineError> {
 /// # Errors
 /// Journal errors. A directory that cannot be removed is logged and left.
 async fn prune(inputs: &Inputs, journal: &Journal, run: i64) -> Result<usize, EngineError> {
-    let root = PathBuf::from(inputs.spec.path(&inputs.spec.tls.cert_dir));
-    let Ok(entries) = std::fs::read_dir(&root) else {
-        return Ok(0);
+    let root = inputs.spec.path(&inputs.spec.tls.cert_dir);
+    let entries = match private::dirs(&root) {
+        Ok(entries) => entries,
+        Err(e) => {
+            warn!(error = %e, "certificates of removed domains not looked for");
+            return Ok(0);
+        }
     };
     let keep: BTreeSet<String> = sites(inputs, None)
         .into_iter()
@@ -374,33 +414,32 @@ async fn prune(inputs: &Inputs, journal: &Journal, run: i64) -> Result<usize, En
         .map(|s| s.domain)
         .collect();
     let mut gone = Vec::new();
-    for entry in entries.flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        // Only what SuperCP made here: a real directory named after a domain.
-        let ours = supercp_core::DomainName::parse(&name).is_ok_and(|d| d.as_str() == name)
-            && std::fs::symlink_metadata(entry.path()).is_ok_and(|m| m.is_dir());
+    for name in entries {
+        // Only what SuperCP made here: a real directory (never a symlink to one) named after
+        // a domain.
+        let ours = supercp_core::DomainName::parse(&name).is_ok_and(|d| d.as_str() == name);
         if !ours || keep.contains(&name) {
             continue;
         }
-        let dir = entry.path();
         let removed = [
             "privkey.pem",
             "fullchain.pem",
+            ".privkey.pem.supercp-tmp",
+            ".fullchain.pem.supercp-tmp",
+            // Temp names of earlier versions.
             "privkey.pem.supercp-tmp",
             "fullchain.pem.supercp-tmp",
         ]
         .iter()
-        .map(|f| dir.join(f))
-        .filter(|f| std::fs::symlink_metadata(f).is_ok())
-        .try_for_each(std::fs::remove_file)
-        .and_then(|()| std::fs::remove_dir(&dir));
+        .try_for_each(|f| private::remove_file(&root, &format!("{name}/{f}")))
+        .and_then(|()| private::remove_dir(&root, &name));
         match removed {
             Ok(()) => {
                 info!(domain = %name, "certificate removed: the domain no longer takes it from ACME");
                 gone.push(name);
             }
             Err(e) => {
-                warn!(dir = %dir.display(), error = %e, "certificate directory left in place")
+                warn!(domain = %name, error = %e, "certificate directory left in place")
             }
         }
     }
@@ -412,7 +451,7 @@ async fn prune(inputs: &Inputs, journal: &Journal, run: i64) -> Result<usize, En
         .map(|domain| NewStep {
             resource: format!("Domain/{domain}"),
             origin: String::new(),
-            object: format!("tls:{}", root.join(domain).join("fullchain.pem").display()),
+            object: format!("tls:{root}/{domain}/fullchain.pem"),
             action: "delete".into(),
             before_hash: None,
             after_hash: None,
@@ -432,10 +471,122 @@ async fn prune(inputs: &Inputs, journal: &Journal, run: i64) -> Result<usize, En
     Ok(gone.len())
 }
 
-/// The key, then the chain, each written aside and renamed into place.
-fn write_pair(site: &TlsSite, key_pem: &str, chain_pem: &str) -> std::io::Result<()> {
-    supercp_tls::acme::write_private(&site.key_path(), key_pem.as_bytes())?;
-    supercp_tls::acme::write_private(&site.chain_path(), chain_pem.as_bytes())
+/// The key, then the chain, each written aside and renamed into place by the file driver
+/// (mode 0600 in a 0700 directory; a symlink at either, or at the directory, is refused).
+fn write_pair(site: &TlsSite, key_pem: &[u8], chain_pem: &[u8]) -> Result<(), PrivateError> {
+    let Source::Acme { root } = &site.source else {
+        return Ok(());
+    };
+    private::write(root, &site.key_rel(), key_pem, Access::Private)?;
+    private::write(root, &site.chain_rel(), chain_pem, Access::Private)
+}
+
+/// Why a certificate was not issued (or not written), with its class.
+#[derive(Debug, thiserror::Error)]
+pub enum CertError {
+    #[error(transparent)]
+    Acme(#[from] AcmeError),
+    #[error(transparent)]
+    File(#[from] PrivateError),
+    /// The account could not be opened or stored: one error, said again per certificate.
+    #[error("{0}")]
+    Account(Arc<CertError>),
+}
+
+impl CertError {
+    /// Whether asking again later, unchanged, may succeed.
+    pub fn class(&self) -> Class {
+        match self {
+            CertError::Acme(e) => e.class(),
+            CertError::File(e) => file_class(e),
+            CertError::Account(inner) => inner.class(),
+        }
+    }
+
+    fn acme(&self) -> Option<&AcmeError> {
+        match self {
+            CertError::Acme(e) => Some(e),
+            CertError::Account(inner) => inner.acme(),
+            CertError::File(_) => None,
+        }
+    }
+}
+
+/// A symlink or a file too large stays until someone removes it; an I/O error (a full disk)
+/// may pass.
+fn file_class(e: &PrivateError) -> Class {
+    match e {
+        PrivateError::SymlinkRefused { .. } | PrivateError::TooLarge { .. } => Class::Permanent,
+        _ => Class::Transient,
+    }
+}
+
+/// A certificate not issued this run: what happened, and whether it may pass by itself.
+#[derive(Debug)]
+pub struct NotIssued {
+    /// The Domain and the error.
+    pub what: String,
+    pub class: Class,
+}
+
+impl std::fmt::Display for NotIssued {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.what)
+    }
+}
+
+/// HTTP-01 through the file driver: the answer is a file (0644) in the node-wide challenge
+/// directory that every vhost serves at `/.well-known/acme-challenge/`, so issuance needs no
+/// config change; written aside and renamed, nginx never serves half an answer.
+struct Http01 {
+    dir: String,
+}
+
+impl ChallengeSolver for Http01 {
+    fn kind(&self) -> ChallengeType {
+        ChallengeType::Http01
+    }
+
+    fn present(&self, _name: &str, token: &str, answer: &str) -> Result<(), ChallengeError> {
+        supercp_tls::check_token(token)?;
+        private::write(&self.dir, token, answer.as_bytes(), Access::Public).map_err(|e| {
+            ChallengeError::Present {
+                class: file_class(&e),
+                source: Box::new(e),
+            }
+        })
+    }
+
+    fn cleanup(&self, token: &str) {
+        if supercp_tls::check_token(token).is_ok() {
+            if let Err(e) = private::remove_file(&self.dir, token) {
+                warn!(error = %e, "challenge answer left in place");
+            }
+        }
+    }
+}
+
+/// Where the account of the node's CA is kept: below the state directory.
+struct AccountFile {
+    anchor: String,
+    rel: String,
+}
+
+impl AccountFile {
+    fn path(&self) -> String {
+        format!("{}/{}", self.anchor, self.rel)
+    }
+
+    /// Opens the account recorded here, or creates one with the CA and records it (mode 0600,
+    /// in 0700 directories).
+    async fn open(&self, config: &AcmeConfig) -> Result<AcmeClient, CertError> {
+        let stored = private::read(&self.anchor, &self.rel)?;
+        let opened = AcmeClient::open(config, stored.as_deref()).await?;
+        if let Some(created) = &opened.created {
+            private::write(&self.anchor, &self.rel, created, Access::Private)?;
+        }
+        Ok(opened.client)
+    }
 }
 
 /// Why a certificate must be issued now.
@@ -488,9 +639,10 @@ pub fn due(
     if !matches!(site.source, Source::Acme { .. }) {
         return None;
     }
-    let text = match std::fs::read_to_string(site.chain_path()) {
-        Ok(text) => text,
-        Err(_) => return Some(Due::Missing),
+    let text = match site.read_chain() {
+        Ok(Some(text)) => text,
+        Ok(None) => return Some(Due::Missing),
+        Err(e) => return Some(Due::Unreadable(e.to_string())),
     };
     let info = match CertInfo::parse(&text) {
         Ok(info) => info,
@@ -581,13 +733,13 @@ fn schedule(
 }
 
 /// The wait after `failures` refusals in a row: 5 minutes, doubling, at most a day; at least
-/// an hour when the CA says it is rate limiting.
-fn backoff_ms(failures: i64, error: &str) -> i64 {
+/// an hour when the CA says it is rate limiting (its problem document's type).
+fn backoff_ms(failures: i64, rate_limited: bool) -> i64 {
     let steps = u32::try_from(failures.clamp(1, 20) - 1).unwrap_or(0);
     let wait = (5 * 60_000_i64)
         .saturating_mul(1 << steps.min(10))
         .min(86_400_000);
-    if error.contains("rateLimited") {
+    if rate_limited {
         wait.max(3_600_000)
     } else {
         wait
@@ -617,7 +769,7 @@ async fn refresh_ari(
                 .is_none_or(|t| t <= now)
         })
         .filter_map(|s| {
-            let text = std::fs::read_to_string(s.chain_path()).ok()?;
+            let text = s.read_chain().ok().flatten()?;
             let info = CertInfo::parse(&text).ok()?;
             (!info.placeholder).then_some((s, text))
         })
@@ -626,7 +778,7 @@ async fn refresh_ari(
         return Ok(());
     }
     let (config, account_file) = account(inputs)?;
-    let client = match AcmeClient::open(&config, &account_file).await {
+    let client = match account_file.open(&config).await {
         Ok(client) => client,
         Err(e) => {
             warn!(error = %e, "renewal windows (ARI) not asked: the CA cannot be reached");
@@ -675,13 +827,12 @@ async fn refresh_ari(
 }
 
 /// The ACME settings and the account file of the node's CA.
-fn account(inputs: &Inputs) -> Result<(AcmeConfig, PathBuf), EngineError> {
+fn account(inputs: &Inputs) -> Result<(AcmeConfig, AccountFile), EngineError> {
     let config = acme_config(inputs)?;
-    let file = inputs
-        .state_dir
-        .join("acme")
-        .join(account_name(&config.directory_url))
-        .join("account.json");
+    let file = AccountFile {
+        anchor: inputs.state_dir.display().to_string(),
+        rel: format!("acme/{}/account.json", account_name(&config.directory_url)),
+    };
     Ok((config, file))
 }
 
@@ -689,7 +840,7 @@ fn account(inputs: &Inputs) -> Result<(AcmeConfig, PathBuf), EngineError> {
 #[derive(Debug, Default)]
 pub struct Issued {
     pub issued: usize,
-    pub failed: Vec<String>,
+    pub failed: Vec<NotIssued>,
     pub reloads: i64,
 }
 
@@ -721,9 +872,9 @@ async fn issue(
     let ids = journal.add_steps(run, &new_steps).await?;
     let (config, account_file) = account(inputs)?;
     let solver = Http01 {
-        dir: PathBuf::from(inputs.spec.path(&tls.challenge_dir)),
+        dir: inputs.spec.path(&tls.challenge_dir),
     };
-    let mut client = AcmeClient::open(&config, &account_file).await;
+    let mut client = account_file.open(&config).await.map_err(Arc::new);
     let mut results = Vec::new();
     let mut previous = Vec::new();
     let mut records = Vec::new();
@@ -733,37 +884,37 @@ async fn issue(
         let replaces = records_before
             .get(&site.domain)
             .filter(|r| r.ari_start.is_some())
-            .and_then(|_| std::fs::read_to_string(site.chain_path()).ok())
+            .and_then(|_| site.read_chain().ok().flatten())
             .filter(|text| CertInfo::parse(text).is_ok_and(|i| !i.placeholder));
         let replaces = replaces.as_deref();
-        let mut result = match &client {
-            Ok(client) => {
-                client
-                    .issue(&site.names, site.key_kind, &solver, replaces)
-                    .await
-            }
+        let mut result: Result<_, CertError> = match &client {
+            Ok(client) => client
+                .issue(&site.names, site.key_kind, &solver, replaces)
+                .await
+                .map_err(CertError::from),
             // Said once per certificate, as the CA's own words.
-            Err(e) => Err(supercp_tls::AcmeError::Unreachable(e.to_string())),
+            Err(e) => Err(CertError::Account(Arc::clone(e))),
         };
         // The CA forgot the account (a reset test CA, a deactivated account): make a new one
         // and try once more.
-        if matches!(&result, Err(e) if e.to_string().contains("accountDoesNotExist")) {
-            warn!(file = %account_file.display(), "the CA does not know this account; creating a new one");
-            let _ = std::fs::remove_file(&account_file);
-            client = AcmeClient::open(&config, &account_file).await;
-            if let Ok(client) = &client {
-                result = client
-                    .issue(&site.names, site.key_kind, &solver, replaces)
-                    .await;
+        if matches!(&result, Err(e) if e.acme().is_some_and(AcmeError::is_unknown_account)) {
+            warn!(file = %account_file.path(), "the CA does not know this account; creating a new one");
+            if let Err(e) = private::remove_file(&account_file.anchor, &account_file.rel) {
+                warn!(error = %e, "the old account file stays");
             }
+            client = account_file.open(&config).await.map_err(Arc::new);
+            result = match &client {
+                Ok(client) => client
+                    .issue(&site.names, site.key_kind, &solver, replaces)
+                    .await
+                    .map_err(CertError::from),
+                Err(e) => Err(CertError::Account(Arc::clone(e))),
+            };
         }
         let status = match result {
             Ok(pair) => {
-                let old = (
-                    std::fs::read(site.key_path()).ok(),
-                    std::fs::read(site.chain_path()).ok(),
-                );
-                match write_pair(site, &pair.key_pem, &pair.chain_pem) {
+                let old = site.read_pair();
+                match write_pair(site, pair.key_pem.as_bytes(), pair.chain_pem.as_bytes()) {
                     Ok(()) => {
                         let info = CertInfo::parse(&pair.chain_pem).ok();
                         let serial = info.as_ref().map(|i| i.serial.clone()).unwrap_or_default();
@@ -782,8 +933,12 @@ async fn issue(
                         StepStatus::Done
                     }
                     Err(e) => {
+                        warn!(domain = %site.domain, error = %e, "certificate issued but not written; the current one keeps serving");
                         log.push(format!("writing the certificate: {e}"));
-                        outcome.failed.push(format!("{}: {e}", site.resource));
+                        outcome.failed.push(NotIssued {
+                            what: format!("{}: {e}", site.resource),
+                            class: file_class(&e),
+                        });
                         StepStatus::Failed
                     }
                 }
@@ -793,10 +948,11 @@ async fn issue(
                 // The CA refused this order: wait before asking again. The CA not answering
                 // at all (no account could be opened) asks nothing of it: no backoff.
                 let known = records_before.get(&site.domain);
-                let refused = client.is_ok();
+                let refused = !matches!(e, CertError::Account(_));
                 let failures = known.map_or(0, |r| r.failures) + 1;
                 let text = e.to_string();
-                let next = refused.then(|| now_ms() + backoff_ms(failures, &text));
+                let rate_limited = e.acme().is_some_and(AcmeError::is_rate_limited);
+                let next = refused.then(|| now_ms() + backoff_ms(failures, rate_limited));
                 if let Some(next) = next {
                     log.push(format!(
                         "refused {failures} time(s) in a row: next attempt after {}",
@@ -812,7 +968,10 @@ async fn issue(
                     ..known.cloned().unwrap_or_default()
                 });
                 log.push(e.to_string());
-                outcome.failed.push(format!("{}: {e}", site.resource));
+                outcome.failed.push(NotIssued {
+                    what: format!("{}: {e}", site.resource),
+                    class: e.class(),
+                });
                 StepStatus::Failed
             }
         };
@@ -837,8 +996,9 @@ async fn issue(
             if !check.success {
                 for (site, (key, chain)) in &previous {
                     if let (Some(key), Some(chain)) = (key, chain) {
-                        let _ = supercp_tls::acme::write_private(&site.key_path(), key);
-                        let _ = supercp_tls::acme::write_private(&site.chain_path(), chain);
+                        if let Err(e) = write_pair(site, key, chain) {
+                            warn!(domain = %site.domain, error = %e, "the previous certificate could not be put back");
+                        }
                     }
                 }
                 journal.finish_steps(&results).await?;
@@ -949,14 +1109,12 @@ mod tests {
 
     #[test]
     fn backoff_doubles_from_five_minutes_to_a_day_and_respects_rate_limits() {
-        assert_eq!(backoff_ms(1, "x"), 300_000);
-        assert_eq!(backoff_ms(2, "x"), 600_000);
-        assert_eq!(backoff_ms(4, "x"), 2_400_000);
-        assert_eq!(backoff_ms(50, "x"), 86_400_000);
-        assert_eq!(
-            backoff_ms(1, "urn:ietf:params:acme:error:rateLimited"),
-            3_600_000
-        );
+        assert_eq!(backoff_ms(1, false), 300_000);
+        assert_eq!(backoff_ms(2, false), 600_000);
+        assert_eq!(backoff_ms(4, false), 2_400_000);
+        assert_eq!(backoff_ms(50, false), 86_400_000);
+        assert_eq!(backoff_ms(1, true), 3_600_000);
+        assert_eq!(backoff_ms(50, true), 86_400_000);
     }
 
     #[test]
@@ -985,5 +1143,73 @@ mod tests {
             account_name("https://127.0.0.1:14000/dir"),
             "127.0.0.1_14000_dir"
         );
+    }
+
+    /// A fresh directory under the system's temp dir, removed again by `Drop`.
+    struct TempDir(PathBuf);
+
+    impl TempDir {
+        fn new(name: &str) -> TempDir {
+            let dir = std::env::temp_dir().join(format!(
+                "supercp-certs-{name}-{}-{}",
+                std::process::id(),
+                now_ms()
+            ));
+            std::fs::create_dir_all(&dir).unwrap();
+            TempDir(dir)
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    #[test]
+    fn http01_writes_the_answer_through_the_driver_and_cleans_it_up() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = TempDir::new("http01");
+        let solver = Http01 {
+            dir: tmp.0.join("challenges").display().to_string(),
+        };
+        solver.present("a.test", "tok_1", "tok_1.thumb").unwrap();
+        let path = tmp.0.join("challenges/tok_1");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "tok_1.thumb");
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o644,
+            "nginx's workers read it"
+        );
+        assert!(matches!(
+            solver.present("a.test", "../escape", "x"),
+            Err(ChallengeError::BadToken(_))
+        ));
+        solver.cleanup("tok_1");
+        assert!(!path.exists());
+        // A symlink planted under a token's name is refused, permanently, and left alone.
+        let target = tmp.0.join("victim");
+        std::fs::write(&target, "precious").unwrap();
+        std::os::unix::fs::symlink(&target, tmp.0.join("challenges/tok_2")).unwrap();
+        let err = solver.present("a.test", "tok_2", "x").unwrap_err();
+        assert_eq!(err.class(), Class::Permanent, "{err}");
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "precious");
+    }
+
+    #[test]
+    fn a_refused_file_is_permanent_and_an_unopened_account_keeps_its_cause() {
+        let refused = CertError::File(PrivateError::SymlinkRefused {
+            path: "/x".into(),
+            what: "a symlink".into(),
+        });
+        assert_eq!(refused.class(), Class::Permanent);
+        let full = CertError::File(PrivateError::WriteFailed {
+            path: "/x".into(),
+            source: std::io::Error::from_raw_os_error(28),
+        });
+        assert_eq!(full.class(), Class::Transient, "a full disk may be freed");
+        let account = CertError::Account(Arc::new(full));
+        assert_eq!(account.class(), Class::Transient);
+        assert!(account.acme().is_none());
     }
 }

@@ -176,56 +176,88 @@ pub fn csr(names: &[String], key: &KeyPair) -> Result<Vec<u8>, CertError> {
     Ok(params.serialize_request(key)?.der().to_vec())
 }
 
+/// Why a bring-your-own certificate is refused, in words an operator can act on (the caller
+/// names the files: `is_about_key` says whether the key file or the certificate file).
+#[derive(Debug, thiserror::Error)]
+pub enum ByoError {
+    #[error("certificate: {0}")]
+    Certificate(#[from] CertError),
+    #[error(
+        "the chain is out of order or incomplete: {subject} is issued by {issuer}, but the next \
+         certificate in the file is {next}; put the leaf first, then each intermediate"
+    )]
+    OutOfOrder {
+        subject: String,
+        issuer: String,
+        next: String,
+    },
+    #[error(
+        "the chain is incomplete: the certificate is issued by {issuer} and the file holds no \
+         intermediate; append the CA's intermediate certificate(s) after it"
+    )]
+    NoIntermediate { issuer: String },
+    #[error("key: not a readable PEM private key ({0})")]
+    Key(#[source] rcgen::Error),
+    #[error(
+        "the key does not match the certificate (their public keys differ): check that the key \
+         file is the one this certificate was issued for"
+    )]
+    KeyMismatch,
+    #[error(
+        "the certificate does not name {} (it names {}); get one that covers every name of the \
+         domain",
+        .missing.join(", "),
+        .names.join(", ")
+    )]
+    Names {
+        missing: Vec<String>,
+        names: Vec<String>,
+    },
+}
+
+impl ByoError {
+    /// The key file is at fault, not the certificate file.
+    pub fn is_about_key(&self) -> bool {
+        matches!(self, ByoError::Key(_) | ByoError::KeyMismatch)
+    }
+}
+
 /// Checks a bring-your-own certificate: the chain parses, each certificate is issued by the
 /// next one in the file (no intermediate missing), the key is the leaf's, and the leaf names
 /// every one of `names`.
 ///
 /// # Errors
-/// What is wrong, in words an operator can act on (the caller names the files).
-pub fn check_byo(chain_pem: &str, key_pem: &str, names: &[String]) -> Result<CertInfo, String> {
-    let info = CertInfo::parse(chain_pem).map_err(|e| format!("certificate: {e}"))?;
-    let ders = certificates(chain_pem).map_err(|e| format!("certificate: {e}"))?;
-    let certs: Vec<X509Certificate<'_>> = ders
-        .iter()
-        .map(|d| parse(d))
-        .collect::<Result<_, _>>()
-        .map_err(|e| format!("certificate: {e}"))?;
+/// The first thing that is wrong.
+pub fn check_byo(chain_pem: &str, key_pem: &str, names: &[String]) -> Result<CertInfo, ByoError> {
+    let info = CertInfo::parse(chain_pem)?;
+    let ders = certificates(chain_pem)?;
+    let certs: Vec<X509Certificate<'_>> =
+        ders.iter().map(|d| parse(d)).collect::<Result<_, _>>()?;
     for pair in certs.windows(2) {
         if pair[0].issuer() != pair[1].subject() {
-            return Err(format!(
-                "the chain is out of order or incomplete: {} is issued by {}, but the next \
-                 certificate in the file is {}; put the leaf first, then each intermediate",
-                pair[0].subject(),
-                pair[0].issuer(),
-                pair[1].subject()
-            ));
+            return Err(ByoError::OutOfOrder {
+                subject: pair[0].subject().to_string(),
+                issuer: pair[0].issuer().to_string(),
+                next: pair[1].subject().to_string(),
+            });
         }
     }
     let leaf = &certs[0];
     if certs.len() == 1 && leaf.issuer() != leaf.subject() {
-        return Err(format!(
-            "the chain is incomplete: the certificate is issued by {} and the file holds no \
-             intermediate; append the CA's intermediate certificate(s) after it",
-            leaf.issuer()
-        ));
+        return Err(ByoError::NoIntermediate {
+            issuer: leaf.issuer().to_string(),
+        });
     }
-    let key = KeyPair::from_pem(key_pem)
-        .map_err(|e| format!("key: not a readable PEM private key ({e})"))?;
+    let key = KeyPair::from_pem(key_pem).map_err(ByoError::Key)?;
     if rcgen::PublicKeyData::subject_public_key_info(&key) != leaf.public_key().raw {
-        return Err(
-            "the key does not match the certificate (their public keys differ): check that \
-             the key file is the one this certificate was issued for"
-                .into(),
-        );
+        return Err(ByoError::KeyMismatch);
     }
     let missing = info.missing(names);
     if !missing.is_empty() {
-        return Err(format!(
-            "the certificate does not name {} (it names {}); get one that covers every name \
-             of the domain",
-            missing.join(", "),
-            info.names.join(", ")
-        ));
+        return Err(ByoError::Names {
+            missing,
+            names: info.names,
+        });
     }
     Ok(info)
 }
@@ -258,11 +290,26 @@ mod tests {
         assert!(check_byo(&p.chain_pem, &p.key_pem, &names(&["a.test"])).is_ok());
         let other = placeholder(&names(&["a.test"]), 1_700_000_000).unwrap();
         let err = check_byo(&p.chain_pem, &other.key_pem, &names(&["a.test"])).unwrap_err();
-        assert!(err.contains("does not match"), "{err}");
+        assert!(
+            matches!(err, ByoError::KeyMismatch) && err.is_about_key(),
+            "{err}"
+        );
+        assert!(err.to_string().contains("does not match"), "{err}");
         let err = check_byo(&p.chain_pem, &p.key_pem, &names(&["a.test", "b.test"])).unwrap_err();
-        assert!(err.contains("does not name b.test"), "{err}");
+        assert!(
+            matches!(&err, ByoError::Names { missing, .. } if missing == &names(&["b.test"])),
+            "{err}"
+        );
+        assert!(!err.is_about_key());
+        assert!(err.to_string().contains("does not name b.test"), "{err}");
+        let err = check_byo(&p.chain_pem, "not a key", &names(&["a.test"])).unwrap_err();
+        assert!(
+            matches!(err, ByoError::Key(_)) && err.is_about_key(),
+            "{err}"
+        );
         let err = check_byo("not pem", &p.key_pem, &names(&["a.test"])).unwrap_err();
-        assert!(err.starts_with("certificate:"), "{err}");
+        assert!(err.to_string().starts_with("certificate:"), "{err}");
+        assert!(!err.is_about_key());
     }
 
     #[test]
@@ -281,7 +328,7 @@ mod tests {
             .unwrap();
         let err =
             check_byo(&leaf.pem(), &leaf_key.serialize_pem(), &names(&["a.test"])).unwrap_err();
-        assert!(err.contains("incomplete"), "{err}");
+        assert!(matches!(err, ByoError::NoIntermediate { .. }), "{err}");
         // Leaf then CA: complete.
         let chain = format!("{}{}", leaf.pem(), ca_cert.pem());
         assert!(check_byo(&chain, &leaf_key.serialize_pem(), &names(&["a.test"])).is_ok());
@@ -289,7 +336,7 @@ mod tests {
         let wrong = format!("{}{}", ca_cert.pem(), leaf.pem());
         let err = check_byo(&wrong, &leaf_key.serialize_pem(), &names(&["a.test"])).unwrap_err();
         assert!(
-            err.contains("out of order") || err.contains("does not match"),
+            matches!(err, ByoError::OutOfOrder { .. } | ByoError::KeyMismatch),
             "{err}"
         );
     }
