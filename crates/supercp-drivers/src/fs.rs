@@ -183,19 +183,7 @@ impl Node {
             Some(owner) => Some(self.resolve_owner(owner, &path)?),
             None => None,
         };
-        let parent = match self.walk_parent_creating(&at.anchor, &at.rel)? {
-            Parent::Open(fd) => fd,
-            Parent::Blocked(Observed::Blocked { path, what }) => {
-                return Err(DriverError::SymlinkRefused { path, what })
-            }
-            // A parent removed between its mkdirat and its open (a race with someone else).
-            Parent::Blocked(_) | Parent::Missing => {
-                return Err(DriverError::OpenFailed {
-                    path,
-                    source: Errno::ENOENT,
-                })
-            }
-        };
+        let parent = self.parent_to_write_in(at)?;
         let name = last_component(&at.rel);
         match object {
             Object::File { content, mode, .. } => {
@@ -219,18 +207,7 @@ impl Node {
         ids: Option<(u32, u32)>,
     ) -> Result<(), DriverError> {
         let path = at.path();
-        let parent = match self.walk_parent_creating(&at.anchor, &at.rel)? {
-            Parent::Open(fd) => fd,
-            Parent::Blocked(Observed::Blocked { path, what }) => {
-                return Err(DriverError::SymlinkRefused { path, what })
-            }
-            Parent::Blocked(_) | Parent::Missing => {
-                return Err(DriverError::OpenFailed {
-                    path,
-                    source: Errno::ENOENT,
-                })
-            }
-        };
+        let parent = self.parent_to_write_in(at)?;
         let ids = ids.map(|(u, g)| (Uid::from_raw(u), Gid::from_raw(g)));
         write_file(parent, last_component(&at.rel), &path, content, mode, ids)
     }
@@ -248,6 +225,21 @@ impl Node {
             return Ok(());
         };
         remove_tree(parent, last_component(rel), &path, 0)
+    }
+
+    /// The parent directory of something to write, made when missing.
+    fn parent_to_write_in(&mut self, at: &Location) -> Result<RawFd, DriverError> {
+        match self.walk_parent_creating(&at.anchor, &at.rel)? {
+            Parent::Open(fd) => Ok(fd),
+            Parent::Blocked(Observed::Blocked { path, what }) => {
+                Err(DriverError::SymlinkRefused { path, what })
+            }
+            // A parent removed between its mkdirat and its open (a race with someone else).
+            Parent::Blocked(_) | Parent::Missing => Err(DriverError::OpenFailed {
+                path: at.path(),
+                source: Errno::ENOENT,
+            }),
+        }
     }
 
     /// The parent directory of something to delete; `None` when it is gone already.
