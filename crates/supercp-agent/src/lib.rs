@@ -6,8 +6,14 @@
 //! # Guarantees
 //! - A head that does not descend from the last applied commit (force-push, rewritten history)
 //!   is refused unless the node file allows it; the refusal is a failed run in the journal.
-//! - A failure (invalid commit, failed gate, unreachable remote) is logged, recorded when it
-//!   concerns a commit, and retried with exponential backoff; the agent keeps running.
+//! - A transient failure (failed gate, failed steps, unreachable remote, a busy lock) is logged,
+//!   recorded when it concerns a commit, and retried with exponential backoff.
+//! - A permanent failure (the repo does not load or validate, a refused mass delete) is recorded
+//!   once per head; then the agent waits for the next commit or a change of the node file (or
+//!   SIGHUP, `supercp reconcile`) instead of retrying. The agent keeps running either way.
+//! - The status page and the control socket keep answering during a run: the loop runs on a
+//!   thread of its own, and the runtime thread that serves them never blocks on the node
+//!   (observe, writes, gate commands, account tools) or on a Git fetch.
 //! - SIGTERM and SIGINT stop it between runs.
 
 pub mod notify;
@@ -44,20 +50,89 @@ pub struct AgentConfig {
     pub actor: String,
 }
 
+/// What keeps the agent from running at all.
 #[derive(Debug, thiserror::Error)]
 pub enum AgentError {
+    /// A setting of the node file (the status page's options).
     #[error("node file: {0}")]
     Node(String),
+    #[error("node file:\n{}", lines(.0))]
+    NodeFile(Vec<supercp_core::Diagnostic>),
+    #[error("cannot create the state directory {path}: {source}")]
+    StateDir {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("the node file names no agent.git source and no --repo was given")]
     NoSource,
     #[error(transparent)]
     Source(#[from] source::SourceError),
+    #[error("node file: {0}")]
+    Transport(#[from] transport::TransportError),
+    #[error("agent.git.requireSignedCommits needs agent.git.allowedSigners (a file in ssh-keygen's allowed_signers format)")]
+    NoSigners,
+    #[error("agent.git.allowedSigners: {0}")]
+    Signers(#[from] trust::TrustError),
+    #[error("cannot watch {path}: {source}")]
+    Watch {
+        path: String,
+        source: ::notify::Error,
+    },
     #[error("audit journal: {0}")]
     Audit(#[from] supercp_audit::AuditError),
     #[error("signals: {0}")]
     Signals(std::io::Error),
     #[error(transparent)]
     Socket(#[from] socket::SocketError),
+    #[error("the agent's loop stopped: {0}")]
+    Loop(#[from] tokio::task::JoinError),
+}
+
+/// Why one run (or one fetch) failed; the agent keeps running.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("fetch failed: {0}")]
+    Fetch(source::SourceError),
+    #[error("checkout failed: {0}")]
+    Checkout(source::SourceError),
+    /// The repo (or the node file) does not load, validate or render.
+    #[error("{}", lines(.0))]
+    Invalid(Vec<supercp_core::Diagnostic>),
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    #[error("audit journal: {0}")]
+    Audit(#[from] supercp_audit::AuditError),
+}
+
+impl RunError {
+    /// Whether the same run may succeed later without a change (retry with backoff), or only
+    /// a new commit or node file can change its outcome (record once, then wait).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            RunError::Fetch(_) | RunError::Checkout(_) | RunError::Audit(_) => true,
+            RunError::Invalid(_) => false,
+            RunError::Engine(e) => e.is_transient(),
+        }
+    }
+}
+
+/// A commit (and node file) a permanent failure was recorded for: not run again until one of
+/// them changes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Blocked {
+    /// The head (`None` in local mode, where a change of the files clears it).
+    head: Option<Oid>,
+    node_file: u64,
+}
+
+/// How a cycle ended: the wait before the next depends on it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Cycle {
+    Done,
+    /// A transient failure: back off.
+    Failed,
+    /// A permanent failure recorded (or one already recorded): wait for a change.
+    Blocked,
 }
 
 /// Why a reconcile runs; recorded as the run's trigger.
@@ -95,15 +170,18 @@ const MAX_BACKOFF: Duration = Duration::from_secs(600);
 pub async fn run(config: AgentConfig) -> Result<(), AgentError> {
     let (node, spec, url) =
         supercp_engine::inputs::node_spec(Some(&config.node_file), &config.state)
-            .map_err(|d| AgentError::Node(lines(&d)))?;
+            .map_err(AgentError::NodeFile)?;
     let agent = spec.agent.clone().unwrap_or_default();
-    std::fs::create_dir_all(&config.state).map_err(|e| AgentError::Node(e.to_string()))?;
+    std::fs::create_dir_all(&config.state).map_err(|source| AgentError::StateDir {
+        path: config.state.display().to_string(),
+        source,
+    })?;
     let journal = Arc::new(Journal::open(&url).await?);
     let checkout = match &agent.git {
         Some(git) => Some(GitCheckout::open(
             &git.url,
             &git.branch,
-            transport::Transport::new(git).map_err(AgentError::Node)?,
+            transport::Transport::new(git)?,
             &config.state.join("checkout"),
         )?),
         None => None,
@@ -119,17 +197,11 @@ pub async fn run(config: AgentConfig) -> Result<(), AgentError> {
     // Signed commits: the allowed signers are read once, at start (a bad file stops the agent).
     let signers = match agent.git.as_ref().filter(|g| g.require_signed_commits) {
         Some(git) => {
-            let path = git.allowed_signers.as_deref().ok_or_else(|| {
-                AgentError::Node(
-                    "agent.git.requireSignedCommits needs agent.git.allowedSigners (a file in \
-                     ssh-keygen's allowed_signers format)"
-                        .into(),
-                )
-            })?;
-            Some(
-                trust::AllowedSigners::read(Path::new(path))
-                    .map_err(|e| AgentError::Node(e.to_string()))?,
-            )
+            let path = git
+                .allowed_signers
+                .as_deref()
+                .ok_or(AgentError::NoSigners)?;
+            Some(trust::AllowedSigners::read(Path::new(path))?)
         }
         None => None,
     };
@@ -138,20 +210,9 @@ pub async fn run(config: AgentConfig) -> Result<(), AgentError> {
         roles: spec.roles.clone(),
         ..Snapshot::default()
     }));
-    let mut state = State {
-        config: &config,
-        journal: &journal,
-        node: &node,
-        repo,
-        applied: last_applied(&journal, &node, &config.state).await?,
-        refused: None,
-        failures: 0,
-        fetch_failed: false,
-        snapshot: snapshot.clone(),
-        status: supercp_status::Shared::default(),
-        memory: Memory::default(),
-    };
-    let (commands_tx, mut commands) = tokio::sync::mpsc::channel::<Command>(16);
+    let applied = last_applied(&journal, &node, &config.state).await?;
+    let status = supercp_status::Shared::default();
+    let (commands_tx, commands) = tokio::sync::mpsc::channel::<Command>(16);
     let socket_path = socket::path_for(agent.socket.as_deref(), &config.state);
     let (listener, group) = socket::bind(&socket_path, agent.socket_group.as_deref())?;
     tokio::spawn(socket::serve(
@@ -163,81 +224,179 @@ pub async fn run(config: AgentConfig) -> Result<(), AgentError> {
             group,
         }),
     ));
-    let status_page = start_status_page(&spec, &journal, &node, &state.status)?;
-    info!(node = %node, applied = ?state.applied, socket = %socket_path.display(), "agent started");
-    let mut hup = signal(SignalKind::hangup()).map_err(AgentError::Signals)?;
-    let mut term = signal(SignalKind::terminate()).map_err(AgentError::Signals)?;
-    let mut int = signal(SignalKind::interrupt()).map_err(AgentError::Signals)?;
+    let status_page = start_status_page(&spec, &journal, &node, &status)?;
+    info!(node = %node, applied = ?applied, socket = %socket_path.display(), "agent started");
+    let signals = Signals {
+        hup: signal(SignalKind::hangup()).map_err(AgentError::Signals)?,
+        term: signal(SignalKind::terminate()).map_err(AgentError::Signals)?,
+        int: signal(SignalKind::interrupt()).map_err(AgentError::Signals)?,
+    };
     // Local mode: the directory is watched; a burst of changes is one run, 300 ms after the last.
-    let (changed_tx, mut changed) = tokio::sync::mpsc::channel::<()>(64);
+    let (changed_tx, changed) = tokio::sync::mpsc::channel::<()>(64);
     let _watcher = match &checkout {
         Some(_) => None,
-        None => Some(watch(&state.repo, changed_tx)?),
+        None => Some(watch(&repo, changed_tx)?),
     };
-    let mut next_fetch = tokio::time::Instant::now();
-    let mut next_drift = tokio::time::Instant::now() + drift;
-    let mut ready = false;
-    loop {
-        state.note_next_scan(next_drift);
-        let mut reply = None;
-        let trigger = tokio::select! {
-            () = tokio::time::sleep_until(next_fetch) => Trigger::Commit,
-            () = tokio::time::sleep_until(next_drift) => Trigger::Drift,
-            _ = hup.recv() => Trigger::Signal,
-            Some(()) = changed.recv() => {
-                while let Ok(Some(())) =
-                    tokio::time::timeout(Duration::from_millis(300), changed.recv()).await
-                {}
-                Trigger::Change
-            }
-            Some(command) = commands.recv() => match command {
-                Command::Reconcile(tx) => {
-                    reply = Some(tx);
-                    Trigger::Reconcile
-                }
-                Command::Plan(tx) => {
-                    let _ = tx.send(state.plan().await);
-                    continue;
-                }
-            },
-            _ = term.recv() => break,
-            _ = int.recv() => break,
-        };
-        let ok = match (&checkout, trigger) {
-            (Some(c), Trigger::Commit | Trigger::Signal | Trigger::Reconcile) => {
-                state
-                    .follow(c, trigger, allow_rewrite, signers.as_ref())
-                    .await
-            }
-            // Local mode: the first run (and a retry after a failure) on the poll timer; then
-            // runs come from changes, the drift scan and SIGHUP.
-            (None, Trigger::Commit) if state.memory.desired.is_none() => {
-                state.reconcile(Trigger::Change, None).await
-            }
-            (None, Trigger::Commit) => true,
-            _ => state.reconcile(trigger, None).await,
-        };
-        if let Some(tx) = reply {
-            let _ = tx.send(state.last_run(ok).await);
-        }
-        state.failures = if ok { 0 } else { state.failures + 1 };
-        let wait = backoff(poll, state.failures);
-        match trigger {
-            Trigger::Drift => next_drift = tokio::time::Instant::now() + drift.max(wait),
-            _ => next_fetch = tokio::time::Instant::now() + wait,
-        }
-        if !ready {
-            notify::ready();
-            ready = true;
-        }
-        notify::watchdog();
-    }
+    let looped = Loop {
+        config,
+        journal,
+        node,
+        repo,
+        applied,
+        snapshot,
+        status,
+        checkout,
+        signers,
+        poll,
+        drift,
+        allow_rewrite,
+        signals,
+        commands,
+        changed,
+    };
+    // The loop owns the node and blocks (observe, writes, gate commands, fetches): it runs on
+    // a thread of its own. Its awaits (journal, timers, channels) are still this runtime's,
+    // whose thread only serves the socket and the status page and waits for the loop.
+    let handle = tokio::runtime::Handle::current();
+    let stopped = tokio::task::spawn_blocking(move || handle.block_on(looped.run())).await;
     info!("agent stopping");
     if let Some(task) = status_page {
         task.abort();
     }
     let _ = std::fs::remove_file(&socket_path);
-    Ok(())
+    stopped?
+}
+
+struct Signals {
+    hup: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+/// What the loop owns.
+struct Loop {
+    config: AgentConfig,
+    journal: Arc<Journal>,
+    node: String,
+    repo: PathBuf,
+    applied: Option<Oid>,
+    snapshot: SharedSnapshot,
+    status: supercp_status::Shared,
+    checkout: Option<GitCheckout>,
+    signers: Option<trust::AllowedSigners>,
+    poll: Duration,
+    drift: Duration,
+    allow_rewrite: bool,
+    signals: Signals,
+    commands: tokio::sync::mpsc::Receiver<Command>,
+    changed: tokio::sync::mpsc::Receiver<()>,
+}
+
+impl Loop {
+    /// Runs until SIGTERM or SIGINT, one cycle at a time.
+    async fn run(self) -> Result<(), AgentError> {
+        let Loop {
+            config,
+            journal,
+            node,
+            repo,
+            applied,
+            snapshot,
+            status,
+            checkout,
+            signers,
+            poll,
+            drift,
+            allow_rewrite,
+            mut signals,
+            mut commands,
+            mut changed,
+        } = self;
+        let mut state = State {
+            config: &config,
+            journal: &journal,
+            node: &node,
+            repo,
+            applied,
+            refused: None,
+            blocked: None,
+            head: None,
+            failures: 0,
+            fetch_failed: false,
+            snapshot,
+            status,
+            memory: Memory::default(),
+        };
+        let mut next_fetch = tokio::time::Instant::now();
+        let mut next_drift = tokio::time::Instant::now() + drift;
+        let mut ready = false;
+        loop {
+            state.note_next_scan(next_drift);
+            let mut reply = None;
+            let trigger = tokio::select! {
+                () = tokio::time::sleep_until(next_fetch) => Trigger::Commit,
+                () = tokio::time::sleep_until(next_drift) => Trigger::Drift,
+                _ = signals.hup.recv() => Trigger::Signal,
+                Some(()) = changed.recv() => {
+                    while let Ok(Some(())) =
+                        tokio::time::timeout(Duration::from_millis(300), changed.recv()).await
+                    {}
+                    Trigger::Change
+                }
+                Some(command) = commands.recv() => match command {
+                    Command::Reconcile(tx) => {
+                        reply = Some(tx);
+                        Trigger::Reconcile
+                    }
+                    Command::Plan(tx) => {
+                        // The socket's answers are text (socket.rs).
+                        let _ = tx.send(state.plan().await.map_err(|e| e.to_string()));
+                        continue;
+                    }
+                },
+                _ = signals.term.recv() => break,
+                _ = signals.int.recv() => break,
+            };
+            let cycle = match (&checkout, trigger) {
+                (Some(c), Trigger::Commit | Trigger::Signal | Trigger::Reconcile) => {
+                    state
+                        .follow(c, trigger, allow_rewrite, signers.as_ref())
+                        .await
+                }
+                // Local mode: the first run (and a retry after a failure) on the poll timer;
+                // then runs come from changes, the drift scan and SIGHUP.
+                (None, Trigger::Commit) if state.memory.desired.is_none() => {
+                    state.reconcile_unless_blocked(Trigger::Change, None).await
+                }
+                (None, Trigger::Commit) => Cycle::Done,
+                (_, Trigger::Drift) => state.reconcile_unless_blocked(trigger, None).await,
+                (None, Trigger::Change) => {
+                    state.blocked = None; // the files changed
+                    state.cycle(Trigger::Change, None).await
+                }
+                _ => state.cycle(trigger, None).await,
+            };
+            if let Some(tx) = reply {
+                let ok = cycle == Cycle::Done;
+                let _ = tx.send(state.last_run(ok).await.map_err(|e| e.to_string()));
+            }
+            state.failures = match cycle {
+                Cycle::Failed => state.failures + 1,
+                Cycle::Done | Cycle::Blocked => 0,
+            };
+            let wait = backoff(poll, state.failures);
+            match trigger {
+                Trigger::Drift => next_drift = tokio::time::Instant::now() + drift.max(wait),
+                _ => next_fetch = tokio::time::Instant::now() + wait,
+            }
+            if !ready {
+                notify::ready();
+                ready = true;
+            }
+            notify::watchdog();
+        }
+        Ok(())
+    }
 }
 
 struct State<'a> {
@@ -250,6 +409,10 @@ struct State<'a> {
     applied: Option<Oid>,
     /// A head already refused (recorded once, not on every poll).
     refused: Option<Oid>,
+    /// The commit and node file of the last permanent failure, recorded once.
+    blocked: Option<Blocked>,
+    /// The commit checked out now (`None` in local mode).
+    head: Option<Oid>,
     failures: u32,
     /// The last fetch failed (its error is the snapshot's `last_error` until one succeeds).
     fetch_failed: bool,
@@ -326,38 +489,25 @@ impl State<'_> {
     }
 
     /// The newest run of this node, for a `reconcile` reply.
-    async fn last_run(&self, ok: bool) -> Result<Value, String> {
-        let runs = self
-            .journal
-            .list_runs(20)
-            .await
-            .map_err(|e| e.to_string())?;
+    async fn last_run(&self, ok: bool) -> Result<Value, supercp_audit::AuditError> {
+        let runs = self.journal.list_runs(20).await?;
         let run = runs.into_iter().find(|r| r.node == self.node);
         Ok(json!({ "ok": ok, "run": run }))
     }
 
     /// A dry run over the current checkout: what apply would do now.
-    async fn plan(&self) -> Result<Value, String> {
+    async fn plan(&self) -> Result<Value, RunError> {
         let inputs = Inputs::load(&self.repo, Some(&self.config.node_file), &self.config.state)
-            .map_err(|d| lines(&d))?;
-        let desired = inputs.render().map_err(|d| lines(&d))?;
-        let owned = self
-            .journal
-            .owned(self.node)
-            .await
-            .map_err(|e| e.to_string())?;
-        let unchecked = self
-            .journal
-            .unchecked(self.node)
-            .await
-            .map_err(|e| e.to_string())?;
+            .map_err(RunError::Invalid)?;
+        let desired = inputs.render().map_err(RunError::Invalid)?;
+        let owned = self.journal.owned(self.node).await?;
+        let unchecked = self.journal.unchecked(self.node).await?;
         let planned = supercp_engine::plan(
             desired,
             owned,
             &unchecked,
             &supercp_engine::PlanOptions::default(),
-        )
-        .map_err(|e| e.to_string())?;
+        )?;
         let steps: Vec<Value> = planned
             .plan
             .steps
@@ -373,21 +523,23 @@ impl State<'_> {
             .collect();
         Ok(json!({ "summary": planned.plan.summary().to_string(), "steps": steps }))
     }
-    /// Fetches; applies a new head. True when nothing failed.
+    /// Fetches; applies a new head (unless it is the head of a permanent failure and the node
+    /// file has not changed since).
     async fn follow(
         &mut self,
         checkout: &GitCheckout,
         trigger: Trigger,
         allow_rewrite: bool,
         signers: Option<&trust::AllowedSigners>,
-    ) -> bool {
+    ) -> Cycle {
         let head = match checkout.fetch() {
             Ok(head) => head,
             Err(e) => {
-                warn!(error = %e, "fetch failed; retrying with backoff");
+                let e = RunError::Fetch(e);
+                warn!(error = %e, "retrying with backoff");
                 self.fetch_failed = true;
                 self.update(|s| s.last_error = Some(e.to_string()));
-                return false;
+                return Cycle::Failed;
             }
         };
         if std::mem::take(&mut self.fetch_failed) {
@@ -398,7 +550,7 @@ impl State<'_> {
         }
         let new = self.applied != Some(head);
         if !new && trigger == Trigger::Commit {
-            return true;
+            return Cycle::Done;
         }
         if let Some(applied) = self.applied.filter(|_| new) {
             let descends = checkout.descends(head, applied).unwrap_or(false);
@@ -408,30 +560,105 @@ impl State<'_> {
                      rewritten history); set agent.git.allowNonFastForward in the node file to apply it"
                 );
                 self.refuse(checkout, trigger, head, &why).await;
-                return true; // refusing is the agent working as meant, not a failure to retry
+                return Cycle::Done; // refusing is the agent working as meant, not a failure to retry
             }
         }
         if let (Some(signers), true) = (signers, new) {
             if let Err(e) = checkout.verify_head(head, signers) {
                 self.refuse(checkout, trigger, head, &e.to_string()).await;
-                return true; // the agent working as meant
+                return Cycle::Done; // the agent working as meant
             }
+        }
+        // An invalid head was recorded once: the poll waits for the next commit or node file.
+        if trigger == Trigger::Commit && self.blocked == Some(self.blocked_key(Some(head))) {
+            return Cycle::Blocked;
         }
         let commit = match checkout.checkout(head) {
             Ok(commit) => commit,
             Err(e) => {
-                warn!(error = %e, "checkout failed; retrying with backoff");
-                return false;
+                let e = RunError::Checkout(e);
+                warn!(error = %e, "retrying with backoff");
+                return Cycle::Failed;
             }
         };
+        self.head = Some(head);
         self.update(|s| s.current_commit = Some(head.to_string()));
-        let ok = self.reconcile(trigger, Some(&commit)).await;
-        if ok {
+        let cycle = self.cycle(trigger, Some(&commit)).await;
+        if cycle == Cycle::Done {
             self.applied = Some(head);
             self.refused = None;
             self.update(|s| s.last_applied_commit = Some(head.to_string()));
         }
-        ok
+        cycle
+    }
+
+    /// What a permanent failure of `head` with the node file as it is now would be recorded as.
+    fn blocked_key(&self, head: Option<Oid>) -> Blocked {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        std::fs::read(&self.config.node_file)
+            .unwrap_or_default()
+            .hash(&mut hasher);
+        Blocked {
+            head,
+            node_file: hasher.finish(),
+        }
+    }
+
+    /// A run, unless the checkout is that of a permanent failure already recorded and the node
+    /// file has not changed since (then the loop waits for a change).
+    async fn reconcile_unless_blocked(
+        &mut self,
+        trigger: Trigger,
+        commit: Option<&Commit>,
+    ) -> Cycle {
+        if self.blocked.is_some() && self.blocked == Some(self.blocked_key(self.head)) {
+            tracing::debug!(
+                trigger = trigger.as_str(),
+                "not run: waiting for a new commit or a change of the node file"
+            );
+            return Cycle::Blocked;
+        }
+        self.cycle(trigger, commit).await
+    }
+
+    /// One run, its failure logged and recorded: a transient one backs off, a permanent one
+    /// is remembered with its commit and node file, so that it is recorded once.
+    async fn cycle(&mut self, trigger: Trigger, commit: Option<&Commit>) -> Cycle {
+        let error = match self.reconcile(trigger, commit).await {
+            Ok(()) => {
+                self.blocked = None;
+                return Cycle::Done;
+            }
+            Err(e) => e,
+        };
+        let message = error.to_string();
+        self.update(|s| s.last_error = Some(message.clone()));
+        // A failed gate and failed steps are recorded by apply itself (a run with its steps);
+        // anything else stopped before a run was recorded: record why.
+        let recorded = matches!(
+            error,
+            RunError::Engine(EngineError::Gate(_) | EngineError::StepsFailed { .. })
+        );
+        if !recorded {
+            let id = commit.map(|c| c.id);
+            self.record(trigger, id, commit, "refused: nothing applied", &message)
+                .await;
+        }
+        if error.is_transient() {
+            warn!(
+                trigger = trigger.as_str(),
+                "run failed; retrying with backoff:\n{message}"
+            );
+            Cycle::Failed
+        } else {
+            warn!(
+                trigger = trigger.as_str(),
+                "run refused; waiting for a new commit or a change of the node file:\n{message}"
+            );
+            self.blocked = Some(self.blocked_key(self.head));
+            Cycle::Blocked
+        }
     }
 
     /// Refuses a head: logged, and recorded as a failed run once per head (not on every poll).
@@ -460,7 +687,12 @@ impl State<'_> {
     /// tenants they declare are rendered again, and only the objects whose rendering changed
     /// (or that are gone) are observed and applied; the mass-deletion guard still looks at the
     /// whole node.
-    async fn reconcile(&mut self, trigger: Trigger, commit: Option<&Commit>) -> bool {
+    async fn reconcile(
+        &mut self,
+        trigger: Trigger,
+        commit: Option<&Commit>,
+    ) -> Result<(), RunError> {
+        let _ = commit; // recorded by apply through the checkout (and by `cycle` on failure)
         let started = std::time::Instant::now();
         let loaded = Inputs::load_cached(
             &self.repo,
@@ -468,23 +700,23 @@ impl State<'_> {
             &self.config.state,
             &mut self.memory.cache,
         );
-        let inputs = match loaded {
-            Ok(inputs) => inputs,
-            Err(d) => return self.invalid(trigger, commit, &lines(&d)).await,
-        };
+        let inputs = loaded.map_err(RunError::Invalid)?;
         let loaded_ms = started.elapsed().as_millis();
         // Only the tenants whose files changed are rendered again; the rest come from memory.
         let cache = &self.memory.cache;
         let file_hash = |path: &str| cache.text_hash(path);
-        let delta = match inputs.render_delta(&file_hash, &mut self.memory.render) {
-            Ok(delta) => delta,
-            Err(d) => return self.invalid(trigger, commit, &lines(&d)).await,
-        };
+        let delta = inputs
+            .render_delta(&file_hash, &mut self.memory.render)
+            .map_err(RunError::Invalid)?;
         let rendered_ms = started.elapsed().as_millis();
         let tenants_rendered = delta.tenants_rendered;
         let mut options = ApplyOptions {
             actor: self.config.actor.clone(),
             trigger: trigger.as_str().to_owned(),
+            // The test hook `supercp apply` has too: hold the run open before this step.
+            pause_before_step: std::env::var("SUPERCP_TEST_PAUSE_BEFORE_STEP")
+                .ok()
+                .and_then(|v| v.parse().ok()),
             ..ApplyOptions::default()
         };
         // Ids and hashes of objects, on every core: what a commit changed is what hashes
@@ -514,11 +746,7 @@ impl State<'_> {
                 // The guard watches deletions: with nothing gone there is nothing to guard.
                 if !removed.is_empty() {
                     let all = self.memory.render.all();
-                    if let Err(e) =
-                        supercp_engine::plan::check_mass_delete(owned, &all, &options.plan)
-                    {
-                        return self.invalid(trigger, commit, &e.to_string()).await;
-                    }
+                    supercp_engine::plan::check_mass_delete(owned, &all, &options.plan)?;
                 }
                 let changed: Vec<Desired> = delta
                     .fresh
@@ -553,7 +781,7 @@ impl State<'_> {
                         );
                         (changed, Some(p), Remember::Delta { hashed, removed })
                     }
-                    Err(e) => return self.invalid(trigger, commit, &e.to_string()).await,
+                    Err(e) => return Err(e.into()),
                 }
             }
             // A drift scan, the first run, or a run after a failure: every object.
@@ -598,27 +826,10 @@ impl State<'_> {
                     }
                 }
                 self.publish_observed(report.observed);
-                true
+                Ok(())
             }
-            // Recorded by apply itself (a run with its steps).
-            Err(e @ (EngineError::Gate(_) | EngineError::StepsFailed { .. })) => {
-                warn!(error = %e, trigger = trigger.as_str(), "run failed; retrying with backoff");
-                self.update(|s| s.last_error = Some(e.to_string()));
-                false
-            }
-            // Stopped before a run was recorded: record why.
-            Err(e) => self.invalid(trigger, commit, &e.to_string()).await,
+            Err(e) => Err(e.into()),
         }
-    }
-
-    /// A run that could not start (invalid repo, mass delete, lock): recorded as failed.
-    async fn invalid(&self, trigger: Trigger, commit: Option<&Commit>, error: &str) -> bool {
-        warn!(trigger = trigger.as_str(), "run refused:\n{error}");
-        self.update(|s| s.last_error = Some(error.to_owned()));
-        let id = commit.map(|c| c.id);
-        self.record(trigger, id, commit, "refused: nothing applied", error)
-            .await;
-        false
     }
 
     /// Records a failed run without steps. `id` is the commit the run was about; `commit`

@@ -19,6 +19,18 @@ use hmac::{Hmac, Mac};
 use ssh_key::known_hosts::{HostPatterns, KnownHosts, Marker};
 use supercp_core::resource::GitSource;
 
+/// Why a remote cannot be used as the node file describes it.
+#[derive(Debug, thiserror::Error)]
+pub enum TransportError {
+    /// `agent.git` names something this agent cannot use (a URL, a missing or readable-by-all
+    /// key file): the node file must change.
+    #[error("{0}")]
+    Config(String),
+    /// The ssh server's host key is not one `knownHosts` trusts.
+    #[error("{0}")]
+    HostKey(String),
+}
+
 /// The transport a remote URL names.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Kind {
@@ -47,7 +59,7 @@ impl Transport {
     ///
     /// # Errors
     /// What is wrong, naming the node file's field and what to do.
-    pub fn new(git: &GitSource) -> Result<Transport, String> {
+    pub fn new(git: &GitSource) -> Result<Transport, TransportError> {
         let (kind, user) = parse_url(&git.url)?;
         let path = |p: &Option<String>| p.as_deref().map(PathBuf::from);
         let transport = Transport {
@@ -61,25 +73,25 @@ impl Transport {
         match transport.kind {
             Kind::Ssh { .. } => {
                 let Some(known) = &transport.known_hosts else {
-                    return Err(format!(
+                    return Err(TransportError::Config(format!(
                         "agent.git.url {:?} is an ssh remote: set agent.git.knownHosts to a file \
                          listing the server's host key (`ssh-keyscan -p PORT HOST > FILE`, then \
                          check its fingerprint with the server's operator)",
                         git.url
-                    ));
+                    )));
                 };
                 if !known.is_file() {
-                    return Err(format!(
+                    return Err(TransportError::Config(format!(
                         "agent.git.knownHosts {}: no such file",
                         known.display()
-                    ));
+                    )));
                 }
                 let Some(key) = &transport.ssh_key else {
-                    return Err(format!(
+                    return Err(TransportError::Config(format!(
                         "agent.git.url {:?} is an ssh remote: set agent.git.sshKey to the deploy \
                          key's private key file",
                         git.url
-                    ));
+                    )));
                 };
                 private_file("agent.git.sshKey", key)?;
             }
@@ -91,27 +103,30 @@ impl Transport {
             Kind::Local => {}
         }
         if transport.kind != Kind::Https && (git.token_file.is_some() || git.ca_file.is_some()) {
-            return Err(format!(
+            return Err(TransportError::Config(format!(
                 "agent.git.tokenFile and agent.git.caFile are for https remotes; {:?} is not one",
                 git.url
-            ));
+            )));
         }
         if !matches!(transport.kind, Kind::Ssh { .. })
             && (git.ssh_key.is_some() || git.known_hosts.is_some())
         {
-            return Err(format!(
+            return Err(TransportError::Config(format!(
                 "agent.git.sshKey and agent.git.knownHosts are for ssh remotes; {:?} is not one",
                 git.url
-            ));
+            )));
         }
         if let Some(ca) = git.ca_file.as_deref() {
             if !Path::new(ca).is_file() {
-                return Err(format!("agent.git.caFile {ca}: no such file"));
+                return Err(TransportError::Config(format!(
+                    "agent.git.caFile {ca}: no such file"
+                )));
             }
             // SAFETY: called once, at start, before any fetch (libgit2's TLS settings are
             // process-wide and read when a connection is made).
-            unsafe { git2::opts::set_ssl_cert_file(ca) }
-                .map_err(|e| format!("agent.git.caFile {ca}: {}", e.message()))?;
+            unsafe { git2::opts::set_ssl_cert_file(ca) }.map_err(|e| {
+                TransportError::Config(format!("agent.git.caFile {ca}: {}", e.message()))
+            })?;
         }
         Ok(transport)
     }
@@ -176,7 +191,7 @@ impl Transport {
                 return Err(self.refuse("the ssh server sent no host key".into()));
             };
             let known = self.known_hosts.as_deref().unwrap_or(Path::new(""));
-            check_host_key(known, host, *port, key).map_err(|e| self.refuse(e))?;
+            check_host_key(known, host, *port, key).map_err(|e| self.refuse(e.to_string()))?;
             Ok(CertificateCheckStatus::CertificateOk)
         });
         callbacks
@@ -184,11 +199,11 @@ impl Transport {
 }
 
 /// The transport and user name of a remote URL.
-fn parse_url(url: &str) -> Result<(Kind, Option<String>), String> {
+fn parse_url(url: &str) -> Result<(Kind, Option<String>), TransportError> {
     if url.is_empty() || url.chars().any(|c| c.is_control() || c.is_whitespace()) {
-        return Err(format!(
+        return Err(TransportError::Config(format!(
             "agent.git.url {url:?}: empty, or holds a space or control character"
-        ));
+        )));
     }
     if url.starts_with("file://") || url.starts_with('/') {
         return Ok((Kind::Local, None));
@@ -199,18 +214,20 @@ fn parse_url(url: &str) -> Result<(Kind, Option<String>), String> {
         };
         let authority = rest.split('/').next().unwrap_or("");
         if authority.is_empty() || rest.len() == authority.len() {
-            return Err(format!(
+            return Err(TransportError::Config(format!(
                 "agent.git.url {url:?}: expected {scheme}[user@]host[:port]/path"
-            ));
+            )));
         }
         let (user, host_port) = match authority.rsplit_once('@') {
             Some((user, hp)) => (Some(user.split(':').next().unwrap_or(user)), hp),
             None => (None, authority),
         };
         let (host, port) = split_port(host_port, if https { 443 } else { 22 })
-            .ok_or_else(|| format!("agent.git.url {url:?}: bad port"))?;
+            .ok_or_else(|| TransportError::Config(format!("agent.git.url {url:?}: bad port")))?;
         if host.is_empty() {
-            return Err(format!("agent.git.url {url:?}: no host"));
+            return Err(TransportError::Config(format!(
+                "agent.git.url {url:?}: no host"
+            )));
         }
         let user = user.filter(|u| !u.is_empty()).map(str::to_owned);
         let kind = if https {
@@ -221,10 +238,10 @@ fn parse_url(url: &str) -> Result<(Kind, Option<String>), String> {
         return Ok((kind, user));
     }
     if url.starts_with("http://") || url.starts_with("git://") {
-        return Err(format!(
+        return Err(TransportError::Config(format!(
             "agent.git.url {url:?}: plain http:// and git:// are refused (nothing would \
              authenticate the server); use https:// or ssh://"
-        ));
+        )));
     }
     // scp-like: [user@]host:path, with no scheme and a colon before any slash.
     if let Some((authority, path)) = url.split_once(':') {
@@ -242,10 +259,10 @@ fn parse_url(url: &str) -> Result<(Kind, Option<String>), String> {
             }
         }
     }
-    Err(format!(
+    Err(TransportError::Config(format!(
         "agent.git.url {url:?}: not a remote this agent reaches; use https://, ssh://, \
          user@host:path, file:// or an absolute path"
-    ))
+    )))
 }
 
 /// `host[:port]` or `[v6]:port`.
@@ -266,18 +283,21 @@ fn split_port(host_port: &str, default: u16) -> Option<(String, u16)> {
 }
 
 /// A key or token file: a regular file readable by its owner only.
-fn private_file(field: &str, path: &Path) -> Result<(), String> {
-    let meta =
-        std::fs::symlink_metadata(path).map_err(|e| format!("{field} {}: {e}", path.display()))?;
+fn private_file(field: &str, path: &Path) -> Result<(), TransportError> {
+    let meta = std::fs::symlink_metadata(path)
+        .map_err(|e| TransportError::Config(format!("{field} {}: {e}", path.display())))?;
     if !meta.file_type().is_file() {
-        return Err(format!("{field} {}: not a regular file", path.display()));
+        return Err(TransportError::Config(format!(
+            "{field} {}: not a regular file",
+            path.display()
+        )));
     }
     if meta.mode() & 0o077 != 0 {
-        return Err(format!(
+        return Err(TransportError::Config(format!(
             "{field} {}: mode {:o} lets others read it; chmod 600 it",
             path.display(),
             meta.mode() & 0o777
-        ));
+        )));
     }
     Ok(())
 }
@@ -288,16 +308,27 @@ fn private_file(field: &str, path: &Path) -> Result<(), String> {
 ///
 /// # Errors
 /// Why the key is not trusted, with the fingerprint to compare against.
-pub fn check_host_key(known_hosts: &Path, host: &str, port: u16, key: &[u8]) -> Result<(), String> {
+pub fn check_host_key(
+    known_hosts: &Path,
+    host: &str,
+    port: u16,
+    key: &[u8],
+) -> Result<(), TransportError> {
     let name = if port == 22 {
         host.to_owned()
     } else {
         format!("[{host}]:{port}")
     };
-    let entries = KnownHosts::read_file(known_hosts)
-        .map_err(|e| format!("agent.git.knownHosts {}: {e}", known_hosts.display()))?;
+    let entries = KnownHosts::read_file(known_hosts).map_err(|e| {
+        TransportError::HostKey(format!(
+            "agent.git.knownHosts {}: {e}",
+            known_hosts.display()
+        ))
+    })?;
     let presented = ssh_key::PublicKey::from_bytes(key).map_err(|e| {
-        format!("the ssh server {name} sent a host key this agent cannot read: {e}")
+        TransportError::HostKey(format!(
+            "the ssh server {name} sent a host key this agent cannot read: {e}"
+        ))
     })?;
     let mut listed = false;
     for entry in &entries {
@@ -307,11 +338,11 @@ pub fn check_host_key(known_hosts: &Path, host: &str, port: u16, key: &[u8]) -> 
         let same = entry.public_key().key_data() == presented.key_data();
         match entry.marker() {
             Some(Marker::Revoked) if same => {
-                return Err(format!(
+                return Err(TransportError::HostKey(format!(
                     "the host key of {name} ({}) is marked @revoked in {}",
                     presented.fingerprint(Default::default()),
                     known_hosts.display()
-                ));
+                )));
             }
             Some(_) => {}
             None if same => listed = true,
@@ -321,12 +352,12 @@ pub fn check_host_key(known_hosts: &Path, host: &str, port: u16, key: &[u8]) -> 
     if listed {
         return Ok(());
     }
-    Err(format!(
+    Err(TransportError::HostKey(format!(
         "the host key of {name} ({}) is not listed in {}: if the server's operator confirms this \
          fingerprint, add the key there (`ssh-keyscan -p {port} {host}`)",
         presented.fingerprint(Default::default()),
         known_hosts.display()
-    ))
+    )))
 }
 
 /// Whether a known_hosts entry's host patterns name `name`: a hashed name matches by its
@@ -371,7 +402,7 @@ fn glob(pattern: &[u8], name: &[u8]) -> bool {
 mod tests {
     use super::*;
 
-    fn kind(url: &str) -> Result<(Kind, Option<String>), String> {
+    fn kind(url: &str) -> Result<(Kind, Option<String>), TransportError> {
         parse_url(url)
     }
 
@@ -427,7 +458,9 @@ mod tests {
         ] {
             assert!(kind(url).is_err(), "{url:?} should be refused");
         }
-        let why = kind("http://git.example.com/repo.git").unwrap_err();
+        let why = kind("http://git.example.com/repo.git")
+            .unwrap_err()
+            .to_string();
         assert!(why.contains("use https:// or ssh://"), "{why}");
     }
 

@@ -515,3 +515,189 @@ fn a_fleet_of_two_agents_on_one_postgresql_each_converges_only_its_roles() {
         "{page}"
     );
 }
+
+/// Waits until the agent's log holds `needle`.
+fn wait_for_log(p: &Prefix, needle: &str) {
+    let start = std::time::Instant::now();
+    loop {
+        let log = fs::read_to_string(p.dir.path().join("agent.log")).unwrap_or_default();
+        if log.contains(needle) {
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "no {needle:?} in the agent's log after 30 s:\n{log}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The runs of the journal, newest first.
+fn runs(p: &Prefix) -> Vec<serde_json::Value> {
+    let out = p.supercp(&["audit", "--format", "json"]);
+    out.expect_code(0);
+    let json: serde_json::Value = serde_json::from_str(&out.stdout()).expect("json");
+    json["runs"].as_array().cloned().unwrap_or_default()
+}
+
+#[test]
+fn agent_answers_healthz_and_the_socket_while_an_apply_is_held_open() {
+    let mut p = Prefix::with_example("quickstart");
+    let socket = p.dir.path().join("agent.sock");
+    let port = supercp_testkit::services::free_port();
+    let node = p.node_with(&format!(
+        "  agent:\n    driftScanSeconds: 300\n    socket: {}\n    statusBind: \"127.0.0.1:{port}\"\n",
+        socket.display()
+    ));
+    let repo = [std::ffi::OsStr::new("--repo"), p.repo.as_os_str()];
+    let pause = [("SUPERCP_TEST_PAUSE_BEFORE_STEP", std::ffi::OsStr::new("0"))];
+    let mut agent = Agent::start(&p, &node, &repo, &pause);
+    // The first run stops before its first step and stays there (the hook sleeps the thread).
+    wait_for_log(&p, "paused before step 0");
+    // Answers come promptly; timings are the benchmark's (docs/performance.md), the bound
+    // here is only generous.
+    for _ in 0..5 {
+        let asked = std::time::Instant::now();
+        let health = http_get(port, "/healthz");
+        assert!(health.starts_with("HTTP/1.1 200"), "{health}");
+        let status = rpc(&socket, r#"{"jsonrpc":"2.0","id":1,"method":"status"}"#);
+        assert!(
+            asked.elapsed() < Duration::from_secs(5),
+            "answered after {:?}",
+            asked.elapsed()
+        );
+        assert_eq!(status["result"]["agent"]["node"], "sandbox", "{status}");
+        assert_eq!(
+            status["result"]["last_run"]["outcome"], "running",
+            "the apply is still held open: {status}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // A run held open forever does not stop on SIGTERM (that waits for the run): kill it.
+    agent.0.kill().expect("kill");
+    agent.0.wait().expect("wait");
+}
+
+#[test]
+fn a_gate_check_that_hangs_is_killed_at_its_timeout_and_the_run_fails_naming_it() {
+    let mut p = Prefix::with_example("quickstart");
+    let hang = p.dir.path().join("hang.sh");
+    let pid_file = p.dir.path().join("hang.pid");
+    fs::write(
+        &hang,
+        format!(
+            "#!/bin/sh\nsleep 600 &\necho $! > {}\nwait\n",
+            pid_file.display()
+        ),
+    )
+    .expect("script");
+    let node = p.node_with("  agent:\n    driftScanSeconds: 300\n    statusBind: \"\"\n");
+    let text = fs::read_to_string(&node).expect("node");
+    let nginx_check = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("check: [nginx"))
+        .expect("the nginx gate's check")
+        .to_owned();
+    let text = text.replacen(
+        &nginx_check,
+        &format!("      check: [sh, \"{}\"]", hang.display()),
+        1,
+    );
+    fs::write(&node, text).expect("node");
+    let repo = [std::ffi::OsStr::new("--repo"), p.repo.as_os_str()];
+    let timeout = [("SUPERCP_COMMAND_TIMEOUT_SECONDS", std::ffi::OsStr::new("2"))];
+    let _agent = Agent::start(&p, &node, &repo, &timeout);
+    let run = wait_for_run(&p, "the run with the hanging check", |r| {
+        r["trigger"] == "change"
+    });
+    assert_eq!(run["outcome"], "failed", "{run}");
+    let error = run["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains(&format!(
+            "gate nginx: `sh {}` did not finish within 2 s; its process group was killed",
+            hang.display()
+        )),
+        "{run}"
+    );
+    assert!(
+        !vhost(&p, "acme.test").exists(),
+        "the batch of the check that never passed was put back"
+    );
+    // What the check started was killed with it.
+    let sleep: i32 = fs::read_to_string(&pid_file)
+        .expect("the script ran")
+        .trim()
+        .parse()
+        .expect("a pid");
+    let start = std::time::Instant::now();
+    while std::path::Path::new(&format!("/proc/{sleep}")).exists()
+        && !fs::read_to_string(format!("/proc/{sleep}/stat"))
+            .unwrap_or_default()
+            .contains(") Z")
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the check's sleep still runs"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn an_invalid_commit_makes_exactly_one_failed_run_until_the_next_commit_or_node_file() {
+    let mut p = Prefix::empty();
+    let upstream_dir = p.dir.path().join("upstream");
+    let upstream = quickstart_remote(&upstream_dir);
+    let c1 = commit_all(&upstream, "Quickstart");
+    let node = p.node_with(&format!(
+        "  agent:\n    git: {{url: \"file://{}\", branch: main, pollSeconds: 1}}\n    driftScanSeconds: 300\n    statusBind: \"\"\n",
+        upstream_dir.display()
+    ));
+    let _agent = Agent::start(&p, &node, &[], &[]);
+    wait_for_run(&p, "commit 1 applied", |r| {
+        r["git_commit"] == c1.to_string() && r["outcome"] == "succeeded"
+    });
+    // A Domain of a tenant that does not exist: the commit does not validate.
+    fs::write(
+        upstream_dir.join("bad.yaml"),
+        "apiVersion: supercp/v1\nkind: Domain\nmetadata: {name: bad.acme.test}\nspec: {tenant: nobody}\n",
+    )
+    .expect("write");
+    let c2 = commit_all(&upstream, "A domain of no tenant");
+    let failed = wait_for_run(&p, "the invalid commit recorded", |r| {
+        r["git_commit"] == c2.to_string()
+    });
+    assert_eq!(failed["outcome"], "failed", "{failed}");
+    assert!(
+        failed["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("bad.yaml")),
+        "{failed}"
+    );
+    let of_c2 = |p: &Prefix| {
+        runs(p)
+            .iter()
+            .filter(|r| r["git_commit"] == c2.to_string())
+            .count()
+    };
+    // Polls every second and backoff steps of 2 and 4 s would have run it again by now.
+    std::thread::sleep(Duration::from_secs(7));
+    assert_eq!(of_c2(&p), 1, "recorded once: {:#?}", runs(&p));
+    // A change of the node file is a reason to try the same commit again: once more.
+    let text = fs::read_to_string(&node).expect("node");
+    fs::write(&node, format!("{text}# edited\n")).expect("node");
+    let start = std::time::Instant::now();
+    while of_c2(&p) < 2 {
+        assert!(start.elapsed() < Duration::from_secs(30), "not tried again");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    std::thread::sleep(Duration::from_secs(5));
+    assert_eq!(of_c2(&p), 2, "once per node file: {:#?}", runs(&p));
+    // The next commit is applied.
+    fs::remove_file(upstream_dir.join("bad.yaml")).expect("rm");
+    let c3 = commit_all(&upstream, "Remove the bad domain");
+    wait_for_run(&p, "the fixed commit applied", |r| {
+        r["git_commit"] == c3.to_string() && r["outcome"] == "succeeded"
+    });
+    assert_eq!(of_c2(&p), 2);
+}

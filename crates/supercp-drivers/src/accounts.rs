@@ -7,7 +7,6 @@
 //! journal's, assigned once) and never creates the home: the home is a directory object of its
 //! own, created with its mode and owner by the file driver. `delete` never removes files.
 
-use std::process::Command;
 use std::time::Duration;
 
 use nix::unistd::{Gid, Group, Uid, User};
@@ -31,6 +30,12 @@ pub enum AccountError {
     Observe {
         name: String,
         source: std::io::Error,
+    },
+    #[error("account {name}: `{command}` did not finish within {limit}; its process group was killed (find what it waits for, e.g. a locked account database or a slow name service, or raise SUPERCP_COMMAND_TIMEOUT_SECONDS)")]
+    TimedOut {
+        name: String,
+        command: String,
+        limit: String,
     },
     #[error("account {name}: no uid was assigned (a bug)")]
     NoUid { name: String },
@@ -194,20 +199,37 @@ fn add_members(name: &str, want: &Account, present: &[String]) -> Result<(), Acc
     Ok(())
 }
 
-/// Runs one tool. The account databases are locked while another tool writes them (another
-/// apply, an operator's `adduser`): a lock failure is retried for a few seconds.
+/// Runs one tool, at most [`crate::gate::command_timeout`]. The account databases are locked
+/// while another tool writes them (another apply, an operator's `adduser`): a lock failure is
+/// retried for a few seconds.
 fn tool(name: &str, program: &str, args: &[&str]) -> Result<(), AccountError> {
+    tool_within(name, program, args, crate::gate::command_timeout())
+}
+
+fn tool_within(
+    name: &str,
+    program: &str,
+    args: &[&str],
+    timeout: Duration,
+) -> Result<(), AccountError> {
+    let command = || format!("{program} {}", args.join(" "));
     let mut attempt = 0;
     loop {
-        let output = Command::new(program)
-            .args(args)
-            .output()
-            .map_err(|source| AccountError::Spawn {
+        let output = crate::gate::run_bounded(program, args, timeout).map_err(|source| {
+            AccountError::Spawn {
                 name: name.to_owned(),
                 program: program.to_owned(),
                 source,
-            })?;
-        if output.status.success() {
+            }
+        })?;
+        if output.status.is_none() {
+            return Err(AccountError::TimedOut {
+                name: name.to_owned(),
+                command: command(),
+                limit: crate::gate::limit(timeout),
+            });
+        }
+        if output.success() {
             return Ok(());
         }
         let mut text = String::from_utf8_lossy(&output.stderr).into_owned();
@@ -219,8 +241,44 @@ fn tool(name: &str, program: &str, args: &[&str]) -> Result<(), AccountError> {
         }
         return Err(AccountError::Tool {
             name: name.to_owned(),
-            command: format!("{program} {}", args.join(" ")),
+            command: command(),
             output: text.trim().to_owned(),
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_tool_that_hangs_is_killed_at_its_limit_and_named() {
+        let started = std::time::Instant::now();
+        let err = tool_within("acme", "sleep", &["30"], Duration::from_millis(300)).unwrap_err();
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            started.elapsed()
+        );
+        assert_eq!(
+            err.to_string().split(';').next(),
+            Some("account acme: `sleep 30` did not finish within 300 ms"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_tool_that_fails_gives_its_own_message() {
+        let err = tool_within(
+            "acme",
+            "sh",
+            &["-c", "echo no such user >&2; exit 6"],
+            Duration::from_secs(10),
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "account acme: `sh -c echo no such user >&2; exit 6` failed: no such user"
+        );
     }
 }

@@ -478,7 +478,11 @@ impl Executor<'_> {
                 }
                 return Ok(());
             }
-            Err(e) => return Err(EngineError::Gate(e.to_string())),
+            // The check could not run (or ran out of time): what it did not pass does not stay.
+            Err(e) => {
+                let why = format!("{e}; the batch was put back and the previous config stays live");
+                return self.put_back(gate, steps, results, outcome, why);
+            }
         };
         outcome.checks += 1;
         if check.success {

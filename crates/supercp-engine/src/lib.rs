@@ -77,3 +77,65 @@ pub enum EngineError {
         details: String,
     },
 }
+
+impl EngineError {
+    /// Whether running again without a change may succeed: true for what the node or a
+    /// service can change on its own (the lock, the journal, I/O, a driver, a gate, failed
+    /// steps, certificates, accounts), which a caller retries with backoff; false for what
+    /// only a new commit or node file changes (a mass delete over the limit), which a caller
+    /// records once and then waits for that change.
+    ///
+    /// When unsure an error is transient: a permanent error wrongly called transient costs
+    /// retries, a transient one wrongly called permanent leaves the node unconverged until
+    /// someone commits.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            // A journal record this version cannot read stays unreadable until an upgrade.
+            EngineError::MassDelete { .. } | EngineError::BadRecord { .. } => false,
+            // What cannot be seen now (permissions, a service down) may be seen later.
+            EngineError::Unobservable { .. }
+            | EngineError::StateDir { .. }
+            | EngineError::Lock(_)
+            | EngineError::Audit(_)
+            | EngineError::Driver { .. }
+            | EngineError::Gate(_)
+            | EngineError::Accounts(_)
+            | EngineError::Tls(_)
+            | EngineError::StepsFailed { .. } => true,
+        }
+    }
+}
+
+#[cfg(test)]
+mod error_class_tests {
+    use super::EngineError;
+
+    #[test]
+    fn a_mass_delete_is_permanent_and_what_the_node_can_change_is_transient() {
+        let mass = EngineError::MassDelete {
+            kind: "Tenant".into(),
+            deleted: 9,
+            owned: 10,
+            share: 90.0,
+            limit: 50.0,
+            needed: 90.0,
+        };
+        assert!(!mass.is_transient());
+        for transient in [
+            EngineError::Gate("gate nginx: `nginx -t` did not finish within 120 s".into()),
+            EngineError::StepsFailed {
+                failed: 1,
+                total: 2,
+                run: 3,
+                details: String::new(),
+            },
+            EngineError::StateDir {
+                path: "/state".into(),
+                source: std::io::Error::from_raw_os_error(28),
+            },
+            EngineError::Tls("placeholder: no space left on device".into()),
+        ] {
+            assert!(transient.is_transient(), "{transient}");
+        }
+    }
+}
