@@ -76,9 +76,43 @@ pub fn plan(
 ) -> Result<Planned, EngineError> {
     let owned: BTreeMap<String, OwnedObject> =
         owned.into_iter().map(|o| (o.object.clone(), o)).collect();
-    let seen = observe(&desired, &owned)?;
     let at_ms = supercp_core::time::now_ms();
-    let (mut plan, observed) = decide(&desired, seen, &owned, options, at_ms)?;
+    // Observed and compared chunk by chunk: a file's content is dropped as soon as it was
+    // diffed, so a plan never holds every managed file at once.
+    Progress::announce("observing", desired.len());
+    let mut failures = Vec::new();
+    let parts = supercp_core::par::map_chunks(&desired, |chunk| {
+        let mut drivers = Drivers::new();
+        let mut steps = Vec::new();
+        let mut observed = Vec::with_capacity(chunk.len());
+        let mut failed = Vec::new();
+        for d in chunk {
+            match drivers.observe(&d.object) {
+                Ok(seen) => {
+                    let (step, observation) = compare(d, &seen, at_ms);
+                    steps.extend(step);
+                    observed.push(observation);
+                }
+                Err(e) => failed.push(unobservable(
+                    &d.id(),
+                    &d.resource,
+                    &d.origin.to_string(),
+                    &e,
+                )),
+            }
+        }
+        (steps, observed, failed)
+    });
+    let mut steps = Vec::new();
+    let mut observed = Vec::with_capacity(desired.len());
+    for (chunk_steps, chunk_observed, failed) in parts {
+        steps.extend(chunk_steps);
+        observed.extend(chunk_observed);
+        failures.extend(failed);
+    }
+    let leaving = observe_leaving(&desired, &owned, &mut failures)?;
+    fail_unobservable(failures)?;
+    let mut plan = finish(&desired, steps, &leaving, &owned, options)?;
     resume(&mut plan, unchecked, &desired)?;
     Ok(Planned {
         plan,
@@ -118,6 +152,21 @@ pub fn observe(
             Err(line) => failures.push(line),
         }
     }
+    let leaving = observe_leaving(desired, owned, &mut failures)?;
+    fail_unobservable(failures)?;
+    Ok(Observations {
+        desired: seen,
+        leaving,
+    })
+}
+
+/// Each owned object no desired object stands for, with what is in its place; what cannot
+/// be seen is added to `failures` (never "gone": neither deleted nor forgotten).
+fn observe_leaving(
+    desired: &[Desired],
+    owned: &BTreeMap<String, OwnedObject>,
+    failures: &mut Vec<String>,
+) -> Result<Vec<(Owned, Observed)>, EngineError> {
     let wanted: BTreeSet<String> = desired.iter().map(|d| d.id().to_string()).collect();
     let mut drivers = Drivers::new();
     let mut leaving = Vec::new();
@@ -125,24 +174,32 @@ pub fn observe(
         let owned = owned_record(record)?;
         match drivers.observe_owned(&owned) {
             Ok(observed) => leaving.push((owned, observed)),
-            // Never "gone": an owned object that cannot be seen is neither deleted nor forgotten.
             Err(e) => failures.push(unobservable(&owned.id, &owned.resource, "", &e)),
         }
     }
-    if !failures.is_empty() {
-        return Err(EngineError::Unobservable {
-            count: failures.len(),
-            objects: failures
-                .iter()
-                .take(10)
-                .map(|l| format!("\n  {l}"))
-                .collect(),
-        });
+    Ok(leaving)
+}
+
+fn fail_unobservable(failures: Vec<String>) -> Result<(), EngineError> {
+    if failures.is_empty() {
+        return Ok(());
     }
-    Ok(Observations {
-        desired: seen,
-        leaving,
+    Err(EngineError::Unobservable {
+        count: failures.len(),
+        objects: failures
+            .iter()
+            .take(10)
+            .map(|l| format!("\n  {l}"))
+            .collect(),
     })
+}
+
+/// One desired object against what was seen: its step, if any, and its observation. Pure.
+pub fn compare(desired: &Desired, seen: &Seen, at_ms: i64) -> (Option<Step>, Observation) {
+    let step = registry::diff(desired, seen);
+    let reason = step.as_ref().map(|s| &s.reason);
+    let observation = Observation::new(&desired.object, &seen.observed, reason, at_ms);
+    (step, observation)
 }
 
 /// The plan from what was observed, and an `Observation` of each desired object for the
@@ -160,15 +217,31 @@ pub fn decide(
     let mut steps = Vec::new();
     let mut observed = Vec::with_capacity(desired.len());
     for (d, s) in desired.iter().zip(&seen.desired) {
-        let step = registry::diff(d, s);
-        let reason = step.as_ref().map(|s| &s.reason);
-        observed.push(Observation::new(&d.object, &s.observed, reason, at_ms));
+        let (step, observation) = compare(d, s, at_ms);
         steps.extend(step);
+        observed.push(observation);
     }
+    let plan = finish(desired, steps, &seen.leaving, owned, options)?;
+    Ok((plan, observed))
+}
+
+/// The rest of a plan once every desired object was compared: prune what left the repo
+/// (deletion policy, retained tenant data, forgotten records), the mass-deletion guard, the
+/// order. Pure.
+///
+/// # Errors
+/// `MassDelete` when the plan deletes too much.
+fn finish(
+    desired: &[Desired],
+    steps: Vec<Step>,
+    leaving: &[(Owned, Observed)],
+    owned: &BTreeMap<String, OwnedObject>,
+    options: &PlanOptions,
+) -> Result<Plan, EngineError> {
     let mut deletes = Vec::new();
     let mut retained = Vec::new();
     let mut gone = Vec::new();
-    for (o, what) in &seen.leaving {
+    for (o, what) in leaving {
         let Some(step) = registry::removal(o, what) else {
             gone.push(o.id.clone());
             continue;
@@ -184,13 +257,12 @@ pub fn decide(
     if !options.guarded_by_caller {
         check_mass_delete(owned, desired, options)?;
     }
-    let plan = Plan {
+    Ok(Plan {
         steps: order(steps, deletes),
         retained,
         gone,
         objects: desired.len(),
-    };
-    Ok((plan, observed))
+    })
 }
 
 /// Makes the plan finish what a killed run left unchecked: every object a commit unit wrote
