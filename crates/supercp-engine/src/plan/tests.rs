@@ -1,7 +1,5 @@
-//! Plans from data: observed fixtures in, the plan as text out. No disk, except the first test,
-//! which observes a real directory.
-
-use std::os::unix::fs::PermissionsExt;
+//! Plans from data: observed fixtures in, the plan as text out. No disk (the test that observes a
+//! real directory is `tests/observe.rs`).
 
 use supercp_core::object::Account;
 use supercp_core::{Kind, Object, Reason, Span};
@@ -355,44 +353,6 @@ fn a_refused_object_is_a_step_that_names_what_is_in_the_way() {
     assert_eq!(
         observed[0].differs.as_deref(),
         Some("refused: a symlink at /home/acme/public_html")
-    );
-}
-
-#[test]
-fn every_desired_object_is_observed_in_order() {
-    let dir = std::env::temp_dir().join(format!("supercp-plan-observed-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("a temp dir");
-    let same = dir.join("same.conf");
-    std::fs::write(&same, "listen 80;\n").expect("write a file");
-    std::fs::set_permissions(&same, std::fs::Permissions::from_mode(0o644)).expect("chmod");
-    let anchor = dir.display().to_string();
-    let planned = plan(
-        vec![
-            file(&anchor, "same.conf", "Domain/a.test", Unit::Direct),
-            file(&anchor, "missing.conf", "Domain/a.test", Unit::Direct),
-        ],
-        Vec::new(),
-        &[],
-        &PlanOptions::default(),
-    );
-    let _ = std::fs::remove_dir_all(&dir);
-    let planned = planned.expect("a plan");
-    assert_eq!(planned.plan.steps.len(), 1);
-    let [same, missing] = planned.observed.as_slice() else {
-        panic!("two observations: {:?}", planned.observed);
-    };
-    assert_eq!(
-        (
-            same.found,
-            same.mode,
-            same.content_matches,
-            same.differs.as_deref()
-        ),
-        ("file", Some(0o644), Some(true), None)
-    );
-    assert_eq!(
-        (missing.found, missing.differs.as_deref()),
-        ("absent", Some("missing on the node"))
     );
 }
 
