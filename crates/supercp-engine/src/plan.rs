@@ -1,8 +1,10 @@
 //! observe → diff → prune → `Plan`, in the order apply executes it.
 //!
-//! Two halves: `observe` asks the driver registry what is on the node for every desired object
-//! and every owned object that left the repo (the only I/O here); `decide` turns those
-//! observations into the plan and is pure, so plans are tested from data.
+//! Two halves: `plan` asks the driver registry what is on the node for every desired object
+//! (comparing each as soon as it is seen, chunk by chunk, so no file content outlives its
+//! diff) and for every owned object that left the repo — the only I/O here; `compare` and
+//! `finish` turn those observations into the plan and are pure. `decide` is the same two
+//! steps over a whole `Observations` value, so plans are tested from data.
 //!
 //! Order: direct objects first (parents before children), then each commit unit's objects
 //! together (so one check covers all of them), then deletes of direct objects, deepest first.
@@ -119,44 +121,6 @@ pub fn plan(
         owned,
         desired,
         observed,
-    })
-}
-
-/// Asks the drivers what is on the node for every desired object (one chunk per core, each
-/// with its own drivers) and for every owned object no desired object stands for.
-///
-/// # Errors
-/// `Unobservable` naming every object that could not be seen; `BadRecord` for an owned
-/// record this version cannot read.
-pub fn observe(
-    desired: &[Desired],
-    owned: &BTreeMap<String, OwnedObject>,
-) -> Result<Observations, EngineError> {
-    Progress::announce("observing", desired.len());
-    let parts = supercp_core::par::map_chunks(desired, |chunk| {
-        let mut drivers = Drivers::new();
-        chunk
-            .iter()
-            .map(|d| {
-                drivers
-                    .observe(&d.object)
-                    .map_err(|e| unobservable(&d.id(), &d.resource, &d.origin.to_string(), &e))
-            })
-            .collect::<Vec<_>>()
-    });
-    let mut seen = Vec::with_capacity(desired.len());
-    let mut failures = Vec::new();
-    for result in parts.into_iter().flatten() {
-        match result {
-            Ok(s) => seen.push(s),
-            Err(line) => failures.push(line),
-        }
-    }
-    let leaving = observe_leaving(desired, owned, &mut failures)?;
-    fail_unobservable(failures)?;
-    Ok(Observations {
-        desired: seen,
-        leaving,
     })
 }
 
