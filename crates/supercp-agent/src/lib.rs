@@ -502,10 +502,13 @@ impl State<'_> {
         let desired = inputs.render().map_err(RunError::Invalid)?;
         let owned = self.journal.owned(self.node).await?;
         let unchecked = self.journal.unchecked(self.node).await?;
+        let records = self.journal.certificates(self.node).await?;
+        let certs = supercp_engine::certs::Policy::new(&inputs, records, Default::default());
         let planned = supercp_engine::plan(
             desired,
             owned,
             &unchecked,
+            &certs,
             &supercp_engine::PlanOptions::default(),
         )?;
         let steps: Vec<Value> = planned

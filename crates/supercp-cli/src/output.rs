@@ -15,7 +15,7 @@ pub enum Format {
 }
 
 /// Version of the JSON plan; bump it on any incompatible change.
-pub const PLAN_FORMAT_VERSION: u32 = 1;
+pub const PLAN_FORMAT_VERSION: u32 = 2;
 
 #[derive(Serialize)]
 struct JsonPlan<'a> {
@@ -25,18 +25,17 @@ struct JsonPlan<'a> {
     summary: JsonSummary,
     steps: Vec<JsonStep<'a>>,
     retained: Vec<JsonStep<'a>>,
-    /// Certificates the apply would order, and why.
-    certificates: Vec<JsonCert<'a>>,
+    /// Due steps this apply would not take yet, each with why (a certificate the CA refused
+    /// recently, or past the cap on orders per run).
+    held: Vec<JsonHeld<'a>>,
 }
 
 #[derive(Serialize)]
-struct JsonCert<'a> {
-    domain: &'a str,
-    reason: &'a str,
+struct JsonHeld<'a> {
+    #[serde(flatten)]
+    step: JsonStep<'a>,
+    held: &'a str,
 }
-
-/// A certificate an apply would order: the domain and why.
-pub type DueCert = (String, String);
 
 #[derive(Serialize)]
 struct JsonSummary {
@@ -73,7 +72,6 @@ pub fn write_plan(
     format: Format,
     node: &str,
     plan: &Plan,
-    certificates: &[DueCert],
 ) -> std::io::Result<()> {
     match format {
         Format::Json => {
@@ -81,7 +79,7 @@ pub fn write_plan(
             let value = JsonPlan {
                 format_version: PLAN_FORMAT_VERSION,
                 node,
-                changes: !plan.is_empty() || !certificates.is_empty(),
+                changes: !plan.is_empty(),
                 summary: JsonSummary {
                     create: s.create,
                     update: s.update,
@@ -91,38 +89,25 @@ pub fn write_plan(
                 },
                 steps: plan.steps.iter().map(json_step).collect(),
                 retained: plan.retained.iter().map(json_step).collect(),
-                certificates: certificates
+                held: plan
+                    .held
                     .iter()
-                    .map(|(domain, reason)| JsonCert { domain, reason })
+                    .map(|(step, why)| JsonHeld {
+                        step: json_step(step),
+                        held: why,
+                    })
                     .collect(),
             };
             serde_json::to_writer_pretty(&mut *out, &value)?;
             writeln!(out)
         }
-        Format::Markdown => {
-            write_markdown(out, node, plan)?;
-            if !certificates.is_empty() {
-                writeln!(
-                    out,
-                    "\n**Certificates to order**\n\n| domain | why |\n|---|---|"
-                )?;
-                for (domain, why) in certificates {
-                    writeln!(out, "| `{domain}` | {} |", md_escape(why))?;
-                }
-            }
-            Ok(())
-        }
-        Format::Text => {
-            for (domain, why) in certificates {
-                writeln!(out, "~ certificate {domain}: {why}")?;
-            }
-            write_text(
-                out,
-                node,
-                plan,
-                std::io::stdout().is_terminal() && colour_allowed(),
-            )
-        }
+        Format::Markdown => write_markdown(out, node, plan),
+        Format::Text => write_text(
+            out,
+            node,
+            plan,
+            std::io::stdout().is_terminal() && colour_allowed(),
+        ),
     }
 }
 
@@ -198,6 +183,15 @@ fn write_text(out: &mut impl Write, node: &str, plan: &Plan, colour: bool) -> st
             origin(step)
         )?;
     }
+    for (step, why) in &plan.held {
+        writeln!(
+            out,
+            "{}  ({}): {}; {why}",
+            paint("35", &format!("= {}", step.id)),
+            origin(step),
+            step.reason
+        )?;
+    }
     if plan.is_empty() {
         writeln!(
             out,
@@ -212,7 +206,8 @@ fn write_text(out: &mut impl Write, node: &str, plan: &Plan, colour: bool) -> st
 fn write_markdown(out: &mut impl Write, node: &str, plan: &Plan) -> std::io::Result<()> {
     writeln!(out, "### SuperCP plan for node `{node}`\n")?;
     if plan.is_empty() {
-        return writeln!(out, "No changes ({} objects match the repo).", plan.objects);
+        writeln!(out, "No changes ({} objects match the repo).", plan.objects)?;
+        return write_held(out, plan);
     }
     let s = plan.summary();
     writeln!(
@@ -249,6 +244,27 @@ fn write_markdown(out: &mut impl Write, node: &str, plan: &Plan) -> std::io::Res
                 .replace("```", "`\u{200b}``")
         )?;
         writeln!(out, "```\n</details>")?;
+    }
+    write_held(out, plan)
+}
+
+/// Markdown rows for the steps a plan holds back.
+fn write_held(out: &mut impl Write, plan: &Plan) -> std::io::Result<()> {
+    if plan.held.is_empty() {
+        return Ok(());
+    }
+    writeln!(
+        out,
+        "\n**Due, not taken this run**\n\n| object | resource | why |\n|---|---|---|"
+    )?;
+    for (step, why) in &plan.held {
+        writeln!(
+            out,
+            "| `{}` | {} | {} |",
+            step.id,
+            md_escape(&origin(step)),
+            md_escape(&format!("{}; {why}", step.reason))
+        )?;
     }
     Ok(())
 }

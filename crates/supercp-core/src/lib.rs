@@ -18,7 +18,7 @@ pub use catalog::{Catalog, Resource};
 pub use diagnostic::{Diagnostic, Loc, Span};
 pub use names::{DomainName, NameError, TenantName};
 pub use object::{
-    Desired, Kind, Location, Object, ObjectId, Observation, Owned, Owner, ResourceKind,
-    ResourceRef, Unit,
+    Cert, CertFacts, CertState, Desired, KeyType, Kind, Location, Object, ObjectId, Observation,
+    Owned, Owner, Renewal, ResourceKind, ResourceRef, Unit,
 };
 pub use plan::{Action, Found, Plan, Reason, Snapshot, Step, Target};

@@ -20,6 +20,9 @@ pub enum Kind {
     Dir,
     /// A tenant's Linux user and the group of the same name.
     User,
+    /// A TLS certificate issued by the node's CA and its private key: `fullchain.pem` and
+    /// `privkey.pem` in a directory per domain (written `tls:<chain path>`).
+    Cert,
 }
 
 /// What SuperCP wants one object to be.
@@ -37,6 +40,60 @@ pub enum Object {
         owner: Option<Owner>,
     },
     Account(Account),
+    Cert(Cert),
+}
+
+/// A certificate to be issued by the node's CA, with what decides when it is due again.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Cert {
+    /// The chain's place (`<certDir>`, `<domain>/fullchain.pem`); the key is beside it.
+    pub at: Location,
+    /// The names it must cover: the domain, then its aliases.
+    pub names: Vec<String>,
+    pub key: KeyType,
+    pub renewal: Renewal,
+}
+
+/// The key a certificate is issued for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum KeyType {
+    EcdsaP256,
+    Rsa2048,
+}
+
+/// When a certificate that names the right names is due again. Rendered with `renew_days`
+/// only; the engine's certificate policy fills in the rest from the journal before a plan.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Renewal {
+    /// Renew this many days before expiry, when the CA offers no renewal window.
+    pub renew_days: u32,
+    /// The point in the CA's renewal window (ARI) from which it is due, unix seconds.
+    pub from: Option<i64>,
+    /// Issued again now even if it is not due (`supercp cert renew`).
+    pub asked: bool,
+    /// The time the plan is made for, unix seconds (set by the policy; a plan is pure).
+    pub now: i64,
+}
+
+/// What sits at a certificate's place.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CertState {
+    /// No chain, or no key beside it.
+    Missing,
+    /// A chain that does not parse.
+    Unreadable(String),
+    Present(CertFacts),
+}
+
+/// What a readable chain says.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CertFacts {
+    /// SuperCP's self-signed stand-in until the CA issued one.
+    pub placeholder: bool,
+    pub names: Vec<String>,
+    /// Expiry, unix seconds.
+    pub not_after: i64,
+    pub serial: String,
 }
 
 /// Where a file-like object lives: a directory of the node's layout (`anchor`, root-owned,
@@ -88,7 +145,7 @@ pub struct ObjectId {
 
 /// An object id of the journal that this version cannot read.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("`{0}` is not an object id of this version (kind:key, kind one of file, dir, user)")]
+#[error("`{0}` is not an object id of this version (kind:key, kind one of file, dir, user, tls)")]
 pub struct BadObjectId(pub String);
 
 /// The kinds of resource a repo declares, as far as objects name them.
@@ -122,6 +179,12 @@ pub enum Unit {
     Direct,
     /// A service gate of the node (its name: `nginx`, `php-fpm`).
     Gate(String),
+    /// Issued by an outside authority (a certificate from the node's CA) once every other
+    /// unit is live (HTTP-01 needs the vhosts that answer it): a stand-in is put in place
+    /// before any unit runs, so the configs that refer to it pass their checks; then the due
+    /// objects are issued (at most a capped number per run), the named gate checks them all
+    /// once and reloads, or they are put back.
+    Issue { gate: String },
 }
 
 /// One object SuperCP wants on the node, and who asked for it.
@@ -173,6 +236,7 @@ pub enum Observed {
         path: String,
         what: String,
     },
+    Cert(CertState),
     Account {
         uid: u32,
         gid: u32,
@@ -212,20 +276,21 @@ pub struct Observation {
 }
 
 impl Kind {
-    pub const ALL: [Kind; 3] = [Kind::File, Kind::Dir, Kind::User];
+    pub const ALL: [Kind; 4] = [Kind::File, Kind::Dir, Kind::User, Kind::Cert];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Kind::File => "file",
             Kind::Dir => "dir",
             Kind::User => "user",
+            Kind::Cert => "tls",
         }
     }
 
     /// Whether objects of this kind live at a `Location` below an anchor.
     pub fn is_file_like(self) -> bool {
         match self {
-            Kind::File | Kind::Dir => true,
+            Kind::File | Kind::Dir | Kind::Cert => true,
             Kind::User => false,
         }
     }
@@ -243,6 +308,7 @@ impl Object {
             Object::File { .. } => Kind::File,
             Object::Dir { .. } => Kind::Dir,
             Object::Account(_) => Kind::User,
+            Object::Cert(_) => Kind::Cert,
         }
     }
 
@@ -250,6 +316,7 @@ impl Object {
     pub fn location(&self) -> Option<&Location> {
         match self {
             Object::File { at, .. } | Object::Dir { at, .. } => Some(at),
+            Object::Cert(c) => Some(&c.at),
             Object::Account(_) => None,
         }
     }
@@ -258,13 +325,30 @@ impl Object {
     pub fn owner(&self) -> Option<&Owner> {
         match self {
             Object::File { owner, .. } | Object::Dir { owner, .. } => owner.as_ref(),
-            Object::Account(_) => None,
+            Object::Account(_) | Object::Cert(_) => None,
+        }
+    }
+
+    /// The certificate, for the commit unit that issues it; `None` for other kinds.
+    pub fn as_cert(&self) -> Option<&Cert> {
+        match self {
+            Object::Cert(c) => Some(c),
+            Object::File { .. } | Object::Dir { .. } | Object::Account(_) => None,
+        }
+    }
+
+    /// What decides when a certificate is due again; `None` for other kinds.
+    pub fn renewal_mut(&mut self) -> Option<&mut Renewal> {
+        match self {
+            Object::Cert(c) => Some(&mut c.renewal),
+            Object::File { .. } | Object::Dir { .. } | Object::Account(_) => None,
         }
     }
 
     pub fn id(&self) -> ObjectId {
         let key = match self {
             Object::File { at, .. } | Object::Dir { at, .. } => at.path(),
+            Object::Cert(c) => c.at.path(),
             Object::Account(a) => a.name.clone(),
         };
         ObjectId::new(self.kind(), key)
@@ -280,6 +364,8 @@ impl Object {
             Object::Account(a) => {
                 digest_bytes(format!("user {} {} {:?}", a.home, a.shell, a.members).as_bytes())
             }
+            // What the certificate must be; not when it is due.
+            Object::Cert(c) => digest_bytes(format!("tls {:?} {:?}", c.names, c.key).as_bytes()),
         }
     }
 }
@@ -404,13 +490,35 @@ impl Unit {
     pub fn gate(&self) -> Option<&str> {
         match self {
             Unit::Direct => None,
-            Unit::Gate(name) => Some(name),
+            Unit::Gate(name) | Unit::Issue { gate: name } => Some(name),
         }
     }
 
-    /// From the journal's `gate` column.
+    /// Whether objects of this unit are issued by an outside authority (`Unit::Issue`).
+    pub fn is_issue(&self) -> bool {
+        matches!(self, Unit::Issue { .. })
+    }
+
+    /// As the journal's `gate` column holds it: a gate's name, `issue:<gate>`, or nothing.
+    pub fn journal_name(&self) -> Option<String> {
+        match self {
+            Unit::Direct => None,
+            Unit::Gate(name) => Some(name.clone()),
+            Unit::Issue { gate } => Some(format!("issue:{gate}")),
+        }
+    }
+
+    /// From the journal's `gate` column (`journal_name`).
     pub fn from_gate(gate: Option<&str>) -> Unit {
-        gate.map_or(Unit::Direct, |g| Unit::Gate(g.to_owned()))
+        match gate {
+            None => Unit::Direct,
+            Some(g) => match g.strip_prefix("issue:") {
+                Some(gate) => Unit::Issue {
+                    gate: gate.to_owned(),
+                },
+                None => Unit::Gate(g.to_owned()),
+            },
+        }
     }
 }
 
@@ -419,6 +527,7 @@ impl fmt::Display for Unit {
         match self {
             Unit::Direct => f.write_str("direct"),
             Unit::Gate(name) => write!(f, "gate {name}"),
+            Unit::Issue { gate } => write!(f, "issued, then gate {gate}"),
         }
     }
 }
@@ -437,6 +546,8 @@ impl Observation {
             Observed::File { mode, uid, gid, .. } => ("file", Some(*mode), Some((*uid, *gid))),
             Observed::Dir { mode, uid, gid } => ("dir", Some(*mode), Some((*uid, *gid))),
             Observed::Account { uid, gid, .. } => ("user", None, Some((*uid, *gid))),
+            Observed::Cert(CertState::Missing) => ("absent", None, None),
+            Observed::Cert(_) => ("tls", None, None),
             Observed::Blocked { .. } => ("blocked", None, None),
         };
         // The diff compares a file's content first: `Content` is its answer, any other

@@ -30,6 +30,9 @@ pub enum Reason {
     /// A run that was killed wrote it and its commit unit never checked it: the unit is
     /// checked (and reloaded) again, or the content before that run goes back.
     Unchecked { run: i64 },
+    /// A certificate to issue now: why it is due (`no certificate yet`, `expires in 9
+    /// days`…).
+    Due { why: String },
 }
 
 /// One change to one object.
@@ -115,6 +118,10 @@ pub struct Plan {
     /// Owned objects that left the repo and are gone from the node already: the journal
     /// forgets them.
     pub gone: Vec<ObjectId>,
+    /// Steps due but not taken by this run, each with why: an issuer that refused recently
+    /// (until its backoff ends), or past the cap on issues per run. Shown, never applied, and
+    /// not changes: `is_empty` ignores them.
+    pub held: Vec<(Step, String)>,
     /// Objects rendered, for the summary.
     pub objects: usize,
 }
@@ -229,6 +236,7 @@ impl fmt::Display for Reason {
                 f,
                 "written by interrupted run {run} and never checked: check it again"
             ),
+            Reason::Due { why } => f.write_str(why),
         }
     }
 }

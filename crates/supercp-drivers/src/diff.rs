@@ -5,8 +5,7 @@
 //! members and the suspension. Something of another kind in the object's place (a symlink, a
 //! directory where a file belongs) is a refused step, never written through.
 
-use supercp_core::object::Account;
-use supercp_core::object::Observed;
+use supercp_core::object::{Account, Cert, CertState, Observed};
 use supercp_core::plan::{FileMeta, Found};
 use supercp_core::{Action, Desired, Object, Reason, Snapshot, Step};
 
@@ -21,6 +20,7 @@ pub fn diff(desired: &Desired, seen: &Seen) -> Option<Step> {
     match &desired.object {
         Object::File { .. } | Object::Dir { .. } => file_or_dir(desired, seen),
         Object::Account(a) => account(desired, a, observed),
+        Object::Cert(c) => cert(desired, c, observed),
     }
 }
 
@@ -179,6 +179,75 @@ fn account(desired: &Desired, a: &Account, observed: &Observed) -> Option<Step> 
             "an object of another kind".into(),
         )),
     }
+}
+
+/// Whether a certificate must be issued now, and why: none yet (or the stand-in), names it
+/// lacks, unreadable, past its point in the CA's renewal window (ARI) when the CA gave one,
+/// else within `renew_days` of expiry, or asked for.
+fn cert(desired: &Desired, c: &Cert, observed: &Observed) -> Option<Step> {
+    let r = &c.renewal;
+    let (action, why, before) = match observed {
+        Observed::Cert(CertState::Missing) => {
+            (Action::Create, "no certificate yet".to_owned(), None)
+        }
+        Observed::Cert(CertState::Unreadable(e)) => (
+            Action::Update,
+            format!("the certificate cannot be read ({e})"),
+            None,
+        ),
+        Observed::Cert(CertState::Present(facts)) => {
+            let before = Some(facts.serial.clone());
+            let missing: Vec<&str> = c
+                .names
+                .iter()
+                .filter(|n| !facts.names.contains(n))
+                .map(String::as_str)
+                .collect();
+            let expiring = facts.not_after - r.now < i64::from(r.renew_days) * 86_400;
+            if facts.placeholder {
+                (
+                    Action::Create,
+                    "serving the self-signed placeholder".to_owned(),
+                    before,
+                )
+            } else if !missing.is_empty() {
+                (
+                    Action::Update,
+                    format!("the certificate does not name {}", missing.join(", ")),
+                    before,
+                )
+            } else if let Some(from) = r.from.filter(|from| r.now >= *from) {
+                (
+                    Action::Update,
+                    format!(
+                        "the CA's renewal window (ARI) says renew from {}",
+                        supercp_core::time::utc(from * 1000)
+                    ),
+                    before,
+                )
+            } else if r.from.is_none() && expiring {
+                let days = (facts.not_after - r.now) / 86_400;
+                (Action::Update, format!("expires in {days} days"), before)
+            } else if r.asked {
+                (Action::Update, "renewal asked for".to_owned(), before)
+            } else {
+                return None;
+            }
+        }
+        _ => {
+            return Some(refused(
+                desired,
+                desired.id().key().to_owned(),
+                "an object of another kind".into(),
+            ))
+        }
+    };
+    let found = Found {
+        before,
+        diff: None,
+        snapshot: Snapshot::Kept,
+    };
+    Some(Step::put(desired, action, Reason::Due { why }, found))
 }
 
 fn metadata_reason(

@@ -48,6 +48,10 @@ pub enum DriverError {
     },
     #[error(transparent)]
     Account(Box<crate::accounts::AccountError>),
+    #[error(transparent)]
+    Private(#[from] crate::private::PrivateError),
+    #[error("cannot make the self-signed stand-in certificate for {path}: {detail}")]
+    Placeholder { path: String, detail: String },
 }
 
 impl From<crate::accounts::AccountError> for DriverError {
@@ -190,7 +194,7 @@ impl Node {
                 write_file(parent, name, &path, content, *mode, ids)
             }
             Object::Dir { mode, .. } => ensure_dir(parent, name, &path, *mode, ids),
-            Object::Account(_) => Err(DriverError::NotAFile { path }),
+            Object::Account(_) | Object::Cert(_) => Err(DriverError::NotAFile { path }),
         }
     }
 

@@ -1,5 +1,5 @@
 //! The only code that reads or changes the node: files and directories (`fs`), tenant accounts
-//! (`accounts`), service gates (`gate`), the apply lock (`lock`), and root's own key, certificate
+//! (`accounts`), certificates issued by the node's CA (`cert`), service gates (`gate`), the apply lock (`lock`), and root's own key, certificate
 //! and ACME account files (`private`). Rendered objects are reached through one registry
 //! (`registry::Drivers`), the only dispatch on an object's kind outside core. Each kind's pure
 //! diff (`diff`) sits beside its driver.
@@ -14,6 +14,7 @@
 //! file is replaced; a missing parent is created).
 
 pub mod accounts;
+pub mod cert;
 pub mod diff;
 pub mod fs;
 pub mod gate;

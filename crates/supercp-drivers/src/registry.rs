@@ -11,7 +11,7 @@
 //! - One `Drivers` per run (or per observing thread): clients and descriptors are opened once
 //!   and reused for every object, never one per object.
 
-use supercp_core::object::Observed;
+use supercp_core::object::{CertState, Observed};
 use supercp_core::plan::{FileMeta, Found};
 use supercp_core::{
     Action, Desired, Kind, Location, Object, Owned, Reason, Snapshot, Span, Step, Target,
@@ -46,6 +46,7 @@ impl Drivers {
         let observed = match object {
             Object::File { at, .. } | Object::Dir { at, .. } => self.files.observe(at)?,
             Object::Account(a) => crate::accounts::observe(&a.name)?,
+            Object::Cert(c) => crate::cert::observe(&c.at)?,
         };
         let owner_ids = object.owner().and_then(|o| self.files.owner_ids(o));
         Ok(Seen {
@@ -62,10 +63,12 @@ impl Drivers {
         match owned.id.kind() {
             Kind::File | Kind::Dir => self.files.observe(location(owned)?),
             Kind::User => Ok(crate::accounts::observe(owned.id.key())?),
+            Kind::Cert => crate::cert::observe(location(owned)?),
         }
     }
 
-    /// Creates or updates one object so it matches `object`.
+    /// Creates or updates one object so it matches `object`. For a certificate: a
+    /// self-signed stand-in where there is none (its commit unit issues the real one).
     ///
     /// # Errors
     /// The kind's driver error, naming the object.
@@ -73,6 +76,7 @@ impl Drivers {
         match object {
             Object::File { .. } | Object::Dir { .. } => self.files.apply(object),
             Object::Account(a) => Ok(crate::accounts::apply(a)?),
+            Object::Cert(c) => crate::cert::apply(c),
         }
     }
 
@@ -87,12 +91,14 @@ impl Drivers {
             Kind::File => self.files.delete_file(location(owned)?),
             Kind::Dir => self.files.delete(location(owned)?),
             Kind::User => Ok(crate::accounts::delete(owned.id.key())?),
+            Kind::Cert => crate::cert::delete(location(owned)?),
         }
     }
 
     /// Undoes a step whose commit unit failed: puts back what its snapshot holds (a file's
     /// previous content, or no file where there was none). Directories and accounts are
-    /// kept: no commit unit checks them.
+    /// kept: no commit unit checks them. Certificates are put back by their unit, which
+    /// reads the pair just before it writes the issued one.
     ///
     /// # Errors
     /// The kind's driver error, naming the object.
@@ -108,7 +114,7 @@ impl Drivers {
                     path: step.id.to_string(),
                 })
             }
-            (Kind::Dir | Kind::User, _) => return Ok(()),
+            (Kind::Dir | Kind::User | Kind::Cert, _) => return Ok(()),
         };
         match &step.snapshot {
             Snapshot::Kept => Ok(()),
@@ -165,7 +171,7 @@ impl Drivers {
 /// Pure.
 pub fn removal(owned: &Owned, observed: &Observed) -> Option<Step> {
     let snapshot = match (owned.id.kind(), observed) {
-        (_, Observed::Absent) => return None,
+        (_, Observed::Absent | Observed::Cert(CertState::Missing)) => return None,
         (
             Kind::File,
             Observed::File {

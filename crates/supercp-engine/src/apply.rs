@@ -132,26 +132,18 @@ pub async fn apply(
         "read the journal's accounts and owned objects"
     );
     preflight(inputs)?;
-    // Certificates of the domains this run covers; bring-your-own ones are checked before
-    // anything is written. A node without TLS sites and certificates skips this (it would
-    // cost a pass over every desired object on the way to a served change).
-    let any_tls = inputs
-        .catalog
-        .domains
-        .values()
-        .any(|d| d.resource.spec.tls.is_some())
-        || std::path::Path::new(&inputs.spec.path(&inputs.spec.tls.cert_dir)).is_dir();
-    let covered: BTreeSet<String> = if any_tls {
-        desired
-            .iter()
-            .filter(|d| d.resource.kind == ResourceKind::Domain)
-            .map(|d| d.resource.name.clone())
-            .collect()
-    } else {
-        BTreeSet::new()
-    };
-    let tls_sites = crate::certs::sites(inputs, Some(&covered));
-    crate::certs::check(inputs, &tls_sites, &options.renew)?;
+    // Bring-your-own certificates of the domains this run covers are checked before anything
+    // is written, and the domains asked for renewal must take theirs from the CA.
+    let covered: BTreeSet<String> = desired
+        .iter()
+        .filter(|d| d.resource.kind == ResourceKind::Domain)
+        .map(|d| d.resource.name.clone())
+        .collect();
+    crate::certs::check(
+        inputs,
+        &crate::certs::sites(inputs, Some(&covered)),
+        &options.renew,
+    )?;
     let interrupted = journal.mark_interrupted(&node).await?;
     let unchecked = journal.unchecked(&node).await?;
     if let Some(u) = unchecked.first() {
@@ -175,13 +167,21 @@ pub async fn apply(
             .record_accounts(&node, &new_accounts, now_ms())
             .await?;
     }
+    // What the CA said last, refreshed (its renewal windows) when some certificate is
+    // rendered.
+    let mut records = BTreeMap::new();
+    if desired.iter().any(|d| d.unit.is_issue()) {
+        records = journal.certificates(&node).await?;
+        crate::certs::refresh_ari(inputs, &desired, &mut records, journal).await?;
+    }
+    let policy = crate::certs::Policy::new(inputs, records, options.renew.clone());
     let started = std::time::Instant::now();
     let Planned {
         plan,
         owned,
         desired,
         observed,
-    } = plan(desired, owned, &unchecked, &options.plan)?;
+    } = plan(desired, owned, &unchecked, &policy, &options.plan)?;
     info!(
         ms = started.elapsed().as_millis(),
         objects = desired.len(),
@@ -230,22 +230,48 @@ pub async fn apply(
         for dir in anchors(&plan.steps) {
             ex.drivers.remove_stale_temps(dir);
         }
-        // Placeholders first: the vhosts written below point nginx at them.
-        crate::certs::place(&tls_sites, journal, run).await?;
         let new_steps: Vec<NewStep> = plan.steps.iter().map(new_step).collect();
         let ids = journal.add_steps(run, &new_steps).await?;
+        // Stand-ins first: the configs written below point their services at them.
+        let (mut notes, placed) = ex.stand_ins(&plan.steps);
         let mut done: Vec<bool> = vec![false; plan.steps.len()];
         let mut progress = Progress::new("applying", plan.steps.len());
         let mut start = 0;
         let mut gate_error = None;
+        let mut not_issued = Vec::new();
         while start < plan.steps.len() {
             let key = phase_key(&plan.steps[start]);
             let end = (start..plan.steps.len())
                 .find(|&i| phase_key(&plan.steps[i]) != key)
                 .unwrap_or(plan.steps.len());
-            let outcome = ex
-                .phase(&plan.steps[start..end], &ids[start..end], &mut progress)
+            let outcome = if plan.steps[start].unit.is_issue() {
+                // Every other unit is live: issue what is due.
+                let issued = crate::certs::issue(
+                    inputs,
+                    &plan.steps[start..end],
+                    &ids[start..end],
+                    notes[start..end].iter_mut().map(std::mem::take).collect(),
+                    &placed[start..end],
+                    &mut ex.drivers,
+                    journal,
+                    run,
+                )
                 .await?;
+                report.certificates += issued.issued;
+                not_issued.extend(issued.failed);
+                for _ in start..end {
+                    progress.tick();
+                }
+                PhaseOutcome {
+                    ok: issued.ok,
+                    checks: issued.checks,
+                    reloads: issued.reloads,
+                    gate_error: issued.gate_error,
+                }
+            } else {
+                ex.phase(&plan.steps[start..end], &ids[start..end], &mut progress)
+                    .await?
+            };
             for (i, ok) in outcome.ok.iter().enumerate() {
                 done[start + i] = *ok;
             }
@@ -257,9 +283,19 @@ pub async fn apply(
             }
             start = end;
         }
+        report.certificates_waiting = plan
+            .held
+            .iter()
+            .map(|(step, why)| format!("{}: {why}", step.resource.name))
+            .collect();
+        for line in &report.certificates_waiting {
+            warn!("certificate due but not ordered this run: {line}");
+        }
         report.applied = done.iter().filter(|d| **d).count();
         report.failed = plan.steps.len() - report.applied;
-        let (add, remove) = ownership(&owned, &desired, &plan, &done, &inputs.catalog);
+        // A stand-in is SuperCP's whether or not its certificate was issued.
+        let owns: Vec<bool> = done.iter().zip(&placed).map(|(d, p)| *d || *p).collect();
+        let (add, remove) = ownership(&owned, &desired, &plan, &owns, &inputs.catalog);
         journal.set_owned(&node, &add, &remove).await?;
         for step in &plan.retained {
             warn!(object = %step.id, resource = %step.resource, "tenant data left the repo and is kept (deletion policy Retain, or no --allow-destroy)");
@@ -270,30 +306,9 @@ pub async fn apply(
                 .await?;
             return Err(EngineError::Gate(message));
         }
-        // The configs are live: every vhost answers ACME challenges. Issue what is due; a
-        // certificate that cannot be issued fails its step and the run, and the current one
-        // keeps serving.
-        let all_domains = any_tls && covered.len() == inputs.catalog.domains.len();
-        let certs =
-            crate::certs::converge(inputs, tls_sites, &options.renew, all_domains, journal, run);
-        let certs = match certs.await {
-            Ok(certs) => certs,
-            Err(e) => {
-                journal
-                    .finish_run(run, Outcome::Failed, Some(&e.to_string()))
-                    .await?;
-                return Err(e);
-            }
-        };
-        let total = plan.steps.len() + certs.ordered;
-        let issued = certs.issued;
-        report.certificates = issued.issued;
-        report.certificates_waiting = certs.waiting;
-        report.reloads += issued.reloads;
-        report.failed += issued.failed.len();
+        let total = plan.steps.len();
         if report.failed > 0 {
-            let details: String = issued
-                .failed
+            let details: String = not_issued
                 .iter()
                 .map(|f| format!("\ncertificate not issued (the current one keeps serving): {f}"))
                 .collect();
@@ -433,6 +448,30 @@ impl Executor<'_> {
             .count_gate(self.run, outcome.checks, outcome.reloads)
             .await?;
         Ok(outcome)
+    }
+
+    /// Puts a stand-in in place for each object of an issue unit (`Unit::Issue`) that has
+    /// none, before any unit runs: the configs that refer to it pass their checks. Per step:
+    /// the lines for its log, and whether the object is in place (false for the other steps).
+    fn stand_ins(&mut self, steps: &[Step]) -> (Vec<Vec<String>>, Vec<bool>) {
+        steps
+            .iter()
+            .map(|step| {
+                let Some(desired) = step.desired().filter(|_| step.unit.is_issue()) else {
+                    return (Vec::new(), false);
+                };
+                if matches!(step.reason, Reason::Blocked { .. }) {
+                    return (Vec::new(), false);
+                }
+                match self.drivers.apply(&desired.object) {
+                    Ok(()) => (Vec::new(), true),
+                    Err(e) => {
+                        warn!(run = self.run, object = %step.id, error = %e, "stand-in not written");
+                        (vec![format!("{}: {e}", step.who())], false)
+                    }
+                }
+            })
+            .unzip()
     }
 
     fn execute(&mut self, step: &Step) -> Result<String, String> {
@@ -784,7 +823,7 @@ fn ownership(
                     .and_then(|t| policies.get(&t).cloned())
                     .unwrap_or_else(|| "Retain".into())
             }),
-            gate: d.unit.gate().map(str::to_owned),
+            gate: d.unit.journal_name(),
         };
         if owned.get(&id) != Some(&record) {
             add.push(record);

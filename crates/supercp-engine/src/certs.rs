@@ -1,34 +1,39 @@
-//! Certificates of the Domains with `tls`, around the rest of an apply:
+//! The certificate policy: when a certificate of the node's CA is due, and how the commit unit
+//! that issues them (`Unit::Issue`) runs. The certificates themselves are objects of the plan
+//! (rendered per ACME Domain, observed and diffed by `supercp_drivers::cert`); this module
+//! decides what the diff cannot know from the node alone:
 //!
-//! 1. before anything is written: every bring-your-own certificate is checked (key matches,
-//!    chain complete, names covered; a failure stops the run with nothing applied), and every
-//!    ACME site without a certificate gets a self-signed placeholder, so its `listen … ssl`
-//!    server passes `nginx -t` from its first render;
-//! 2. after the configs are live (every vhost answers ACME HTTP-01 challenges from the
-//!    node-wide challenge directory): the certificates that are due (placeholder, missing,
-//!    names changed, within `renewDays` of expiry, or asked for with `supercp cert renew`)
-//!    are issued one by one; each is written aside and renamed into place (key, then chain);
-//!    then one `nginx -t` and one reload for all of them. A failure keeps the current
-//!    certificate serving and is a failed step with the CA's error.
+//! - before a plan (`Policy`, `annotate`): the CA's renewal window (ARI, asked for by
+//!   `refresh_ari` on an apply), `supercp cert renew`, and the time the plan is made for;
+//! - after it (`hold`): due certificates this run does not order, held with why: the CA
+//!   refused recently (exponential backoff, longer when it rate limits), or more are due than
+//!   `tls.maxOrdersPerRun`;
+//! - the unit itself (`issue`), once every other unit is live (every vhost answers ACME HTTP-01
+//!   challenges from the node-wide challenge directory): each due certificate is ordered, its
+//!   key and chain written by the driver (key first, each through a temp file and a rename),
+//!   then the unit's gate checks them all once and reloads. A certificate that fails the check
+//!   is put back; one the CA refused keeps the current one (or the stand-in) serving.
 //!
 //! # Guarantees
 //! - Nothing here reads or writes below a tenant's home: certificates live in `tls.certDir`
 //!   and challenge answers in `tls.challengeDir`, both root-owned node directories.
 //! - Keys, chains, account credentials and challenge answers are read, written and removed
-//!   only through the file driver (`supercp_drivers::private`): never through a symlink, a file
-//!   through a temp file and a rename with its mode set first. (Bring-your-own files and the
-//!   EAB key are the operator's, read where the node file points, as nginx reads them.)
-//! - A certificate that fails `nginx -t` after it was written is put back as it was.
+//!   only through the drivers (`supercp_drivers::cert` and `private`): never through a symlink.
+//!   (Bring-your-own files and the EAB key are the operator's, read where the node file points,
+//!   as nginx reads them.)
+//! - One ACME client per run, opened when the first certificate is ordered.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use supercp_audit::{CertRecord, Journal, NewStep, StepResult, StepStatus};
-use supercp_core::resource::{CertSource, TlsProfile};
+use supercp_audit::{CertRecord, Journal, StepResult, StepStatus};
+use supercp_core::object::KeyType;
+use supercp_core::resource::CertSource;
 use supercp_core::time::now_ms;
-use supercp_core::Span;
+use supercp_core::{Action, Desired, Plan, Reason, Span, Step, Target};
 use supercp_drivers::private::{self, Access, PrivateError};
+use supercp_drivers::{gate, DriverError, Drivers};
 use supercp_tls::{
     AcmeClient, AcmeConfig, AcmeError, CertInfo, ChallengeError, ChallengeSolver, ChallengeType,
     Class, KeyKind,
@@ -38,7 +43,7 @@ use tracing::{info, warn};
 use crate::inputs::Inputs;
 use crate::EngineError;
 
-/// One Domain with `tls`.
+/// One Domain with `tls`, for the checks before anything is written.
 #[derive(Clone, Debug)]
 pub struct TlsSite {
     pub resource: String,
@@ -46,97 +51,15 @@ pub struct TlsSite {
     pub domain: String,
     /// The domain, then its aliases: the names its certificate must cover.
     pub names: Vec<String>,
-    pub key_kind: KeyKind,
     pub source: Source,
 }
 
 #[derive(Clone, Debug)]
 pub enum Source {
-    /// Issued by the node's ACME CA into `<root>/<domain>/` (`fullchain.pem`, `privkey.pem`);
-    /// `root` is `tls.certDir`, the file driver's anchor.
-    Acme { root: String },
+    /// Issued by the node's ACME CA (an object of the plan).
+    Acme,
     /// The operator's files.
     Files { cert: PathBuf, key: PathBuf },
-}
-
-impl TlsSite {
-    fn chain_path(&self) -> PathBuf {
-        match &self.source {
-            Source::Acme { root } => Path::new(root).join(self.chain_rel()),
-            Source::Files { cert, .. } => cert.clone(),
-        }
-    }
-
-    /// Below `Source::Acme`'s root.
-    fn chain_rel(&self) -> String {
-        format!("{}/fullchain.pem", self.domain)
-    }
-
-    fn key_rel(&self) -> String {
-        format!("{}/privkey.pem", self.domain)
-    }
-
-    /// The chain of an ACME site, read without following a symlink; `None` when there is
-    /// none (or the site brings its own).
-    fn read_chain(&self) -> Result<Option<String>, PrivateError> {
-        let Source::Acme { root } = &self.source else {
-            return Ok(None);
-        };
-        Ok(private::read(root, &self.chain_rel())?
-            .map(|b| String::from_utf8_lossy(&b).into_owned()))
-    }
-
-    /// The key and the chain of an ACME site as they are now (to put back), each if any.
-    fn read_pair(&self) -> (Option<Vec<u8>>, Option<Vec<u8>>) {
-        let Source::Acme { root } = &self.source else {
-            return (None, None);
-        };
-        (
-            private::read(root, &self.key_rel()).ok().flatten(),
-            private::read(root, &self.chain_rel()).ok().flatten(),
-        )
-    }
-
-    /// A step on this certificate (the journal's object is `tls:<chain path>`).
-    fn step(&self, action: &str) -> NewStep {
-        NewStep {
-            resource: self.resource.clone(),
-            origin: self.origin.to_string(),
-            object: format!("tls:{}", self.chain_path().display()),
-            action: action.to_owned(),
-            before_hash: None,
-            after_hash: None,
-            before_content: None,
-        }
-    }
-}
-
-/// Records steps that are already done (placeholders written, certificates removed) in `run`,
-/// each with `log`.
-async fn record_done(
-    journal: &Journal,
-    run: i64,
-    steps: &[NewStep],
-    log: &str,
-) -> Result<(), EngineError> {
-    if steps.is_empty() {
-        return Ok(());
-    }
-    let ids = journal.add_steps(run, steps).await?;
-    let at = now_ms();
-    let results: Vec<StepResult> = ids
-        .into_iter()
-        .map(|id| StepResult {
-            id,
-            status: StepStatus::Done,
-            after_hash: None,
-            log: vec![log.to_owned()],
-            started_at: at,
-            finished_at: at,
-        })
-        .collect();
-    journal.finish_steps(&results).await?;
-    Ok(())
 }
 
 /// The Domains with `tls`, those named in `only` when it is given (an incremental run looks
@@ -161,9 +84,7 @@ pub fn sites(inputs: &Inputs, only: Option<&BTreeSet<String>>) -> Vec<TlsSite> {
             let mut names = vec![domain.clone()];
             names.extend(d.aliases.iter().map(|a| a.as_str().to_owned()));
             let source = match tls.certificate {
-                CertSource::Acme => Source::Acme {
-                    root: inputs.spec.path(&inputs.spec.tls.cert_dir),
-                },
+                CertSource::Acme => Source::Acme,
                 CertSource::Files => Source::Files {
                     cert: PathBuf::from(tls.cert_file.as_ref()?.value.clone()),
                     key: PathBuf::from(tls.key_file.as_ref()?.value.clone()),
@@ -174,14 +95,97 @@ pub fn sites(inputs: &Inputs, only: Option<&BTreeSet<String>>) -> Vec<TlsSite> {
                 origin: d.resource.origin.clone(),
                 domain,
                 names,
-                key_kind: match tls.profile {
-                    TlsProfile::Intermediate => KeyKind::EcdsaP256,
-                    TlsProfile::Old => KeyKind::Rsa2048,
-                },
                 source,
             })
         })
         .collect()
+}
+
+/// What a plan needs to know about certificates beyond the node: what the CA said last
+/// (renewal windows, refusals), what the operator asked to renew, the cap per run, and the
+/// time the plan is made for.
+#[derive(Clone, Debug, Default)]
+pub struct Policy {
+    pub records: BTreeMap<String, CertRecord>,
+    pub asked: BTreeSet<String>,
+    pub max_orders: usize,
+    pub now_ms: i64,
+}
+
+impl Policy {
+    /// The policy of `inputs`' node now, from the journal's certificate records.
+    pub fn new(
+        inputs: &Inputs,
+        records: BTreeMap<String, CertRecord>,
+        asked: BTreeSet<String>,
+    ) -> Policy {
+        Policy {
+            records,
+            asked,
+            max_orders: inputs.spec.tls.max_orders_per_run as usize,
+            now_ms: now_ms(),
+        }
+    }
+}
+
+/// Fills in what decides when each certificate among `desired` is due: the time, the CA's
+/// renewal window and whether renewal was asked for. A certificate is a Domain's: the
+/// resource's name is the domain. Pure.
+pub fn annotate(desired: &mut [Desired], policy: &Policy) {
+    for d in desired {
+        let domain = d.resource.name.clone();
+        let Some(renewal) = d.object.renewal_mut() else {
+            continue;
+        };
+        renewal.now = policy.now_ms / 1000;
+        renewal.asked = policy.asked.contains(&domain);
+        renewal.from = policy
+            .records
+            .get(&domain)
+            .and_then(|r| r.ari_start.zip(r.ari_end))
+            .map(|(start, end)| ari_time(&domain, start, end));
+    }
+}
+
+/// Moves the certificates this run does not order from the plan's steps to its held ones,
+/// with why: those the CA refused recently (until their backoff ends; asked ones always go),
+/// and those past the cap on orders per run, so thousands of due certificates never become
+/// thousands of orders at once. Pure.
+pub fn hold(plan: &mut Plan, policy: &Policy) {
+    let mut ordered = 0;
+    let steps = std::mem::take(&mut plan.steps);
+    for step in steps {
+        let orders = step.unit.is_issue()
+            && step.action != Action::Delete
+            && !matches!(step.reason, Reason::Blocked { .. });
+        if !orders {
+            plan.steps.push(step);
+            continue;
+        }
+        let domain = &step.resource.name;
+        let asked = policy.asked.contains(domain);
+        let refused = policy
+            .records
+            .get(domain)
+            .filter(|r| !asked && r.next_attempt.is_some_and(|t| t > policy.now_ms));
+        if let Some(r) = refused {
+            let why = format!(
+                "not ordered yet: waiting until {} after the CA refused: {}",
+                supercp_core::time::utc(r.next_attempt.unwrap_or_default()),
+                r.last_error.as_deref().unwrap_or_default()
+            );
+            plan.held.push((step, why));
+        } else if ordered >= policy.max_orders {
+            let why = format!(
+                "not ordered yet: more than {} certificates are due: ordered on a later run",
+                policy.max_orders
+            );
+            plan.held.push((step, why));
+        } else {
+            ordered += 1;
+            plan.steps.push(step);
+        }
+    }
 }
 
 /// Everything about certificates that must hold before anything is written: the
@@ -199,7 +203,7 @@ pub fn check(
     for domain in renew {
         let acme = sites
             .iter()
-            .any(|s| &s.domain == domain && matches!(s.source, Source::Acme { .. }));
+            .any(|s| &s.domain == domain && matches!(s.source, Source::Acme));
         if !acme {
             return Err(EngineError::Tls(format!(
                 "cannot renew {domain}: no Domain of that name with `tls` and `certificate: acme` \
@@ -208,100 +212,6 @@ pub fn check(
         }
     }
     Ok(())
-}
-
-/// What an apply now would do about certificates, for `supercp plan`: each due domain with
-/// why, and those it would not order yet with the reason (a CA's recent refusal, or the cap
-/// on orders per run).
-pub fn preview(inputs: &Inputs, records: &BTreeMap<String, CertRecord>) -> Vec<(String, String)> {
-    let schedule = schedule(
-        sites(inputs, None),
-        records,
-        inputs.spec.tls.renew_days,
-        inputs.spec.tls.max_orders_per_run as usize,
-        &BTreeSet::new(),
-        now_ms(),
-    );
-    let mut out: Vec<(String, String)> = schedule
-        .due
-        .iter()
-        .map(|(site, why)| (site.domain.clone(), why.to_string()))
-        .collect();
-    out.extend(schedule.waiting.into_iter().map(|(domain, next, why)| {
-        let reason = match next {
-            Some(next) => format!(
-                "not ordered yet: waiting until {} after the CA refused: {why}",
-                supercp_core::time::utc(next)
-            ),
-            None => format!("not ordered yet: {why}"),
-        };
-        (domain, reason)
-    }));
-    out
-}
-
-/// What the certificate phase of a run did.
-#[derive(Debug, Default)]
-pub struct Converged {
-    /// Orders made (issued or failed).
-    pub ordered: usize,
-    pub issued: Issued,
-    /// Due certificates not ordered this run, and why.
-    pub waiting: Vec<String>,
-}
-
-/// The certificate phase, once the configs are live: the CA's renewal windows refreshed,
-/// due certificates scheduled and issued, and (on a run over every domain) the certificates
-/// nothing asks for removed.
-///
-/// # Errors
-/// Journal errors; `Gate` when nginx refuses the new certificates (put back first).
-pub async fn converge(
-    inputs: &Inputs,
-    sites: Vec<TlsSite>,
-    renew: &BTreeSet<String>,
-    all_domains: bool,
-    journal: &Journal,
-    run: i64,
-) -> Result<Converged, EngineError> {
-    let mut records = if sites.is_empty() {
-        BTreeMap::new()
-    } else {
-        journal.certificates(inputs.node_name()).await?
-    };
-    refresh_ari(inputs, &sites, &mut records, journal).await?;
-    let schedule = schedule(
-        sites,
-        &records,
-        inputs.spec.tls.renew_days,
-        inputs.spec.tls.max_orders_per_run as usize,
-        renew,
-        now_ms(),
-    );
-    for (domain, next, why) in &schedule.waiting {
-        warn!(%domain, next_attempt = ?next, "certificate due but waiting: {why}");
-    }
-    let waiting = schedule
-        .waiting
-        .iter()
-        .map(|(domain, next, why)| match next {
-            Some(next) => format!(
-                "{domain}: waiting until {} after the CA refused: {why}",
-                supercp_core::time::utc(*next)
-            ),
-            None => format!("{domain}: {why}"),
-        })
-        .collect();
-    let ordered = schedule.due.len();
-    let issued = issue(inputs, schedule.due, &records, journal, run).await?;
-    if all_domains {
-        prune(inputs, journal, run).await?;
-    }
-    Ok(Converged {
-        ordered,
-        issued,
-        waiting,
-    })
 }
 
 /// Checks every bring-your-own certificate. Called before anything is written.
@@ -339,146 +249,6 @@ fn check_files(sites: &[TlsSite]) -> Result<(), EngineError> {
             problems.join("\n  ")
         )))
     }
-}
-
-/// Writes the placeholders (`placeholders`) and records each as a `create` step of `run`.
-///
-/// # Errors
-/// As `placeholders`, and journal errors.
-pub async fn place(sites: &[TlsSite], journal: &Journal, run: i64) -> Result<(), EngineError> {
-    let steps: Vec<NewStep> = placeholders(sites)?
-        .into_iter()
-        .map(|site| site.step("create"))
-        .collect();
-    record_done(
-        journal,
-        run,
-        &steps,
-        "self-signed placeholder until the certificate is issued",
-    )
-    .await
-}
-
-/// Writes a self-signed placeholder for every ACME site that has no certificate yet.
-/// Returns the sites that got one.
-///
-/// # Errors
-/// `EngineError::Tls` when a placeholder cannot be made or written.
-fn placeholders(sites: &[TlsSite]) -> Result<Vec<&TlsSite>, EngineError> {
-    let now = now_ms() / 1000;
-    let mut written = Vec::new();
-    for site in sites {
-        let Source::Acme { root } = &site.source else {
-            continue;
-        };
-        // Seen without following a symlink: a link planted there is no certificate, and the
-        // write below refuses it.
-        if private::is_file(root, &site.chain_rel()) && private::is_file(root, &site.key_rel()) {
-            continue;
-        }
-        let fail = |e: String| {
-            EngineError::Tls(format!(
-                "{} ({}): placeholder: {e}",
-                site.resource, site.origin
-            ))
-        };
-        let p = supercp_tls::placeholder(&site.names, now).map_err(|e| fail(e.to_string()))?;
-        write_pair(site, p.key_pem.as_bytes(), p.chain_pem.as_bytes())
-            .map_err(|e| fail(e.to_string()))?;
-        info!(domain = %site.domain, "self-signed placeholder written until the certificate is issued");
-        written.push(site);
-    }
-    Ok(written)
-}
-
-/// Removes the certificates (and keys) of domains that no longer take theirs from ACME: the
-/// Domain left the repo, dropped `tls`, or brings its own now. A private key must not outlive
-/// its site. Called after the configs that pointed at them are live without them, and only by
-/// a run that covers every domain (an incremental run does not know the others). Each removal
-/// is a `delete` step of `run`.
-///
-/// # Errors
-/// Journal errors. A directory that cannot be removed is logged and left.
-async fn prune(inputs: &Inputs, journal: &Journal, run: i64) -> Result<usize, EngineError> {
-    let root = inputs.spec.path(&inputs.spec.tls.cert_dir);
-    let entries = match private::dirs(&root) {
-        Ok(entries) => entries,
-        Err(e) => {
-            warn!(error = %e, "certificates of removed domains not looked for");
-            return Ok(0);
-        }
-    };
-    let keep: BTreeSet<String> = sites(inputs, None)
-        .into_iter()
-        .filter(|s| matches!(s.source, Source::Acme { .. }))
-        .map(|s| s.domain)
-        .collect();
-    let mut gone = Vec::new();
-    for name in entries {
-        // Only what SuperCP made here: a real directory (never a symlink to one) named after
-        // a domain.
-        let ours = supercp_core::DomainName::parse(&name).is_ok_and(|d| d.as_str() == name);
-        if !ours || keep.contains(&name) {
-            continue;
-        }
-        let removed = [
-            "privkey.pem",
-            "fullchain.pem",
-            ".privkey.pem.supercp-tmp",
-            ".fullchain.pem.supercp-tmp",
-            // Temp names of earlier versions.
-            "privkey.pem.supercp-tmp",
-            "fullchain.pem.supercp-tmp",
-        ]
-        .iter()
-        .try_for_each(|f| private::remove_file(&root, &format!("{name}/{f}")))
-        .and_then(|()| private::remove_dir(&root, &name));
-        match removed {
-            Ok(()) => {
-                info!(domain = %name, "certificate removed: the domain no longer takes it from ACME");
-                gone.push(name);
-            }
-            Err(e) => {
-                warn!(domain = %name, error = %e, "certificate directory left in place")
-            }
-        }
-    }
-    if gone.is_empty() {
-        return Ok(0);
-    }
-    let steps: Vec<NewStep> = gone
-        .iter()
-        .map(|domain| NewStep {
-            resource: format!("Domain/{domain}"),
-            origin: String::new(),
-            object: format!("tls:{root}/{domain}/fullchain.pem"),
-            action: "delete".into(),
-            before_hash: None,
-            after_hash: None,
-            before_content: None,
-        })
-        .collect();
-    record_done(
-        journal,
-        run,
-        &steps,
-        "the domain no longer takes its certificate from ACME: key and chain removed",
-    )
-    .await?;
-    journal
-        .forget_certificates(inputs.node_name(), &gone)
-        .await?;
-    Ok(gone.len())
-}
-
-/// The key, then the chain, each written aside and renamed into place by the file driver
-/// (mode 0600 in a 0700 directory; a symlink at either, or at the directory, is refused).
-fn write_pair(site: &TlsSite, key_pem: &[u8], chain_pem: &[u8]) -> Result<(), PrivateError> {
-    let Source::Acme { root } = &site.source else {
-        return Ok(());
-    };
-    private::write(root, &site.key_rel(), key_pem, Access::Private)?;
-    private::write(root, &site.chain_rel(), chain_pem, Access::Private)
 }
 
 /// Why a certificate was not issued (or not written), with its class.
@@ -589,88 +359,6 @@ impl AccountFile {
     }
 }
 
-/// Why a certificate must be issued now.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Due {
-    Missing,
-    Placeholder,
-    /// Names the certificate lacks.
-    Names(Vec<String>),
-    /// Days left before it expires.
-    Expiring(i64),
-    /// `supercp cert renew`.
-    Asked,
-    /// Inside the CA's suggested renewal window (ARI), past this domain's point in it.
-    Window(i64),
-    Unreadable(String),
-}
-
-impl std::fmt::Display for Due {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Due::Missing => write!(f, "no certificate yet"),
-            Due::Placeholder => write!(f, "serving the self-signed placeholder"),
-            Due::Names(n) => write!(f, "the certificate does not name {}", n.join(", ")),
-            Due::Expiring(days) => write!(f, "expires in {days} days"),
-            Due::Asked => write!(f, "renewal asked for"),
-            Due::Window(at) => write!(
-                f,
-                "the CA's renewal window (ARI) says renew from {}",
-                supercp_core::time::utc(at * 1000)
-            ),
-            Due::Unreadable(e) => write!(f, "the certificate cannot be read ({e})"),
-        }
-    }
-}
-
-/// Whether `site`'s certificate must be issued, and why.
-///
-/// `ari`: the CA's suggested renewal window (unix seconds), when it offers one: the
-/// certificate is due from a point in it that is the same for the domain on every run (RFC
-/// 9773 asks clients to spread renewals over the window), instead of `renew_days` before
-/// expiry.
-pub fn due(
-    site: &TlsSite,
-    renew_days: u32,
-    now_unix: i64,
-    asked: bool,
-    ari: Option<(i64, i64)>,
-) -> Option<Due> {
-    if !matches!(site.source, Source::Acme { .. }) {
-        return None;
-    }
-    let text = match site.read_chain() {
-        Ok(Some(text)) => text,
-        Ok(None) => return Some(Due::Missing),
-        Err(e) => return Some(Due::Unreadable(e.to_string())),
-    };
-    let info = match CertInfo::parse(&text) {
-        Ok(info) => info,
-        Err(e) => return Some(Due::Unreadable(e.to_string())),
-    };
-    if info.placeholder {
-        return Some(Due::Placeholder);
-    }
-    let missing = info.missing(&site.names);
-    if !missing.is_empty() {
-        return Some(Due::Names(missing));
-    }
-    let left = (info.not_after - now_unix) / 86_400;
-    match ari {
-        Some((start, end)) => {
-            let at = ari_time(&site.domain, start, end);
-            if now_unix >= at {
-                return Some(Due::Window(at));
-            }
-        }
-        None if info.not_after - now_unix < i64::from(renew_days) * 86_400 => {
-            return Some(Due::Expiring(left));
-        }
-        None => {}
-    }
-    asked.then_some(Due::Asked)
-}
-
 /// A point in `[start, end]` picked by the domain's name: spread, but stable across runs.
 fn ari_time(domain: &str, start: i64, end: i64) -> i64 {
     use std::hash::{Hash, Hasher};
@@ -681,55 +369,6 @@ fn ari_time(domain: &str, start: i64, end: i64) -> i64 {
     domain.hash(&mut h);
     let span = u64::try_from(end - start).unwrap_or(0);
     start + i64::try_from(h.finish() % (span + 1)).unwrap_or(0)
-}
-
-/// What this run does about certificates.
-#[derive(Debug, Default)]
-struct Schedule {
-    /// Due now, in order.
-    due: Vec<(TlsSite, Due)>,
-    /// Due but waiting: a recent refusal by the CA (domain, next attempt in unix ms, the CA's
-    /// last error), or past this run's cap on new orders (next attempt `None`).
-    waiting: Vec<(String, Option<i64>, String)>,
-}
-
-/// Which due certificates this run orders: not those the CA refused recently (until their
-/// backoff ends; `asked` ones always), and at most `max_orders` in all, so thousands of due
-/// certificates never become thousands of orders at once.
-fn schedule(
-    sites: Vec<TlsSite>,
-    records: &BTreeMap<String, CertRecord>,
-    renew_days: u32,
-    max_orders: usize,
-    asked: &BTreeSet<String>,
-    now_ms: i64,
-) -> Schedule {
-    let mut out = Schedule::default();
-    for site in sites {
-        let asked_for = asked.contains(&site.domain);
-        let record = records.get(&site.domain);
-        let ari = record.and_then(|r| r.ari_start.zip(r.ari_end));
-        let Some(why) = due(&site, renew_days, now_ms / 1000, asked_for, ari) else {
-            continue;
-        };
-        if let Some(r) = record.filter(|r| !asked_for && r.next_attempt.is_some_and(|t| t > now_ms))
-        {
-            out.waiting.push((
-                site.domain.clone(),
-                r.next_attempt,
-                r.last_error.clone().unwrap_or_default(),
-            ));
-        } else if out.due.len() >= max_orders {
-            out.waiting.push((
-                site.domain.clone(),
-                None,
-                format!("more than {max_orders} certificates are due: ordered on a later run"),
-            ));
-        } else {
-            out.due.push((site, why));
-        }
-    }
-    out
 }
 
 /// The wait after `failures` refusals in a row: 5 minutes, doubling, at most a day; at least
@@ -746,32 +385,35 @@ fn backoff_ms(failures: i64, rate_limited: bool) -> i64 {
     }
 }
 
-/// Asks the CA for the renewal window (ARI) of every issued certificate whose last answer
-/// has expired (its Retry-After; a day when the CA has no ARI), and records the answers in
-/// `records` and the journal. A CA that cannot be reached is skipped: `renewDays` decides.
+/// Asks the CA for the renewal window (ARI) of every issued certificate among `desired` whose
+/// last answer has expired (its Retry-After; a day when the CA has no ARI), and records the
+/// answers in `records` and the journal. A CA that cannot be reached is skipped: `renewDays`
+/// decides.
 ///
 /// # Errors
 /// Journal errors.
-async fn refresh_ari(
+pub async fn refresh_ari(
     inputs: &Inputs,
-    sites: &[TlsSite],
+    desired: &[Desired],
     records: &mut BTreeMap<String, CertRecord>,
     journal: &Journal,
 ) -> Result<(), EngineError> {
     let now = now_ms();
-    let stale: Vec<(&TlsSite, String)> = sites
+    let stale: Vec<(&str, String)> = desired
         .iter()
-        .filter(|s| matches!(s.source, Source::Acme { .. }))
-        .filter(|s| {
+        .filter(|d| d.unit.is_issue())
+        .filter(|d| {
             records
-                .get(&s.domain)
+                .get(&d.resource.name)
                 .and_then(|r| r.ari_next_check)
                 .is_none_or(|t| t <= now)
         })
-        .filter_map(|s| {
-            let text = s.read_chain().ok().flatten()?;
+        .filter_map(|d| {
+            let text = supercp_drivers::cert::read_chain(d.location()?)
+                .ok()
+                .flatten()?;
             let info = CertInfo::parse(&text).ok()?;
-            (!info.placeholder).then_some((s, text))
+            (!info.placeholder).then_some((d.resource.name.as_str(), text))
         })
         .collect();
     if stale.is_empty() {
@@ -786,21 +428,18 @@ async fn refresh_ari(
         }
     };
     let mut changed = Vec::new();
-    for (site, chain) in stale {
-        let mut record = records
-            .get(&site.domain)
-            .cloned()
-            .unwrap_or_else(|| CertRecord {
-                domain: site.domain.clone(),
-                ..CertRecord::default()
-            });
+    for (domain, chain) in stale {
+        let mut record = records.get(domain).cloned().unwrap_or_else(|| CertRecord {
+            domain: domain.to_owned(),
+            ..CertRecord::default()
+        });
         match client.renewal_window(&chain).await {
             Ok(supercp_tls::RenewalWindow::Window {
                 start,
                 end,
                 recheck_secs,
             }) => {
-                info!(domain = %site.domain, start, end, "renewal window (ARI)");
+                info!(%domain, start, end, "renewal window (ARI)");
                 record.ari_start = Some(start);
                 record.ari_end = Some(end);
                 let recheck = i64::try_from(recheck_secs.clamp(60, 86_400)).unwrap_or(86_400);
@@ -812,12 +451,12 @@ async fn refresh_ari(
                 record.ari_next_check = Some(now + 86_400_000);
             }
             Err(e) => {
-                warn!(domain = %site.domain, error = %e, "renewal window (ARI) not known");
+                warn!(%domain, error = %e, "renewal window (ARI) not known");
                 record.ari_next_check = Some(now + 3_600_000);
             }
         }
         record.updated_at = now;
-        records.insert(site.domain.clone(), record.clone());
+        records.insert(domain.to_owned(), record.clone());
         changed.push(record);
     }
     journal
@@ -826,153 +465,171 @@ async fn refresh_ari(
     Ok(())
 }
 
-/// The ACME settings and the account file of the node's CA.
-fn account(inputs: &Inputs) -> Result<(AcmeConfig, AccountFile), EngineError> {
-    let config = acme_config(inputs)?;
-    let file = AccountFile {
-        anchor: inputs.state_dir.display().to_string(),
-        rel: format!("acme/{}/account.json", account_name(&config.directory_url)),
-    };
-    Ok((config, file))
-}
-
-/// What issuing did.
+/// What one issue unit did.
 #[derive(Debug, Default)]
-pub struct Issued {
+pub(crate) struct Issued {
+    /// Per step: done.
+    pub ok: Vec<bool>,
     pub issued: usize,
     pub failed: Vec<NotIssued>,
+    pub checks: i64,
     pub reloads: i64,
+    /// The gate refused the new certificates (they were put back).
+    pub gate_error: Option<String>,
 }
 
-/// Issues every due certificate through the node's ACME CA, records each as a step of `run`,
-/// then checks nginx and reloads it once.
+/// Runs one issue unit (`Unit::Issue`): every due certificate ordered from the node's CA
+/// and written, every certificate of a domain that left removed, then the unit's gate checks
+/// them once and reloads, or the new ones are put back. `notes` are the lines the stand-in
+/// pass left per step (`prepared` false: the stand-in could not be written, nothing is
+/// ordered for it).
 ///
 /// # Errors
-/// Journal errors, and `EngineError::Gate` when nginx refuses the new certificates (they are
-/// put back first).
-async fn issue(
+/// Journal errors, and `Gate` when the reload fails.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn issue(
     inputs: &Inputs,
-    due: Vec<(TlsSite, Due)>,
-    records_before: &BTreeMap<String, CertRecord>,
+    steps: &[Step],
+    ids: &[i64],
+    notes: Vec<Vec<String>>,
+    prepared: &[bool],
+    drivers: &mut Drivers,
     journal: &Journal,
     run: i64,
 ) -> Result<Issued, EngineError> {
-    let mut outcome = Issued::default();
-    if due.is_empty() {
-        return Ok(outcome);
-    }
-    let tls = &inputs.spec.tls;
-    let new_steps: Vec<NewStep> = due
-        .iter()
-        .map(|(site, why)| {
-            let fresh = matches!(why, Due::Missing | Due::Placeholder);
-            site.step(if fresh { "create" } else { "update" })
-        })
-        .collect();
-    let ids = journal.add_steps(run, &new_steps).await?;
-    let (config, account_file) = account(inputs)?;
-    let solver = Http01 {
-        dir: inputs.spec.path(&tls.challenge_dir),
+    let mut outcome = Issued {
+        ok: vec![false; steps.len()],
+        ..Issued::default()
     };
-    let mut client = account_file.open(&config).await.map_err(Arc::new);
-    let mut results = Vec::new();
+    journal.steps_running(ids, now_ms()).await?;
+    let records_before = journal.certificates(inputs.node_name()).await?;
+    let solver = Http01 {
+        dir: inputs.spec.path(&inputs.spec.tls.challenge_dir),
+    };
+    let mut ca = Ca::new(inputs)?;
+    let mut results = Vec::with_capacity(steps.len());
     let mut previous = Vec::new();
     let mut records = Vec::new();
-    for ((site, why), id) in due.iter().zip(&ids) {
+    let mut forget = Vec::new();
+    for (i, ((step, id), mut log)) in steps.iter().zip(ids).zip(notes).enumerate() {
         let started = now_ms();
-        let mut log = vec![format!("due: {why}")];
-        let replaces = records_before
-            .get(&site.domain)
-            .filter(|r| r.ari_start.is_some())
-            .and_then(|_| site.read_chain().ok().flatten())
-            .filter(|text| CertInfo::parse(text).is_ok_and(|i| !i.placeholder));
-        let replaces = replaces.as_deref();
-        let mut result: Result<_, CertError> = match &client {
-            Ok(client) => client
-                .issue(&site.names, site.key_kind, &solver, replaces)
-                .await
-                .map_err(CertError::from),
-            // Said once per certificate, as the CA's own words.
-            Err(e) => Err(CertError::Account(Arc::clone(e))),
-        };
-        // The CA forgot the account (a reset test CA, a deactivated account): make a new one
-        // and try once more.
-        if matches!(&result, Err(e) if e.acme().is_some_and(AcmeError::is_unknown_account)) {
-            warn!(file = %account_file.path(), "the CA does not know this account; creating a new one");
-            if let Err(e) = private::remove_file(&account_file.anchor, &account_file.rel) {
-                warn!(error = %e, "the old account file stays");
+        let domain = step.resource.name.clone();
+        let status = match (&step.target, &step.reason) {
+            (_, Reason::Blocked { path, what }) => {
+                log.push(format!("refused: {what} at {path}; SuperCP never writes through it. Remove it and apply again"));
+                outcome.failed.push(NotIssued {
+                    what: format!("{}: {what} at {path}", step.resource),
+                    class: Class::Permanent,
+                });
+                StepStatus::Failed
             }
-            client = account_file.open(&config).await.map_err(Arc::new);
-            result = match &client {
-                Ok(client) => client
-                    .issue(&site.names, site.key_kind, &solver, replaces)
-                    .await
-                    .map_err(CertError::from),
-                Err(e) => Err(CertError::Account(Arc::clone(e))),
-            };
-        }
-        let status = match result {
-            Ok(pair) => {
-                let old = site.read_pair();
-                match write_pair(site, pair.key_pem.as_bytes(), pair.chain_pem.as_bytes()) {
-                    Ok(()) => {
-                        let info = CertInfo::parse(&pair.chain_pem).ok();
-                        let serial = info.as_ref().map(|i| i.serial.clone()).unwrap_or_default();
-                        records.push(CertRecord {
-                            domain: site.domain.clone(),
-                            serial: Some(serial.clone()),
-                            not_after: info.map(|i| i.not_after),
-                            issued_at: Some(now_ms()),
-                            updated_at: now_ms(),
-                            ..CertRecord::default()
-                        });
-                        info!(domain = %site.domain, %serial, "certificate issued");
-                        log.push(format!("issued, serial {serial}"));
-                        previous.push((site, old));
-                        outcome.issued += 1;
-                        StepStatus::Done
+            (Target::Remove(owned), _) => match drivers.delete(owned) {
+                Ok(()) => {
+                    info!(%domain, "certificate removed: the domain no longer takes it from the CA");
+                    log.push("the domain no longer takes its certificate from the CA: key and chain removed".into());
+                    forget.push(domain.clone());
+                    outcome.ok[i] = true;
+                    StepStatus::Done
+                }
+                Err(e) => {
+                    warn!(%domain, error = %e, "certificate left in place");
+                    log.push(format!("{}: {e}", step.who()));
+                    StepStatus::Failed
+                }
+            },
+            (Target::Put(_), _) if !prepared[i] => StepStatus::Failed,
+            (Target::Put(desired), reason) => {
+                log.insert(0, format!("due: {reason}"));
+                let Some(cert) = desired.object.as_cert() else {
+                    return Err(EngineError::BadRecord {
+                        object: step.id.to_string(),
+                        detail: "an issue unit holds only certificates".into(),
+                    });
+                };
+                let key = match cert.key {
+                    KeyType::EcdsaP256 => KeyKind::EcdsaP256,
+                    KeyType::Rsa2048 => KeyKind::Rsa2048,
+                };
+                // The certificate it replaces, for the CA's renewal bookkeeping (ARI).
+                let replaces = records_before
+                    .get(&domain)
+                    .filter(|r| r.ari_start.is_some())
+                    .and_then(|_| supercp_drivers::cert::read_chain(&cert.at).ok().flatten())
+                    .filter(|text| CertInfo::parse(text).is_ok_and(|i| !i.placeholder));
+                let result = ca
+                    .order(&cert.names, key, &solver, replaces.as_deref())
+                    .await;
+                let known = records_before.get(&domain);
+                match result {
+                    Ok(pair) => {
+                        let old = supercp_drivers::cert::read_pair(&cert.at).unwrap_or_default();
+                        let written = supercp_drivers::cert::write_pair(
+                            &cert.at,
+                            pair.key_pem.as_bytes(),
+                            pair.chain_pem.as_bytes(),
+                        );
+                        match written {
+                            Ok(()) => {
+                                let info = CertInfo::parse(&pair.chain_pem).ok();
+                                let serial =
+                                    info.as_ref().map(|i| i.serial.clone()).unwrap_or_default();
+                                records.push(CertRecord {
+                                    domain: domain.clone(),
+                                    serial: Some(serial.clone()),
+                                    not_after: info.map(|i| i.not_after),
+                                    issued_at: Some(now_ms()),
+                                    updated_at: now_ms(),
+                                    ..CertRecord::default()
+                                });
+                                info!(%domain, %serial, "certificate issued");
+                                log.push(format!("issued, serial {serial}"));
+                                previous.push((i, cert.at.clone(), old));
+                                outcome.issued += 1;
+                                outcome.ok[i] = true;
+                                StepStatus::Done
+                            }
+                            Err(e) => {
+                                warn!(%domain, error = %e, "certificate issued but not written; the current one keeps serving");
+                                log.push(format!("writing the certificate: {e}"));
+                                outcome.failed.push(NotIssued {
+                                    what: format!("{}: {e}", step.resource),
+                                    class: driver_class(&e),
+                                });
+                                StepStatus::Failed
+                            }
+                        }
                     }
                     Err(e) => {
-                        warn!(domain = %site.domain, error = %e, "certificate issued but not written; the current one keeps serving");
-                        log.push(format!("writing the certificate: {e}"));
+                        warn!(%domain, error = %e, "certificate not issued; the current one keeps serving");
+                        // The CA refused this order: wait before asking again. The CA not
+                        // answering at all (no account could be opened) asks nothing of it:
+                        // no backoff.
+                        let refused = !matches!(e, CertError::Account(_));
+                        let failures = known.map_or(0, |r| r.failures) + 1;
+                        let rate_limited = e.acme().is_some_and(AcmeError::is_rate_limited);
+                        let next = refused.then(|| now_ms() + backoff_ms(failures, rate_limited));
+                        if let Some(next) = next {
+                            log.push(format!(
+                                "refused {failures} time(s) in a row: next attempt after {}",
+                                supercp_core::time::utc(next)
+                            ));
+                        }
+                        records.push(CertRecord {
+                            domain: domain.clone(),
+                            failures,
+                            last_error: Some(e.to_string()),
+                            next_attempt: next,
+                            updated_at: now_ms(),
+                            ..known.cloned().unwrap_or_default()
+                        });
+                        log.push(e.to_string());
                         outcome.failed.push(NotIssued {
-                            what: format!("{}: {e}", site.resource),
-                            class: file_class(&e),
+                            what: format!("{}: {e}", step.resource),
+                            class: e.class(),
                         });
                         StepStatus::Failed
                     }
                 }
-            }
-            Err(e) => {
-                warn!(domain = %site.domain, error = %e, "certificate not issued; the current one keeps serving");
-                // The CA refused this order: wait before asking again. The CA not answering
-                // at all (no account could be opened) asks nothing of it: no backoff.
-                let known = records_before.get(&site.domain);
-                let refused = !matches!(e, CertError::Account(_));
-                let failures = known.map_or(0, |r| r.failures) + 1;
-                let text = e.to_string();
-                let rate_limited = e.acme().is_some_and(AcmeError::is_rate_limited);
-                let next = refused.then(|| now_ms() + backoff_ms(failures, rate_limited));
-                if let Some(next) = next {
-                    log.push(format!(
-                        "refused {failures} time(s) in a row: next attempt after {}",
-                        supercp_core::time::utc(next)
-                    ));
-                }
-                records.push(CertRecord {
-                    domain: site.domain.clone(),
-                    failures,
-                    last_error: Some(text),
-                    next_attempt: next,
-                    updated_at: now_ms(),
-                    ..known.cloned().unwrap_or_default()
-                });
-                log.push(e.to_string());
-                outcome.failed.push(NotIssued {
-                    what: format!("{}: {e}", site.resource),
-                    class: e.class(),
-                });
-                StepStatus::Failed
             }
         };
         results.push(StepResult {
@@ -985,38 +642,165 @@ async fn issue(
         });
     }
     if outcome.issued > 0 {
-        if let Some(gate) = inputs
-            .spec
-            .gates
-            .iter()
-            .find(|g| g.name == supercp_render::GATE_NGINX)
-        {
-            let check = supercp_drivers::gate::run(&gate.name, &gate.check)
-                .map_err(|e| EngineError::Gate(e.to_string()))?;
-            if !check.success {
-                for (site, (key, chain)) in &previous {
-                    if let (Some(key), Some(chain)) = (key, chain) {
-                        if let Err(e) = write_pair(site, key, chain) {
-                            warn!(domain = %site.domain, error = %e, "the previous certificate could not be put back");
-                        }
-                    }
-                }
-                journal.finish_steps(&results).await?;
-                return Err(EngineError::Gate(format!(
-                    "gate {}: the new certificates failed the check and were put back: {}",
-                    gate.name,
-                    check.output.trim()
-                )));
-            }
-            let mut notes = Vec::new();
-            outcome.reloads += crate::apply::reload(gate, &mut notes)?;
-        }
+        commit(inputs, steps, &previous, &mut results, &mut outcome)?;
     }
     journal.finish_steps(&results).await?;
     journal
         .record_certificates(inputs.node_name(), &records)
         .await?;
+    if !forget.is_empty() {
+        journal
+            .forget_certificates(inputs.node_name(), &forget)
+            .await?;
+    }
+    journal
+        .count_gate(run, outcome.checks, outcome.reloads)
+        .await?;
     Ok(outcome)
+}
+
+/// The unit's gate over the certificates just written: one check, then one reload; on a
+/// failed check each is put back as it was (its step fails) and the previous ones keep
+/// serving.
+///
+/// # Errors
+/// `Gate` when the reload fails.
+fn commit(
+    inputs: &Inputs,
+    steps: &[Step],
+    previous: &[(usize, supercp_core::Location, supercp_drivers::cert::Pair)],
+    results: &mut [StepResult],
+    outcome: &mut Issued,
+) -> Result<(), EngineError> {
+    let Some(gate) = steps
+        .first()
+        .and_then(|s| s.unit.gate())
+        .and_then(|g| inputs.spec.gates.iter().find(|x| x.name == g))
+    else {
+        return Ok(());
+    };
+    let check = gate::run(&gate.name, &gate.check);
+    let refused = match &check {
+        Ok(c) if c.success => None,
+        Ok(c) => Some(c.output.trim().to_owned()),
+        Err(e) => Some(e.to_string()),
+    };
+    if check.is_ok() {
+        outcome.checks += 1;
+    }
+    let Some(why) = refused else {
+        let mut notes = Vec::new();
+        outcome.reloads += crate::apply::reload(gate, &mut notes)?;
+        for (i, ..) in previous {
+            results[*i].log.extend(notes.iter().cloned());
+        }
+        return Ok(());
+    };
+    for (i, at, pair) in previous {
+        if let Err(e) = supercp_drivers::cert::put_back(at, pair) {
+            warn!(object = %steps[*i].id, error = %e, "the previous certificate could not be put back");
+            results[*i]
+                .log
+                .push(format!("could not put the previous certificate back: {e}"));
+        }
+        results[*i].status = StepStatus::Failed;
+        results[*i].log.push(format!(
+            "put back: gate {} refused the new certificates",
+            gate.name
+        ));
+        outcome.ok[*i] = false;
+    }
+    outcome.issued = 0;
+    outcome.gate_error = Some(format!(
+        "gate {}: the new certificates failed the check and were put back: {why}",
+        gate.name
+    ));
+    Ok(())
+}
+
+/// The node's CA for one run: the account is opened once, when the first certificate is
+/// ordered, and made again once if the CA forgot it.
+struct Ca {
+    config: AcmeConfig,
+    file: AccountFile,
+    client: Option<Result<AcmeClient, Arc<CertError>>>,
+}
+
+impl Ca {
+    fn new(inputs: &Inputs) -> Result<Ca, EngineError> {
+        let (config, file) = account(inputs)?;
+        Ok(Ca {
+            config,
+            file,
+            client: None,
+        })
+    }
+
+    async fn client(&mut self) -> &Result<AcmeClient, Arc<CertError>> {
+        let client = match self.client.take() {
+            Some(client) => client,
+            None => self.file.open(&self.config).await.map_err(Arc::new),
+        };
+        self.client.insert(client)
+    }
+
+    async fn order(
+        &mut self,
+        names: &[String],
+        key: KeyKind,
+        solver: &Http01,
+        replaces: Option<&str>,
+    ) -> Result<supercp_tls::KeyAndChain, CertError> {
+        let first = self.try_order(names, key, solver, replaces).await;
+        // The CA forgot the account (a reset test CA, a deactivated account): make a new one
+        // and try once more.
+        if !matches!(&first, Err(e) if e.acme().is_some_and(AcmeError::is_unknown_account)) {
+            return first;
+        }
+        warn!(file = %self.file.path(), "the CA does not know this account; creating a new one");
+        if let Err(e) = private::remove_file(&self.file.anchor, &self.file.rel) {
+            warn!(error = %e, "the old account file stays");
+        }
+        self.client = None;
+        self.try_order(names, key, solver, replaces).await
+    }
+
+    async fn try_order(
+        &mut self,
+        names: &[String],
+        key: KeyKind,
+        solver: &Http01,
+        replaces: Option<&str>,
+    ) -> Result<supercp_tls::KeyAndChain, CertError> {
+        match self.client().await {
+            Ok(client) => client
+                .issue(names, key, solver, replaces)
+                .await
+                .map_err(CertError::from),
+            // Said once per certificate, as the CA's own words.
+            Err(e) => Err(CertError::Account(Arc::clone(e))),
+        }
+    }
+}
+
+/// A refused file (a symlink, a file too large) stays until someone removes it; an I/O error
+/// (a full disk) may pass.
+fn driver_class(e: &DriverError) -> Class {
+    match e {
+        DriverError::Private(p) => file_class(p),
+        DriverError::SymlinkRefused { .. } => Class::Permanent,
+        _ => Class::Transient,
+    }
+}
+
+/// The ACME settings and the account file of the node's CA.
+fn account(inputs: &Inputs) -> Result<(AcmeConfig, AccountFile), EngineError> {
+    let config = acme_config(inputs)?;
+    let file = AccountFile {
+        anchor: inputs.state_dir.display().to_string(),
+        rel: format!("acme/{}/account.json", account_name(&config.directory_url)),
+    };
+    Ok((config, file))
 }
 
 /// One account per CA: its directory URL, made a file name.
@@ -1039,10 +823,7 @@ fn account_name(url: &str) -> String {
 /// # Errors
 /// `EngineError::Tls` naming the field and the file.
 fn check_acme(inputs: &Inputs, sites: &[TlsSite]) -> Result<(), EngineError> {
-    if sites
-        .iter()
-        .any(|s| matches!(s.source, Source::Acme { .. }))
-    {
+    if sites.iter().any(|s| matches!(s.source, Source::Acme)) {
         acme_config(inputs)?;
     }
     Ok(())

@@ -64,21 +64,24 @@ pub struct Observations {
 
 /// Observes every desired and every owned object and builds the plan. `owned` is what the
 /// journal records as SuperCP's on this node (`Journal::owned`), `unchecked` what a killed
-/// run wrote and its commit unit never checked (`Journal::unchecked`).
+/// run wrote and its commit unit never checked (`Journal::unchecked`), `certs` when each
+/// certificate is due and which due ones this run holds back.
 ///
 /// # Errors
 /// `Unobservable` naming each object that could not be seen (nothing is planned then);
 /// `BadRecord` for a journal record this version cannot read; `MassDelete` when the plan
 /// deletes too much.
 pub fn plan(
-    desired: Vec<Desired>,
+    mut desired: Vec<Desired>,
     owned: Vec<OwnedObject>,
     unchecked: &[Unchecked],
+    certs: &crate::certs::Policy,
     options: &PlanOptions,
 ) -> Result<Planned, EngineError> {
     let owned: BTreeMap<String, OwnedObject> =
         owned.into_iter().map(|o| (o.object.clone(), o)).collect();
     let at_ms = supercp_core::time::now_ms();
+    crate::certs::annotate(&mut desired, certs);
     // Observed and compared chunk by chunk: a file's content is dropped as soon as it was
     // diffed, so a plan never holds every managed file at once.
     Progress::announce("observing", desired.len());
@@ -116,6 +119,7 @@ pub fn plan(
     fail_unobservable(failures)?;
     let mut plan = finish(&desired, steps, &leaving, &owned, options)?;
     resume(&mut plan, unchecked, &desired)?;
+    crate::certs::hold(&mut plan, certs);
     Ok(Planned {
         plan,
         owned,
@@ -225,6 +229,7 @@ fn finish(
         steps: order(steps, deletes),
         retained,
         gone,
+        held: Vec::new(),
         objects: desired.len(),
     })
 }

@@ -32,6 +32,7 @@ fn every_desired_object_is_observed_in_order() {
         vec![file(&anchor, "same.conf"), file(&anchor, "missing.conf")],
         Vec::new(),
         &[],
+        &supercp_engine::certs::Policy::default(),
         &PlanOptions::default(),
     )
     .expect("a plan");

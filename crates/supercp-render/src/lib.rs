@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 
 use supercp_core::catalog::{DomainEntry, TenantEntry};
 use supercp_core::names::check_config_string;
-use supercp_core::object::Account;
+use supercp_core::object::{Account, Cert, KeyType, Renewal};
 use supercp_core::resource::{CertSource, NodeSpec, TlsProfile};
 use supercp_core::{
     Catalog, Desired, Diagnostic, Location, Object, Owner, Resource, ResourceKind, ResourceRef,
@@ -800,6 +800,35 @@ impl<'a> Renderer<'a> {
         self.file(&path, "pool.conf.tera", &cx, &who, GATE_PHP_FPM);
     }
 
+    /// The certificate an ACME site's HTTPS server points nginx at: issued by the node's CA
+    /// once the vhosts are live (`Unit::Issue`), checked by nginx's gate.
+    fn certificate(&mut self, domain: &str, names: &[&str], profile: TlsProfile, who: &Asker) {
+        let spec = self.spec();
+        self.files.push(Desired {
+            object: Object::Cert(Cert {
+                at: Location::new(
+                    spec.path(&spec.tls.cert_dir),
+                    format!("{domain}/fullchain.pem"),
+                ),
+                names: names.iter().map(|n| (*n).to_owned()).collect(),
+                key: match profile {
+                    TlsProfile::Intermediate => KeyType::EcdsaP256,
+                    TlsProfile::Old => KeyType::Rsa2048,
+                },
+                renewal: Renewal {
+                    renew_days: spec.tls.renew_days,
+                    ..Renewal::default()
+                },
+            }),
+            resource: who.resource.clone(),
+            origin: who.origin.clone(),
+            unit: Unit::Issue {
+                gate: GATE_NGINX.to_owned(),
+            },
+            tenant_data: false,
+        });
+    }
+
     fn domain(&mut self, d: &DomainEntry, site: &Site) {
         let Site {
             homes,
@@ -899,6 +928,7 @@ impl<'a> Renderer<'a> {
         if let Some(t) = &s.tls {
             let (cert, key) = match t.certificate {
                 CertSource::Acme => {
+                    self.certificate(domain, &server_names, t.profile, &who);
                     let dir = spec.cert_dir_for(domain);
                     (format!("{dir}/fullchain.pem"), format!("{dir}/privkey.pem"))
                 }

@@ -67,6 +67,10 @@ fn check_example(example: &str, node_file: &str) {
                 "user {path} home={} shell={} members={:?}\n",
                 a.home, a.shell, a.members
             )),
+            Object::Cert(c) => listing.push_str(&format!(
+                "tls  {path} names={:?} key={:?} renewDays={} unit={}\n",
+                c.names, c.key, c.renewal.renew_days, d.unit
+            )),
         }
     }
     let list_file = dir.join("OBJECTS.txt");

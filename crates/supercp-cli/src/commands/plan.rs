@@ -78,25 +78,19 @@ pub fn exec(state: &Path, args: &Args) -> anyhow::Result<Outcome> {
                 journaled?
             }
         };
-        let planned = supercp_engine::plan(desired, owned, &unchecked, &options)?;
-        Ok(Some((inputs, planned, records)))
+        // Certificates are due by what the CA said last (the journal's records).
+        let certs = supercp_engine::certs::Policy::new(&inputs, records, Default::default());
+        let planned = supercp_engine::plan(desired, owned, &unchecked, &certs, &options)?;
+        Ok(Some((inputs, planned)))
     })?;
-    let Some((inputs, planned, records)) = result else {
+    let Some((inputs, planned)) = result else {
         return Ok(Outcome::Invalid);
     };
     let plan = &planned.plan;
-    // Certificates an apply would order now, and those it would wait on.
-    let certificates = supercp_engine::certs::preview(&inputs, &records);
     let mut out = std::io::stdout().lock();
-    output::write_plan(
-        &mut out,
-        args.format,
-        inputs.node_name(),
-        plan,
-        &certificates,
-    )?;
+    output::write_plan(&mut out, args.format, inputs.node_name(), plan)?;
     out.flush()?;
-    if args.detailed_exitcode && (!plan.is_empty() || !certificates.is_empty()) {
+    if args.detailed_exitcode && !plan.is_empty() {
         Ok(Outcome::Changes)
     } else {
         Ok(Outcome::Success)
