@@ -186,7 +186,7 @@ fn write_text(out: &mut impl Write, node: &str, plan: &Plan, colour: bool) -> st
     for (step, why) in &plan.held {
         writeln!(
             out,
-            "{}  ({}): {}; {why}",
+            "{}  ({}): {}; not taken this run: {why}",
             paint("35", &format!("= {}", step.id)),
             origin(step),
             step.reason
@@ -263,7 +263,7 @@ fn write_held(out: &mut impl Write, plan: &Plan) -> std::io::Result<()> {
             "| `{}` | {} | {} |",
             step.id,
             md_escape(&origin(step)),
-            md_escape(&format!("{}; {why}", step.reason))
+            md_escape(&format!("{}; not taken this run: {why}", step.reason))
         )?;
     }
     Ok(())

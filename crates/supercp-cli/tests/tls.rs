@@ -87,6 +87,15 @@ fn settled(name: &str, port: u16, ok: impl Fn(&CertInfo) -> bool) -> CertInfo {
     )
 }
 
+/// The line of `supercp plan`'s text output about `domain`'s certificate (`tls:…/<domain>/
+/// fullchain.pem`), if any.
+fn plan_line(plan: &str, domain: &str) -> Option<String> {
+    let object = format!("/{domain}/fullchain.pem  (Domain/{domain}");
+    plan.lines()
+        .find(|l| l.contains(" tls:") && l.contains(&object))
+        .map(str::to_owned)
+}
+
 /// The newest run's certificate issuing steps (objects `tls:…` that are not placeholders), from
 /// `supercp audit`.
 fn tls_steps(p: &Prefix) -> Vec<serde_json::Value> {
@@ -202,9 +211,27 @@ fn pebble_issues_certificates_through_supercps_nginx_renews_them_and_survives_a_
     p.supercp(&["apply"]).expect_code(0);
     assert!(tls_steps(p).is_empty(), "a second apply issues nothing");
     assert_eq!(served("one.test", https).serial, first_serial);
+    let plan = p.supercp(&["plan", "--detailed-exitcode"]);
+    plan.expect_code(0);
+    assert!(plan.stdout().contains("No changes."), "{}", plan.described);
 
     // Renewal: 20 days before expiry, the 10-day certificates are due; nginx serves new ones.
+    // The plan shows them as its only steps, and says so with exit code 2.
     node(p, http, https, &tls(20));
+    let plan = p.supercp(&["plan", "--detailed-exitcode"]);
+    plan.expect_code(2);
+    let out = plan.stdout();
+    for name in ["one.test", "two.test"] {
+        let line = plan_line(&out, name).unwrap_or_else(|| panic!("{name}: {out}"));
+        assert!(
+            line.starts_with("~ tls:") && line.ends_with("): expires in 9 days"),
+            "{line}"
+        );
+    }
+    assert!(
+        out.contains("0 to create, 2 to update, 0 to delete"),
+        "only the certificates change: {out}"
+    );
     p.supercp(&["apply"]).expect_code(0);
     let steps = tls_steps(p);
     assert_eq!(steps.len(), 2, "{steps:#?}");
@@ -220,8 +247,8 @@ fn pebble_issues_certificates_through_supercps_nginx_renews_them_and_survives_a_
     common::write(&p.repo.join("sites.yaml"), &format!("{repo}{three}"));
     let plan = p.supercp(&["plan"]);
     assert!(
-        plan.stdout()
-            .contains("~ certificate three.test: no certificate yet"),
+        plan_line(&plan.stdout(), "three.test")
+            .is_some_and(|l| l.starts_with("+ tls:") && l.ends_with("): no certificate yet")),
         "plan says which certificate it would order and why: {}",
         plan.described
     );
@@ -307,12 +334,14 @@ fn pebble_issues_certificates_through_supercps_nginx_renews_them_and_survives_a_
         "nothing ordered during the backoff"
     );
     assert!(settled(BLOCKED, https, |c| c.names == [BLOCKED]).placeholder);
-    let plan = p.supercp(&["plan"]);
+    let plan = p.supercp(&["plan", "--detailed-exitcode"]);
+    plan.expect_code(0);
     assert!(
-        plan.stdout().contains(&format!(
-            "~ certificate {BLOCKED}: not ordered yet: waiting until"
-        )),
-        "plan shows the backoff: {}",
+        plan_line(&plan.stdout(), BLOCKED).is_some_and(|l| l.starts_with("= tls:")
+            && l.contains(
+                "): serving the self-signed placeholder; not taken this run: waiting until"
+            )),
+        "plan shows the backoff, and a held certificate is no change: {}",
         plan.described
     );
 

@@ -230,10 +230,18 @@ pub async fn apply(
         for dir in anchors(&plan.steps) {
             ex.drivers.remove_stale_temps(dir);
         }
+        // Stand-ins first: the configs written below point their services at them. One
+        // that cannot be put in place stops the run before anything else is written (the
+        // configs that refer to it would fail their checks).
+        let (mut notes, placed) = ex.stand_ins(&plan.steps);
+        if let Some(e) = stand_in_failure(&plan.steps, &notes, &placed) {
+            journal
+                .finish_run(run, Outcome::Failed, Some(&e.to_string()))
+                .await?;
+            return Err(e);
+        }
         let new_steps: Vec<NewStep> = plan.steps.iter().map(new_step).collect();
         let ids = journal.add_steps(run, &new_steps).await?;
-        // Stand-ins first: the configs written below point their services at them.
-        let (mut notes, placed) = ex.stand_ins(&plan.steps);
         let mut done: Vec<bool> = vec![false; plan.steps.len()];
         let mut progress = Progress::new("applying", plan.steps.len());
         let mut start = 0;
@@ -645,6 +653,38 @@ fn culprits<'a>(steps: &'a [Step], output: &str) -> Vec<&'a Step> {
         }
     }
     steps.iter().collect()
+}
+
+/// `StandIn` naming every object of an issue unit that is not in place after the stand-in
+/// pass (a symlink in the way, a write that failed).
+fn stand_in_failure(steps: &[Step], notes: &[Vec<String>], placed: &[bool]) -> Option<EngineError> {
+    let mut lines = Vec::new();
+    let mut transient = true;
+    for ((step, notes), placed) in steps.iter().zip(notes).zip(placed) {
+        if !step.unit.is_issue() || step.action == Action::Delete || *placed {
+            continue;
+        }
+        match &step.reason {
+            Reason::Blocked { path, what } => {
+                transient = false;
+                lines.push(format!(
+                    "{}: refused: {what} at {path}; SuperCP never writes through it, remove it",
+                    step.who()
+                ));
+            }
+            _ => lines.extend(notes.iter().cloned()),
+        }
+    }
+    if lines.is_empty() {
+        return None;
+    }
+    if lines.iter().any(|l| l.contains("symlink")) {
+        transient = false;
+    }
+    Some(EngineError::StandIn {
+        details: lines.iter().map(|l| format!("\n  {l}")).collect(),
+        transient,
+    })
 }
 
 /// Steps are batched by commit unit; direct deletes run last, in their own batch.

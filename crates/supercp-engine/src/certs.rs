@@ -170,14 +170,14 @@ pub fn hold(plan: &mut Plan, policy: &Policy) {
             .filter(|r| !asked && r.next_attempt.is_some_and(|t| t > policy.now_ms));
         if let Some(r) = refused {
             let why = format!(
-                "not ordered yet: waiting until {} after the CA refused: {}",
+                "waiting until {} after the CA refused: {}",
                 supercp_core::time::utc(r.next_attempt.unwrap_or_default()),
                 r.last_error.as_deref().unwrap_or_default()
             );
             plan.held.push((step, why));
         } else if ordered >= policy.max_orders {
             let why = format!(
-                "not ordered yet: more than {} certificates are due: ordered on a later run",
+                "more than {} certificates are due: ordered on a later run",
                 policy.max_orders
             );
             plan.held.push((step, why));

@@ -68,6 +68,15 @@ pub enum EngineError {
     Accounts(String),
     #[error("tls: {0}")]
     Tls(String),
+    /// Objects of an issue unit that could not be put in place before the run (a symlink in
+    /// the way, a full disk): nothing was applied.
+    #[error("certificates not in place, nothing applied:{details}")]
+    StandIn {
+        /// One line per object, each starting with a newline.
+        details: String,
+        /// False when something in the way (a symlink) stays until someone removes it.
+        transient: bool,
+    },
     #[error("{failed} of {total} steps failed; see `supercp audit --run {run}`{details}")]
     StepsFailed {
         failed: usize,
@@ -92,6 +101,7 @@ impl EngineError {
         match self {
             // A journal record this version cannot read stays unreadable until an upgrade.
             EngineError::MassDelete { .. } | EngineError::BadRecord { .. } => false,
+            EngineError::StandIn { transient, .. } => *transient,
             // What cannot be seen now (permissions, a service down) may be seen later.
             EngineError::Unobservable { .. }
             | EngineError::StateDir { .. }
