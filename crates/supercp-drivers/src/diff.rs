@@ -365,4 +365,129 @@ mod tests {
         let step = diff(&file("x\n"), &seen(observed)).expect("a step");
         assert!(matches!(step.reason, Reason::Blocked { .. }));
     }
+
+    const DAY: i64 = 86_400;
+    const NOW: i64 = 1_800_000_000;
+
+    fn cert(renewal: supercp_core::Renewal) -> Desired {
+        Desired {
+            object: Object::Cert(Cert {
+                at: Location::new("/etc/supercp/tls", "a.test/fullchain.pem"),
+                names: vec!["a.test".into(), "www.a.test".into()],
+                key: supercp_core::KeyType::EcdsaP256,
+                renewal,
+            }),
+            resource: ResourceRef::new(ResourceKind::Domain, "a.test"),
+            origin: Span::new("a.yaml".into(), 3, 1),
+            unit: Unit::Issue {
+                gate: "nginx".into(),
+            },
+            tenant_data: false,
+        }
+    }
+
+    fn issued(names: &[&str], days_left: i64, placeholder: bool) -> Observed {
+        Observed::Cert(CertState::Present(supercp_core::CertFacts {
+            placeholder,
+            names: names.iter().map(|n| (*n).to_owned()).collect(),
+            not_after: NOW + days_left * DAY,
+            serial: "0a1b".into(),
+        }))
+    }
+
+    /// The step's action and reason, as the plan prints them; `None` when it is not due.
+    fn due(renewal: supercp_core::Renewal, observed: Observed) -> Option<(Action, String)> {
+        diff(&cert(renewal), &seen(observed)).map(|s| (s.action, s.reason.to_string()))
+    }
+
+    #[test]
+    fn a_certificate_is_due_when_missing_a_stand_in_lacking_names_or_unreadable() {
+        let r = supercp_core::Renewal {
+            renew_days: 30,
+            now: NOW,
+            ..Default::default()
+        };
+        let both = ["a.test", "www.a.test"];
+        let cases = [
+            (
+                Observed::Cert(CertState::Missing),
+                Some((Action::Create, "no certificate yet")),
+            ),
+            (
+                issued(&both, 80, true),
+                Some((Action::Create, "serving the self-signed placeholder")),
+            ),
+            (
+                issued(&["a.test"], 80, false),
+                Some((Action::Update, "the certificate does not name www.a.test")),
+            ),
+            (
+                Observed::Cert(CertState::Unreadable("no PEM".into())),
+                Some((Action::Update, "the certificate cannot be read (no PEM)")),
+            ),
+            (
+                issued(&both, 29, false),
+                Some((Action::Update, "expires in 29 days")),
+            ),
+            (issued(&both, 31, false), None),
+        ];
+        for (observed, want) in cases {
+            let want = want.map(|(a, w)| (a, w.to_owned()));
+            assert_eq!(due(r.clone(), observed.clone()), want, "{observed:?}");
+        }
+        let step = diff(&cert(r), &seen(issued(&both, 10, false))).expect("due");
+        assert_eq!(
+            step.before.as_deref(),
+            Some("0a1b"),
+            "the serial it replaces"
+        );
+        assert_eq!(
+            step.unit,
+            Unit::Issue {
+                gate: "nginx".into()
+            }
+        );
+    }
+
+    #[test]
+    fn the_cas_renewal_window_replaces_renew_days_and_asking_renews_a_fresh_one() {
+        let both = ["a.test", "www.a.test"];
+        let window = |from: i64| supercp_core::Renewal {
+            renew_days: 30,
+            from: Some(from),
+            now: NOW,
+            asked: false,
+        };
+        // Inside the window, past this domain's point: due, whatever renewDays says.
+        let (action, why) = due(window(NOW - 60), issued(&both, 60, false)).expect("due");
+        assert_eq!(action, Action::Update);
+        assert!(
+            why.starts_with("the CA's renewal window (ARI) says renew from "),
+            "{why}"
+        );
+        // A window not reached yet: not due, even within renewDays.
+        assert_eq!(due(window(NOW + DAY), issued(&both, 5, false)), None);
+        let asked = supercp_core::Renewal {
+            asked: true,
+            ..window(NOW + DAY)
+        };
+        assert_eq!(
+            due(asked, issued(&both, 60, false)),
+            Some((Action::Update, "renewal asked for".into()))
+        );
+    }
+
+    #[test]
+    fn a_symlink_at_a_certificate_is_a_refused_step() {
+        let blocked = Observed::Blocked {
+            path: "/etc/supercp/tls/a.test".into(),
+            what: "a symlink".into(),
+        };
+        let step = diff(&cert(supercp_core::Renewal::default()), &seen(blocked)).expect("a step");
+        assert!(
+            matches!(step.reason, Reason::Blocked { .. }),
+            "{:?}",
+            step.reason
+        );
+    }
 }

@@ -993,4 +993,126 @@ mod tests {
         assert_eq!(account.class(), Class::Transient);
         assert!(account.acme().is_none());
     }
+
+    fn cert_step(domain: &str) -> Step {
+        let desired = Desired {
+            object: supercp_core::Object::Cert(supercp_core::Cert {
+                at: supercp_core::Location::new(
+                    "/etc/supercp/tls",
+                    format!("{domain}/fullchain.pem"),
+                ),
+                names: vec![domain.to_owned()],
+                key: KeyType::EcdsaP256,
+                renewal: supercp_core::Renewal::default(),
+            }),
+            resource: supercp_core::ResourceRef::new(supercp_core::ResourceKind::Domain, domain),
+            origin: Span::new("sites.yaml".into(), 1, 1),
+            unit: supercp_core::Unit::Issue {
+                gate: "nginx".into(),
+            },
+            tenant_data: false,
+        };
+        Step::put(
+            &desired,
+            Action::Create,
+            Reason::Due {
+                why: "no certificate yet".into(),
+            },
+            supercp_core::Found::nothing(supercp_core::Snapshot::Kept),
+        )
+    }
+
+    fn refused_until(domain: &str, next: i64) -> (String, CertRecord) {
+        (
+            domain.to_owned(),
+            CertRecord {
+                domain: domain.to_owned(),
+                failures: 2,
+                last_error: Some("rejectedIdentifier".into()),
+                next_attempt: Some(next),
+                ..CertRecord::default()
+            },
+        )
+    }
+
+    /// The plan's steps and held steps, by domain.
+    fn held(policy: &Policy, domains: &[&str]) -> (Vec<String>, Vec<String>) {
+        let mut plan = Plan {
+            steps: domains.iter().map(|d| cert_step(d)).collect(),
+            ..Plan::default()
+        };
+        hold(&mut plan, policy);
+        (
+            plan.steps.iter().map(|s| s.resource.name.clone()).collect(),
+            plan.held
+                .iter()
+                .map(|(s, why)| format!("{}: {why}", s.resource.name))
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn a_refused_certificate_waits_for_its_backoff_and_the_cap_holds_the_rest() {
+        let now = 1_800_000_000_000;
+        let policy = Policy {
+            records: BTreeMap::from([
+                refused_until("b.test", now + 60_000),
+                refused_until("c.test", now - 1),
+            ]),
+            asked: BTreeSet::new(),
+            max_orders: 2,
+            now_ms: now,
+        };
+        let (steps, held_back) = held(&policy, &["a.test", "b.test", "c.test", "d.test"]);
+        assert_eq!(steps, ["a.test", "c.test"], "the backoff of c.test is over");
+        assert_eq!(held_back.len(), 2, "{held_back:?}");
+        assert!(
+            held_back[0].starts_with("b.test: waiting until ")
+                && held_back[0].ends_with("after the CA refused: rejectedIdentifier"),
+            "{held_back:?}"
+        );
+        assert_eq!(
+            held_back[1],
+            "d.test: more than 2 certificates are due: ordered on a later run"
+        );
+        // Asking for it goes past its backoff (not past the cap).
+        let asked = Policy {
+            asked: BTreeSet::from(["b.test".to_owned()]),
+            ..policy
+        };
+        let (steps, _) = held(&asked, &["b.test", "a.test", "d.test"]);
+        assert_eq!(steps, ["b.test", "a.test"]);
+    }
+
+    #[test]
+    fn annotating_sets_the_time_the_asked_domains_and_each_domains_point_in_its_window() {
+        let now = 1_800_000_000_000;
+        let (start, end) = (1_800_000_000, 1_800_086_400);
+        let policy = Policy {
+            records: BTreeMap::from([(
+                "a.test".to_owned(),
+                CertRecord {
+                    domain: "a.test".into(),
+                    ari_start: Some(start),
+                    ari_end: Some(end),
+                    ..CertRecord::default()
+                },
+            )]),
+            asked: BTreeSet::from(["b.test".to_owned()]),
+            max_orders: 10,
+            now_ms: now,
+        };
+        let mut desired: Vec<Desired> = ["a.test", "b.test"]
+            .iter()
+            .filter_map(|d| cert_step(d).desired().cloned())
+            .collect();
+        annotate(&mut desired, &policy);
+        let renewal = |i: usize| desired[i].object.as_cert().map(|c| c.renewal.clone());
+        let a = renewal(0).expect("a cert");
+        assert_eq!(a.now, now / 1000);
+        assert_eq!(a.from, Some(ari_time("a.test", start, end)));
+        assert!(!a.asked);
+        let b = renewal(1).expect("a cert");
+        assert_eq!((b.from, b.asked), (None, true));
+    }
 }
