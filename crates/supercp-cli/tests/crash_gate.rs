@@ -205,3 +205,43 @@ fn a_broken_batch_whose_check_was_killed_is_put_back_by_the_next_apply() {
     again.expect_code(1);
     assert_eq!(files_below(&sites), good);
 }
+
+#[test]
+fn a_check_over_its_gates_timeout_is_killed_and_its_batch_put_back() {
+    if require("nginx", "a_check_over_its_gates_timeout").is_none() {
+        return;
+    }
+    let slow = Slow::new();
+    let node = slow.p.node.clone().expect("node file");
+    let text = fs::read_to_string(&node).expect("node file").replacen(
+        "    - name: nginx\n",
+        "    - name: nginx\n      timeoutSeconds: 1\n",
+        1,
+    );
+    assert!(text.contains("timeoutSeconds: 1"), "{text}");
+    fs::write(&node, text).expect("node file");
+    fs::write(slow.path("slow"), "").expect("slow marker");
+    let started = Instant::now();
+    let run = slow.p.supercp(&["apply"]);
+    let took = started.elapsed();
+    fs::remove_file(slow.path("slow")).expect("fast again");
+    run.expect_code(1);
+    assert!(
+        run.stderr().contains("gate nginx") && run.stderr().contains("did not finish within 1"),
+        "the run fails naming the gate and its limit\n{}",
+        run.described
+    );
+    assert!(
+        took < Duration::from_secs(60),
+        "killed at its timeout, not waited for: {took:?}"
+    );
+    let sites = slow.p.sandbox().join("etc/nginx/sites-enabled");
+    assert!(
+        files_below(&sites).is_empty(),
+        "the unchecked batch was put back (nothing was there before)\n{}",
+        run.described
+    );
+    // Fast again: the next apply passes the same check.
+    slow.p.supercp(&["apply"]).expect_code(0);
+    assert!(vhost(&slow.p, "acme.test").contains("server_name"));
+}

@@ -576,6 +576,10 @@ pub struct Gate {
     /// Skip the gate (with a warning) when the check's program is not installed.
     #[serde(default)]
     pub optional: bool,
+    /// Seconds the check or the reload command may take before it is killed and the batch put
+    /// back (1 to 3600); unset: 120, or `SUPERCP_COMMAND_TIMEOUT_SECONDS`.
+    #[schemars(range(min = 1, max = 3600))]
+    pub timeout_seconds: Option<u32>,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]

@@ -289,6 +289,18 @@ pub fn run(gate: &str, argv: &[String]) -> Result<GateRun, GateError> {
     run_with_timeout(gate, argv, command_timeout())
 }
 
+/// One of `gate`'s commands (its check or reload) within the gate's `timeoutSeconds`, else
+/// the default limit of [`run`].
+///
+/// # Errors
+/// As [`run`].
+pub fn run_for(gate: &supercp_core::resource::Gate, argv: &[String]) -> Result<GateRun, GateError> {
+    match gate.timeout_seconds {
+        Some(secs) => run_with_timeout(&gate.name, argv, Duration::from_secs(secs.into())),
+        None => run(&gate.name, argv),
+    }
+}
+
 /// [`run`] with its own time limit (a gate that sets one).
 ///
 /// # Errors

@@ -513,7 +513,7 @@ impl Executor<'_> {
         results: &mut [StepResult],
         outcome: &mut PhaseOutcome,
     ) -> Result<(), EngineError> {
-        let check = match gate::run(&gate.name, &gate.check) {
+        let check = match gate::run_for(gate, &gate.check) {
             Ok(run) => run,
             Err(gate::GateError::Missing { program, .. }) if gate.optional => {
                 warn!(gate = %gate.name, program = %program, "gate check skipped: the program is not installed");
@@ -729,8 +729,7 @@ pub(crate) fn reload(gate: &Gate, notes: &mut Vec<String>) -> Result<i64, Engine
     if gate.reload.is_empty() {
         return Ok(0);
     }
-    let reload =
-        gate::run(&gate.name, &gate.reload).map_err(|e| EngineError::Gate(e.to_string()))?;
+    let reload = gate::run_for(gate, &gate.reload).map_err(|e| EngineError::Gate(e.to_string()))?;
     if !reload.success {
         return Err(EngineError::Gate(format!(
             "gate {}: reload `{}` failed: {}",

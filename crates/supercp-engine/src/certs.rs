@@ -679,7 +679,7 @@ fn commit(
     else {
         return Ok(());
     };
-    let check = gate::run(&gate.name, &gate.check);
+    let check = gate::run_for(gate, &gate.check);
     let refused = match &check {
         Ok(c) if c.success => None,
         Ok(c) => Some(c.output.trim().to_owned()),

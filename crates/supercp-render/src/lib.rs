@@ -387,6 +387,18 @@ impl<'a> Renderer<'a> {
             .as_ref()
             .map(|m| m.replace("{version}", "0"));
         let mut problems = Vec::new();
+        for g in &s.gates {
+            if g.timeout_seconds.is_some_and(|t| !(1..=3600).contains(&t)) {
+                problems.push(
+                    Diagnostic::new(
+                        self.node.resource.origin.clone(),
+                        format!("gate {}: timeoutSeconds must be 1 to 3600", g.name),
+                        "give the seconds its check may take, or leave it out for 120",
+                    )
+                    .resource(self.node_resource().to_string()),
+                );
+            }
+        }
         for value in strings.into_iter().chain([&pool_dir]).chain(main.iter()) {
             if let Err(e) = check_config_string(value) {
                 problems.push(
