@@ -75,7 +75,7 @@ fn hand_edit_of_a_managed_file_shows_in_the_plan_and_apply_puts_it_back() {
         );
         let plan = p.supercp(&["plan", "--format", "json"]);
         let value = json(&plan);
-        assert_eq!(value["format_version"], 1);
+        assert_eq!(value["format_version"], 2);
         let steps = value["steps"].as_array().expect("steps");
         assert_eq!(steps.len(), 1, "{}", plan.described);
         assert_eq!(steps[0]["action"], "update");
