@@ -507,6 +507,7 @@ impl State<'_> {
         let planned = supercp_engine::plan(
             desired,
             owned,
+            &supercp_engine::Scope::Whole,
             &unchecked,
             &certs,
             &supercp_engine::PlanOptions::default(),
@@ -688,8 +689,8 @@ impl State<'_> {
     /// A drift scan (and the first run) observes every object. Any other run, after a run that
     /// succeeded, is incremental: only the files that changed are parsed again, only the
     /// tenants they declare are rendered again, and only the objects whose rendering changed
-    /// (or that are gone) are observed and applied; the mass-deletion guard still looks at the
-    /// whole node.
+    /// (or that are gone) are observed and applied; the engine's mass-deletion guard still
+    /// looks at the whole node, which the run passes it as `Scope::Part`.
     async fn reconcile(
         &mut self,
         trigger: Trigger,
@@ -713,7 +714,7 @@ impl State<'_> {
             .map_err(RunError::Invalid)?;
         let rendered_ms = started.elapsed().as_millis();
         let tenants_rendered = delta.tenants_rendered;
-        let mut options = ApplyOptions {
+        let options = ApplyOptions {
             actor: self.config.actor.clone(),
             trigger: trigger.as_str().to_owned(),
             // The test hook `supercp apply` has too: hold the run open before this step.
@@ -746,11 +747,6 @@ impl State<'_> {
                     .into_iter()
                     .filter(|id| before.contains_key(id))
                     .collect();
-                // The guard watches deletions: with nothing gone there is nothing to guard.
-                if !removed.is_empty() {
-                    let all = self.memory.render.all();
-                    supercp_engine::plan::check_mass_delete(owned, &all, &options.plan)?;
-                }
                 let changed: Vec<Desired> = delta
                     .fresh
                     .into_iter()
@@ -764,16 +760,22 @@ impl State<'_> {
                     .chain(changed_ids.iter())
                     .filter_map(|id| owned.get(id).cloned())
                     .collect();
+                // The engine guards the whole node: every object rendered (the memory holds the
+                // fresh ones too) against every object owned.
+                let scope = supercp_engine::Scope::Part {
+                    desired: self.memory.render.slices(),
+                    owned,
+                };
                 let prefetched = async {
                     Ok::<_, EngineError>(supercp_engine::Prefetched {
                         lock: supercp_engine::apply::lock_state(&self.config.state)?,
                         owned: owned_subset,
                         accounts: self.journal.accounts(self.node).await?,
+                        scope,
                     })
                 };
                 match prefetched.await {
                     Ok(p) => {
-                        options.plan.guarded_by_caller = true;
                         info!(
                             changed = changed.len(),
                             tenants_rendered,

@@ -22,7 +22,7 @@ use supercp_drivers::{gate, lock, registry, Drivers};
 use tracing::{info, warn};
 
 use crate::inputs::Inputs;
-use crate::plan::{plan, PlanOptions, Planned};
+use crate::plan::{plan, PlanOptions, Planned, Scope};
 use crate::progress::Progress;
 use crate::EngineError;
 
@@ -68,10 +68,13 @@ pub struct ApplyReport {
 
 /// What an apply reads from the journal before it plans, read by a caller that holds the apply
 /// lock already (the CLI reads it while the repo loads).
-pub struct Prefetched {
+pub struct Prefetched<'a> {
     pub lock: lock::ApplyLock,
     pub owned: Vec<OwnedObject>,
     pub accounts: BTreeMap<String, u32>,
+    /// Whether the desired objects and `owned` are the whole node or a part of it (the
+    /// agent's incremental reconcile); the mass-deletion guard covers the whole node either way.
+    pub scope: Scope<'a>,
 }
 
 /// Takes the apply lock of `state_dir` and reads what apply needs from the journal.
@@ -82,12 +85,13 @@ pub async fn prefetch(
     state_dir: &std::path::Path,
     node: &str,
     journal: &Journal,
-) -> Result<Prefetched, EngineError> {
+) -> Result<Prefetched<'static>, EngineError> {
     let lock = lock_state(state_dir)?;
     Ok(Prefetched {
         lock,
         owned: journal.owned(node).await?,
         accounts: journal.accounts(node).await?,
+        scope: Scope::Whole,
     })
 }
 
@@ -114,7 +118,7 @@ pub async fn apply(
     desired: Vec<Desired>,
     journal: &Journal,
     options: &ApplyOptions,
-    prefetched: Option<Prefetched>,
+    prefetched: Option<Prefetched<'_>>,
 ) -> Result<ApplyReport, EngineError> {
     let node = inputs.node_name().to_owned();
     let started = std::time::Instant::now();
@@ -122,6 +126,7 @@ pub async fn apply(
         lock: _lock,
         owned,
         accounts: recorded,
+        scope,
     } = match prefetched {
         Some(p) => p,
         None => prefetch(&inputs.state_dir, &node, journal).await?,
@@ -181,7 +186,7 @@ pub async fn apply(
         owned,
         desired,
         observed,
-    } = plan(desired, owned, &unchecked, &policy, &options.plan)?;
+    } = plan(desired, owned, &scope, &unchecked, &policy, &options.plan)?;
     info!(
         ms = started.elapsed().as_millis(),
         objects = desired.len(),

@@ -21,7 +21,7 @@ pub mod status;
 
 pub use apply::{apply, prefetch, ApplyOptions, ApplyReport, Prefetched};
 pub use inputs::{Inputs, SANDBOX_NODE};
-pub use plan::{plan, PlanOptions};
+pub use plan::{plan, PlanOptions, Scope};
 
 use supercp_core::Span;
 

@@ -30,9 +30,6 @@ pub struct PlanOptions {
     /// Refuse a plan that deletes more than this share (percent) of the owned resources of
     /// any kind (more than one resource).
     pub max_delete_share: f64,
-    /// The caller ran `check_mass_delete` over the whole node itself: this plan covers only a
-    /// subset of it (the agent's incremental reconcile), on which the share means nothing.
-    pub guarded_by_caller: bool,
 }
 
 impl Default for PlanOptions {
@@ -40,9 +37,29 @@ impl Default for PlanOptions {
         PlanOptions {
             allow_destroy: false,
             max_delete_share: 25.0,
-            guarded_by_caller: false,
         }
     }
+}
+
+/// How much of the node a plan covers. Whatever it covers, the mass-deletion guard looks at
+/// the whole node.
+#[derive(Clone, Debug, Default)]
+pub enum Scope<'a> {
+    /// The desired objects are everything the repo renders for the node, the owned records
+    /// everything the journal records for it.
+    #[default]
+    Whole,
+    /// The desired objects are only those that may have changed since the last successful run,
+    /// the owned records only theirs and those of the objects that left the repo (the agent's
+    /// incremental reconcile); the rest of the node is as that run left it. Borrowed, so a
+    /// part costs nothing to describe.
+    Part {
+        /// Every object the repo renders for the node, the part's among them, in slices (the
+        /// render memory's parts).
+        desired: Vec<&'a [Desired]>,
+        /// Every object the journal records as owned on the node.
+        owned: &'a BTreeMap<String, OwnedObject>,
+    },
 }
 
 /// A plan together with what the journal knew when it was made.
@@ -63,17 +80,19 @@ pub struct Observations {
 }
 
 /// Observes every desired and every owned object and builds the plan. `owned` is what the
-/// journal records as SuperCP's on this node (`Journal::owned`), `unchecked` what a killed
-/// run wrote and its commit unit never checked (`Journal::unchecked`), `certs` when each
-/// certificate is due and which due ones this run holds back.
+/// journal records as SuperCP's on this node (`Journal::owned`), `scope` whether `desired`
+/// and `owned` are the whole node or a part of it, `unchecked` what a killed run wrote and
+/// its commit unit never checked (`Journal::unchecked`), `certs` when each certificate is due
+/// and which due ones this run holds back.
 ///
 /// # Errors
 /// `Unobservable` naming each object that could not be seen (nothing is planned then);
 /// `BadRecord` for a journal record this version cannot read; `MassDelete` when the plan
-/// deletes too much.
+/// deletes too much (of the whole node, whatever the scope).
 pub fn plan(
     mut desired: Vec<Desired>,
     owned: Vec<OwnedObject>,
+    scope: &Scope<'_>,
     unchecked: &[Unchecked],
     certs: &crate::certs::Policy,
     options: &PlanOptions,
@@ -117,7 +136,7 @@ pub fn plan(
     }
     let leaving = observe_leaving(&desired, &owned, &mut failures)?;
     fail_unobservable(failures)?;
-    let mut plan = finish(&desired, steps, &leaving, &owned, options)?;
+    let mut plan = finish(&desired, steps, &leaving, &owned, scope, options)?;
     resume(&mut plan, unchecked, &desired)?;
     crate::certs::hold(&mut plan, certs);
     Ok(Planned {
@@ -174,11 +193,12 @@ pub fn compare(desired: &Desired, seen: &Seen, at_ms: i64) -> (Option<Step>, Obs
 /// status page. Pure: the same observations give the same plan.
 ///
 /// # Errors
-/// `MassDelete` when the plan deletes too much.
+/// `MassDelete` when the plan deletes too much (of the whole node, whatever the scope).
 pub fn decide(
     desired: &[Desired],
     seen: Observations,
     owned: &BTreeMap<String, OwnedObject>,
+    scope: &Scope<'_>,
     options: &PlanOptions,
     at_ms: i64,
 ) -> Result<(Plan, Vec<Observation>), EngineError> {
@@ -189,13 +209,13 @@ pub fn decide(
         steps.extend(step);
         observed.push(observation);
     }
-    let plan = finish(desired, steps, &seen.leaving, owned, options)?;
+    let plan = finish(desired, steps, &seen.leaving, owned, scope, options)?;
     Ok((plan, observed))
 }
 
 /// The rest of a plan once every desired object was compared: prune what left the repo
-/// (deletion policy, retained tenant data, forgotten records), the mass-deletion guard, the
-/// order. Pure.
+/// (deletion policy, retained tenant data, forgotten records), the mass-deletion guard over
+/// the whole node, the order. Pure.
 ///
 /// # Errors
 /// `MassDelete` when the plan deletes too much.
@@ -204,6 +224,7 @@ fn finish(
     steps: Vec<Step>,
     leaving: &[(Owned, Observed)],
     owned: &BTreeMap<String, OwnedObject>,
+    scope: &Scope<'_>,
     options: &PlanOptions,
 ) -> Result<Plan, EngineError> {
     let mut deletes = Vec::new();
@@ -222,9 +243,7 @@ fn finish(
             retained.push(step);
         }
     }
-    if !options.guarded_by_caller {
-        check_mass_delete(owned, desired, options)?;
-    }
+    guard(scope, desired, leaving, owned, options)?;
     Ok(Plan {
         steps: order(steps, deletes),
         retained,
@@ -386,21 +405,44 @@ fn order(steps: Vec<Step>, deletes: Vec<Step>) -> Vec<Step> {
         .collect()
 }
 
+/// The mass-deletion guard, over the whole node whatever the scope. A part is guarded with
+/// the resources of every object of the node, unless nothing leaves it: then it only creates
+/// and updates, and there is nothing to guard (which spares an incremental run the pass over
+/// the whole node).
+///
+/// # Errors
+/// `MassDelete` when the node would lose too much.
+fn guard(
+    scope: &Scope<'_>,
+    desired: &[Desired],
+    leaving: &[(Owned, Observed)],
+    owned: &BTreeMap<String, OwnedObject>,
+    options: &PlanOptions,
+) -> Result<(), EngineError> {
+    let (declared, owned) = match scope {
+        Scope::Whole => (declared(desired), owned),
+        Scope::Part { .. } if leaving.is_empty() => return Ok(()),
+        Scope::Part { desired, owned } => (declared(desired.iter().copied().flatten()), *owned),
+    };
+    let owned = distinct(owned.values().map(|o| o.resource.as_str()));
+    check_mass_delete(&declared, owned, options)
+}
+
 /// Refuses a plan that removes more than the allowed share of any kind of resource (a
 /// resource is removed when SuperCP owns objects of it and the repo no longer declares it).
-/// Removing a single resource is always allowed.
+/// Removing a single resource is always allowed. `declared` is the resource of every object
+/// the repo renders for the node, `owned` that of every object the journal records (each
+/// once).
 ///
 /// # Errors
 /// `MassDelete` naming the kind, the share and the flag that allows it.
-pub fn check_mass_delete(
-    owned: &BTreeMap<String, OwnedObject>,
-    desired: &[Desired],
+fn check_mass_delete<'a>(
+    declared: &BTreeSet<String>,
+    owned: impl IntoIterator<Item = &'a str>,
     options: &PlanOptions,
 ) -> Result<(), EngineError> {
-    let declared: BTreeSet<String> = desired.iter().map(|d| d.resource.to_string()).collect();
-    let owned_resources: BTreeSet<&str> = owned.values().map(|o| o.resource.as_str()).collect();
     let mut per_kind: BTreeMap<Option<ResourceKind>, (usize, usize)> = BTreeMap::new();
-    for r in owned_resources {
+    for r in owned {
         let kind = ResourceRef::parse(r).ok().map(|r| r.kind);
         let entry = per_kind.entry(kind).or_default();
         entry.1 += 1;
@@ -426,6 +468,28 @@ pub fn check_mass_delete(
         }
     }
     Ok(())
+}
+
+/// The resources of `desired`, as the journal writes them (`Kind/name`).
+fn declared<'a>(desired: impl IntoIterator<Item = &'a Desired>) -> BTreeSet<String> {
+    distinct(desired.into_iter().map(|d| &d.resource))
+        .into_iter()
+        .map(ToString::to_string)
+        .collect()
+}
+
+/// The distinct items of `items`, which come grouped (a tenant's objects, or records sorted
+/// by path): a repeat of the previous one is skipped before the set sees it.
+fn distinct<T: Ord + Copy>(items: impl IntoIterator<Item = T>) -> BTreeSet<T> {
+    let mut set = BTreeSet::new();
+    let mut last = None;
+    for item in items {
+        if last != Some(item) {
+            set.insert(item);
+            last = Some(item);
+        }
+    }
+    set
 }
 
 #[cfg(test)]

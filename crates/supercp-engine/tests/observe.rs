@@ -4,7 +4,7 @@
 use std::os::unix::fs::PermissionsExt;
 
 use supercp_core::{Desired, Location, Object, ResourceRef, Span, Unit};
-use supercp_engine::{plan, PlanOptions};
+use supercp_engine::{plan, PlanOptions, Scope};
 
 fn file(anchor: &str, rel: &str) -> Desired {
     Desired {
@@ -31,6 +31,7 @@ fn every_desired_object_is_observed_in_order() {
     let planned = plan(
         vec![file(&anchor, "same.conf"), file(&anchor, "missing.conf")],
         Vec::new(),
+        &Scope::Whole,
         &[],
         &supercp_engine::certs::Policy::default(),
         &PlanOptions::default(),

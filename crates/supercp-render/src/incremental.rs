@@ -70,6 +70,14 @@ impl RenderMemory {
         all.extend(parts().flat_map(|p| p.files.iter().cloned()));
         all
     }
+
+    /// The objects of `all`, borrowed, in slices (two per part; not in `render`'s order).
+    pub fn slices(&self) -> Vec<&[Desired]> {
+        std::iter::once(&self.node)
+            .chain(self.tenants.values())
+            .flat_map(|p| [p.dirs.as_slice(), p.files.as_slice()])
+            .collect()
+    }
 }
 
 /// Renders the node-wide objects and the tenants whose inputs changed since the render

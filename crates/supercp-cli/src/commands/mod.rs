@@ -44,7 +44,6 @@ impl DeleteArgs {
         supercp_engine::PlanOptions {
             allow_destroy: self.allow_destroy,
             max_delete_share: self.max_delete_share,
-            guarded_by_caller: false,
         }
     }
 }

@@ -80,7 +80,14 @@ pub fn exec(state: &Path, args: &Args) -> anyhow::Result<Outcome> {
         };
         // Certificates are due by what the CA said last (the journal's records).
         let certs = supercp_engine::certs::Policy::new(&inputs, records, Default::default());
-        let planned = supercp_engine::plan(desired, owned, &unchecked, &certs, &options)?;
+        let planned = supercp_engine::plan(
+            desired,
+            owned,
+            &supercp_engine::Scope::Whole,
+            &unchecked,
+            &certs,
+            &options,
+        )?;
         Ok(Some((inputs, planned)))
     })?;
     let Some((inputs, planned)) = result else {

@@ -172,7 +172,8 @@ fn steps_run_direct_first_then_each_unit_then_direct_deletes_deepest_first() {
         max_delete_share: 100.0,
         ..PlanOptions::default()
     };
-    let (plan, observed) = decide(&desired, seen, &records, &options, 7).expect("a plan");
+    let (plan, observed) =
+        decide(&desired, seen, &records, &Scope::Whole, &options, 7).expect("a plan");
     assert_eq!(
         text(&plan),
         "\
@@ -235,7 +236,7 @@ fn an_owned_object_gone_from_node_and_repo_is_forgotten_and_tenant_data_is_kept(
         desired: Vec::new(),
         leaving: leaving(&records, &found),
     };
-    let (plan, _) = decide(&[], seen, &records, &options, 7).expect("a plan");
+    let (plan, _) = decide(&[], seen, &records, &Scope::Whole, &options, 7).expect("a plan");
     assert_eq!(
         text(&plan),
         "\
@@ -264,7 +265,7 @@ forget file:/etc/nginx/sites/gone.conf
         allow_destroy: true,
         ..options
     };
-    let (plan, _) = decide(&[], seen, &records, &destroy, 7).expect("a plan");
+    let (plan, _) = decide(&[], seen, &records, &Scope::Whole, &destroy, 7).expect("a plan");
     assert_eq!(
         text(&plan),
         "\
@@ -287,7 +288,15 @@ fn a_delete_targets_the_owned_record_not_a_made_up_object() {
         desired: Vec::new(),
         leaving: leaving(&records, &[("file:/etc/nginx/sites/old.conf", same_file())]),
     };
-    let (plan, _) = decide(&[], seen, &records, &PlanOptions::default(), 7).expect("a plan");
+    let (plan, _) = decide(
+        &[],
+        seen,
+        &records,
+        &Scope::Whole,
+        &PlanOptions::default(),
+        7,
+    )
+    .expect("a plan");
     let [step] = plan.steps.as_slice() else {
         panic!("one step: {plan:?}");
     };
@@ -314,8 +323,14 @@ fn the_mass_deletion_guard_refuses_more_than_the_share_of_a_kind() {
         owned("user:c", "Tenant/c", "", true),
     ]);
     let desired = vec![account("a")];
-    let err = check_mass_delete(&records, &desired, &PlanOptions::default())
-        .expect_err("two of three tenants is too many");
+    let err = guard(
+        &Scope::Whole,
+        &desired,
+        &[],
+        &records,
+        &PlanOptions::default(),
+    )
+    .expect_err("two of three tenants is too many");
     assert_eq!(
         err.to_string(),
         "the plan would delete 2 of 3 Tenant resources (67 %), over the limit of 25 %; \
@@ -325,10 +340,69 @@ fn the_mass_deletion_guard_refuses_more_than_the_share_of_a_kind() {
         max_delete_share: 67.0,
         ..PlanOptions::default()
     };
-    check_mass_delete(&records, &desired, &allowed).expect("allowed at 67 %");
+    guard(&Scope::Whole, &desired, &[], &records, &allowed).expect("allowed at 67 %");
     // One resource alone may always go.
     let two = vec![account("a"), account("b")];
-    check_mass_delete(&records, &two, &PlanOptions::default()).expect("one of three");
+    guard(&Scope::Whole, &two, &[], &records, &PlanOptions::default()).expect("one of three");
+}
+
+#[test]
+fn an_incremental_plan_past_the_share_of_the_whole_node_is_refused_by_the_engine() {
+    let vhost = |n: usize| {
+        file(
+            "/etc/nginx/sites",
+            &format!("d{n}.test.conf"),
+            &format!("Domain/d{n}.test"),
+            Unit::Gate("nginx".into()),
+        )
+    };
+    let record = |n: usize| OwnedObject {
+        gate: Some("nginx".into()),
+        ..owned(
+            &format!("file:/etc/nginx/sites/d{n}.test.conf"),
+            &format!("Domain/d{n}.test"),
+            "/etc/nginx/sites",
+            false,
+        )
+    };
+    // The node owns the vhosts of ten domains; a commit keeps the first `kept` in the repo.
+    // As the agent's incremental reconcile passes it, the part holds no desired object
+    // (nothing else changed) and only the records of the vhosts that left; the scope borrows
+    // the whole node, its desired objects in slices as the render memory holds them.
+    let node = by_id((0..10).map(record).collect());
+    let part_plan = |kept: usize| {
+        let whole: Vec<Desired> = (0..kept).map(vhost).collect();
+        let scope = Scope::Part {
+            desired: whole.chunks(3).collect(),
+            owned: &node,
+        };
+        let records = by_id((kept..10).map(record).collect());
+        let ids: Vec<String> = records.keys().cloned().collect();
+        let found: Vec<(&str, Observed)> =
+            ids.iter().map(|id| (id.as_str(), same_file())).collect();
+        let seen = Observations {
+            desired: Vec::new(),
+            leaving: leaving(&records, &found),
+        };
+        decide(&[], seen, &records, &scope, &PlanOptions::default(), 7)
+    };
+
+    // Two of ten (20 %): the share is of the whole node, not of the part (two of two).
+    let (plan, _) = part_plan(8).expect("two of ten domains may go");
+    assert_eq!(
+        text(&plan),
+        "\
+- file:/etc/nginx/sites/d8.test.conf (no longer in the repo) Domain/d8.test [gate nginx]
+- file:/etc/nginx/sites/d9.test.conf (no longer in the repo) Domain/d9.test [gate nginx]
+"
+    );
+    // Eight of ten: refused by the engine, though the caller planned only a part.
+    let err = part_plan(2).expect_err("eight of ten domains is too many");
+    assert_eq!(
+        err.to_string(),
+        "the plan would delete 8 of 10 Domain resources (80 %), over the limit of 25 %; \
+         check the repo, then pass --max-delete-share 80 to allow it"
+    );
 }
 
 #[test]
@@ -346,8 +420,15 @@ fn a_refused_object_is_a_step_that_names_what_is_in_the_way() {
         })],
         leaving: Vec::new(),
     };
-    let (plan, observed) =
-        decide(&desired, seen, &BTreeMap::new(), &PlanOptions::default(), 7).expect("a plan");
+    let (plan, observed) = decide(
+        &desired,
+        seen,
+        &BTreeMap::new(),
+        &Scope::Whole,
+        &PlanOptions::default(),
+        7,
+    )
+    .expect("a plan");
     assert!(matches!(plan.steps[0].reason, Reason::Blocked { .. }));
     assert_eq!(observed[0].found, "blocked");
     assert_eq!(
@@ -394,8 +475,15 @@ fn writes_a_killed_run_never_checked_are_checked_again_with_the_last_good_conten
         leaving: Vec::new(),
     };
     let records = BTreeMap::new();
-    let (mut plan, _) =
-        decide(&desired, seen, &records, &PlanOptions::default(), 7).expect("a plan");
+    let (mut plan, _) = decide(
+        &desired,
+        seen,
+        &records,
+        &Scope::Whole,
+        &PlanOptions::default(),
+        7,
+    )
+    .expect("a plan");
     let journal = [
         unchecked("file:/etc/nginx/sites/a.test.conf", Some(b"old a\n")),
         unchecked("file:/etc/nginx/sites/b.test.conf", None),
