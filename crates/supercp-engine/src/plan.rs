@@ -137,7 +137,7 @@ pub fn plan(
     let leaving = observe_leaving(&desired, &owned, &mut failures)?;
     fail_unobservable(failures)?;
     let mut plan = finish(&desired, steps, &leaving, &owned, scope, options)?;
-    resume(&mut plan, unchecked, &desired)?;
+    resume(&mut plan, unchecked, &desired, scope)?;
     crate::certs::hold(&mut plan, certs);
     Ok(Planned {
         plan,
@@ -256,7 +256,8 @@ fn finish(
 /// Makes the plan finish what a killed run left unchecked: every object a commit unit wrote
 /// and never checked is a step of that unit again (so the unit checks and reloads, or puts
 /// back), and its snapshot is the content before that run, the last one that passed a check.
-/// Pure.
+/// An object the node still desires is written again, one it no longer desires is deleted:
+/// with a part, "desired" is the whole node's (an object outside the part is not gone). Pure.
 ///
 /// # Errors
 /// `BadRecord` for a record this version cannot read.
@@ -264,12 +265,21 @@ pub fn resume(
     plan: &mut Plan,
     unchecked: &[Unchecked],
     desired: &[Desired],
+    scope: &Scope<'_>,
 ) -> Result<(), EngineError> {
     if unchecked.is_empty() {
         return Ok(());
     }
-    let by_id: BTreeMap<String, &Desired> =
-        desired.iter().map(|d| (d.id().to_string(), d)).collect();
+    let wanted: BTreeSet<&str> = unchecked.iter().map(|u| u.object.as_str()).collect();
+    let whole: Vec<&Desired> = match scope {
+        Scope::Whole => desired.iter().collect(),
+        Scope::Part { desired, .. } => desired.iter().copied().flatten().collect(),
+    };
+    let by_id: BTreeMap<String, &Desired> = whole
+        .into_iter()
+        .map(|d| (d.id().to_string(), d))
+        .filter(|(id, _)| wanted.contains(id.as_str()))
+        .collect();
     let mut extra = Vec::new();
     for u in unchecked {
         let snapshot = match &u.before_content {

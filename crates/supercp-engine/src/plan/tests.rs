@@ -489,7 +489,7 @@ fn writes_a_killed_run_never_checked_are_checked_again_with_the_last_good_conten
         unchecked("file:/etc/nginx/sites/b.test.conf", None),
         unchecked("file:/etc/nginx/sites/gone.conf", Some(b"old gone\n")),
     ];
-    resume(&mut plan, &journal, &desired).expect("resumed");
+    resume(&mut plan, &journal, &desired, &Scope::Whole).expect("resumed");
     assert_eq!(
         text(&plan),
         "\
@@ -506,4 +506,40 @@ fn writes_a_killed_run_never_checked_are_checked_again_with_the_last_good_conten
     );
     assert_eq!(plan.steps[0].snapshot, supercp_core::Snapshot::Absent);
     assert!(!plan.is_empty(), "an unchecked unit is a change to make");
+}
+
+#[test]
+fn in_a_part_an_unchecked_object_the_node_still_desires_is_checked_again_not_deleted() {
+    let nginx = || Unit::Gate("nginx".into());
+    // The whole node desires a.test's and b.test's vhosts; a killed run wrote a.test's and a
+    // vhost that left the repo. The part (an incremental run) holds neither: nothing changed.
+    let whole = vec![
+        file("/etc/nginx/sites", "a.test.conf", "Domain/a.test", nginx()),
+        file("/etc/nginx/sites", "b.test.conf", "Domain/b.test", nginx()),
+    ];
+    let owned = BTreeMap::new();
+    let scope = Scope::Part {
+        desired: vec![whole.as_slice()],
+        owned: &owned,
+    };
+    let seen = Observations {
+        desired: Vec::new(),
+        leaving: Vec::new(),
+    };
+    let (mut plan, _) =
+        decide(&[], seen, &owned, &scope, &PlanOptions::default(), 7).expect("a plan");
+    let journal = [
+        unchecked("file:/etc/nginx/sites/a.test.conf", Some(b"old a\n")),
+        unchecked("file:/etc/nginx/sites/gone.conf", Some(b"old gone\n")),
+    ];
+    resume(&mut plan, &journal, &[], &scope).expect("resumed");
+    assert_eq!(
+        text(&plan),
+        "\
+~ file:/etc/nginx/sites/a.test.conf (written by interrupted run 4 and never checked: check it again) Domain/a.test [gate nginx]
+- file:/etc/nginx/sites/gone.conf (written by interrupted run 4 and never checked: check it again) Domain/a.test [gate nginx]
+"
+    );
+    let snapshots: Vec<Option<&[u8]>> = plan.steps.iter().map(Step::previous).collect();
+    assert_eq!(snapshots, [Some(&b"old a\n"[..]), Some(&b"old gone\n"[..])]);
 }
