@@ -441,6 +441,36 @@ fn agent_in_local_mode_converges_a_directory_when_its_files_change() {
     assert!(vhost(&p, "new.acme.test").is_file());
 }
 
+#[test]
+fn an_incremental_run_that_removes_too_much_of_the_node_is_refused_and_deletes_nothing() {
+    let mut p = Prefix::with_example("quickstart");
+    p.node_with("  agent:\n    driftScanSeconds: 300\n    statusBind: \"\"\n");
+    let repo = [std::ffi::OsStr::new("--repo"), p.repo.as_os_str()];
+    let info = [("RUST_LOG", std::ffi::OsStr::new("info"))];
+    let _agent = Agent::start(&p, p.node.as_ref().expect("node"), &repo, &info);
+    let first = wait_for_run(&p, "the first run", |r| r["trigger"] == "change");
+    assert_eq!(first["outcome"], "succeeded", "{first}");
+    // Globex leaves the repo: its Tenant (one of two may go) and two of the three Domains.
+    fs::remove_file(p.repo.join("globex.yaml")).expect("rm");
+    let refused = wait_for_run(&p, "the removal refused", |r| r["id"] != first["id"]);
+    assert_eq!(refused["outcome"], "failed", "{refused}");
+    assert!(
+        refused["error"].as_str().is_some_and(|e| e.starts_with(
+            "the plan would delete 2 of 3 Domain resources (67 %), over the limit of 25 %"
+        )),
+        "{refused}"
+    );
+    // The run was an incremental one: the engine refused a part, guarding the whole node.
+    let log = fs::read_to_string(p.dir.path().join("agent.log")).expect("log");
+    assert!(log.contains("incremental reconcile"), "{log}");
+    for domain in ["globex.test", "static.globex.test"] {
+        assert!(
+            vhost(&p, domain).is_file(),
+            "{domain}'s vhost is still there"
+        );
+    }
+}
+
 /// A node file: the sandbox node renamed, with other roles, a shared journal and an agent.
 fn fleet_node(
     p: &Prefix,
