@@ -349,8 +349,7 @@ impl Loop {
                         Trigger::Reconcile
                     }
                     Command::Plan(tx) => {
-                        // The socket's answers are text (socket.rs).
-                        let _ = tx.send(state.plan().await.map_err(|e| e.to_string()));
+                        let _ = tx.send(state.plan().await.map_err(socket::RpcError::from));
                         continue;
                     }
                 },
@@ -378,7 +377,7 @@ impl Loop {
             };
             if let Some(tx) = reply {
                 let ok = cycle == Cycle::Done;
-                let _ = tx.send(state.last_run(ok).await.map_err(|e| e.to_string()));
+                let _ = tx.send(state.last_run(ok).await.map_err(socket::RpcError::from));
             }
             state.failures = match cycle {
                 Cycle::Failed => state.failures + 1,

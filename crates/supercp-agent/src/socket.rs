@@ -18,6 +18,8 @@
 //!   member of that group; anyone else gets an error and the connection is closed.
 //! - Nothing changes the node through the socket except `reconcile`, which the agent's loop
 //!   runs exactly as it runs a new commit.
+//! - Every error is an [`RpcError`] until the edge: its variant says what failed, `code` is its
+//!   JSON-RPC code and `is_transient` whether the same request may succeed later.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
@@ -54,8 +56,72 @@ pub type SharedSnapshot = Arc<RwLock<Snapshot>>;
 
 /// A request the loop must run (it owns the node: one run at a time).
 pub enum Command {
-    Reconcile(oneshot::Sender<Result<Value, String>>),
-    Plan(oneshot::Sender<Result<Value, String>>),
+    Reconcile(oneshot::Sender<Result<Value, RpcError>>),
+    Plan(oneshot::Sender<Result<Value, RpcError>>),
+}
+
+/// Why a request got an error instead of a result. `code` and the message (`Display`) are the
+/// JSON-RPC error object, made at the edge (`error`).
+#[derive(Debug, thiserror::Error)]
+pub enum RpcError {
+    #[error("parse error: {0}")]
+    Parse(serde_json::Error),
+    #[error("invalid request: an empty batch; send at least one request")]
+    EmptyBatch,
+    #[error("invalid request: a batch of {0} requests; send at most {MAX_BATCH} at once")]
+    BatchTooLarge(usize),
+    #[error("invalid request: needs \"jsonrpc\": \"2.0\" and a \"method\"")]
+    NotARequest,
+    #[error("method not found: {0}")]
+    NoSuchMethod(String),
+    #[error("invalid params: limit must be 1 to 1000")]
+    BadLimit,
+    #[error("invalid params: {{\"id\": RUN}} is required")]
+    NoRunId,
+    #[error("invalid params: no run {0}")]
+    NoSuchRun(i64),
+    #[error("permission denied: not root, not the agent's user and not in the socket's group")]
+    PermissionDenied,
+    #[error("the agent is stopping")]
+    Stopping,
+    #[error(transparent)]
+    Journal(#[from] supercp_audit::AuditError),
+    /// The loop could not make the dry run (`plan`).
+    #[error(transparent)]
+    Run(#[from] crate::RunError),
+}
+
+impl RpcError {
+    /// The JSON-RPC error code (docs/agent.md lists them).
+    pub fn code(&self) -> i64 {
+        match self {
+            RpcError::Parse(_) => -32700,
+            RpcError::EmptyBatch | RpcError::BatchTooLarge(_) | RpcError::NotARequest => -32600,
+            RpcError::NoSuchMethod(_) => -32601,
+            RpcError::BadLimit | RpcError::NoRunId | RpcError::NoSuchRun(_) => -32602,
+            RpcError::PermissionDenied => -32001,
+            RpcError::Stopping | RpcError::Journal(_) | RpcError::Run(_) => -32603,
+        }
+    }
+
+    /// Whether the same request may succeed later as it is (the agent restarting, the journal
+    /// back, a transient run failure gone), or only a different request (or a new commit, for
+    /// a dry run of one that does not validate) can.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            RpcError::Stopping | RpcError::Journal(_) => true,
+            RpcError::Run(e) => e.is_transient(),
+            RpcError::Parse(_)
+            | RpcError::EmptyBatch
+            | RpcError::BatchTooLarge(_)
+            | RpcError::NotARequest
+            | RpcError::NoSuchMethod(_)
+            | RpcError::BadLimit
+            | RpcError::NoRunId
+            | RpcError::NoSuchRun(_)
+            | RpcError::PermissionDenied => false,
+        }
+    }
 }
 
 /// Everything a connection needs.
@@ -141,11 +207,7 @@ async fn connection(stream: UnixStream, cx: Arc<Context>) {
         .unwrap_or(false);
     let (read, mut write) = stream.into_split();
     if !allowed {
-        let refusal = error(
-            Value::Null,
-            -32001,
-            "permission denied: not root, not the agent's user and not in the socket's group",
-        );
+        let refusal = error(Value::Null, &RpcError::PermissionDenied);
         let _ = write.write_all(format!("{refusal}\n").as_bytes()).await;
         info!("control socket: a client without permission was refused");
         return;
@@ -198,27 +260,16 @@ fn permitted(uid: u32, gid: u32, pid: Option<i32>, group: Option<u32>) -> bool {
 pub async fn handle(line: &str, cx: &Context) -> Option<Value> {
     let request: Value = match serde_json::from_str(line) {
         Ok(v) => v,
-        Err(e) => return Some(error(Value::Null, -32700, &format!("parse error: {e}"))),
+        Err(e) => return Some(error(Value::Null, &RpcError::Parse(e))),
     };
     let Value::Array(batch) = request else {
         return handle_one(request, cx).await;
     };
     if batch.is_empty() {
-        return Some(error(
-            Value::Null,
-            -32600,
-            "invalid request: an empty batch; send at least one request",
-        ));
+        return Some(error(Value::Null, &RpcError::EmptyBatch));
     }
     if batch.len() > MAX_BATCH {
-        return Some(error(
-            Value::Null,
-            -32600,
-            &format!(
-                "invalid request: a batch of {} requests; send at most {MAX_BATCH} at once",
-                batch.len()
-            ),
-        ));
+        return Some(error(Value::Null, &RpcError::BatchTooLarge(batch.len())));
     }
     let mut answers = Vec::new();
     for request in batch {
@@ -234,11 +285,7 @@ async fn handle_one(request: Value, cx: &Context) -> Option<Value> {
         request.get("jsonrpc").and_then(Value::as_str),
         request.get("method").and_then(Value::as_str),
     ) else {
-        return Some(error(
-            id.unwrap_or(Value::Null),
-            -32600,
-            "invalid request: needs \"jsonrpc\": \"2.0\" and a \"method\"",
-        ));
+        return Some(error(id.unwrap_or(Value::Null), &RpcError::NotARequest));
     };
     let params = request.get("params").cloned().unwrap_or(Value::Null);
     let answer = call_method(method, &params, id.clone().unwrap_or(Value::Null), cx).await;
@@ -246,7 +293,14 @@ async fn handle_one(request: Value, cx: &Context) -> Option<Value> {
 }
 
 async fn call_method(method: &str, params: &Value, id: Value, cx: &Context) -> Value {
-    let result = match method {
+    match result_of(method, params, cx).await {
+        Ok(value) => json!({ "jsonrpc": "2.0", "id": id, "result": value }),
+        Err(e) => error(id, &e),
+    }
+}
+
+async fn result_of(method: &str, params: &Value, cx: &Context) -> Result<Value, RpcError> {
+    match method {
         "status" => status(cx).await,
         "version" => Ok(json!({
             "format_version": FORMAT_VERSION,
@@ -255,30 +309,25 @@ async fn call_method(method: &str, params: &Value, id: Value, cx: &Context) -> V
         "runs.list" => {
             let limit = params.get("limit").and_then(Value::as_i64).unwrap_or(50);
             if !(1..=1000).contains(&limit) {
-                return error(id, -32602, "invalid params: limit must be 1 to 1000");
+                return Err(RpcError::BadLimit);
             }
-            cx.journal
-                .list_runs(limit)
-                .await
-                .map(|runs| {
-                    json!(runs
-                        .iter()
-                        .map(supercp_status::api::Run::from)
-                        .collect::<Vec<_>>())
-                })
-                .map_err(|e| e.to_string())
+            let runs = cx.journal.list_runs(limit).await?;
+            Ok(json!(runs
+                .iter()
+                .map(supercp_status::api::Run::from)
+                .collect::<Vec<_>>()))
         }
         "runs.get" => {
-            let Some(run) = params.get("id").and_then(Value::as_i64) else {
-                return error(id, -32602, "invalid params: {\"id\": RUN} is required");
-            };
-            match cx.journal.get_run(run).await {
-                Ok(Some((run, steps))) => {
-                    Ok(json!(supercp_status::api::RunDetail::new(&run, &steps)))
-                }
-                Ok(None) => return error(id, -32602, &format!("invalid params: no run {run}")),
-                Err(e) => Err(e.to_string()),
-            }
+            let run = params
+                .get("id")
+                .and_then(Value::as_i64)
+                .ok_or(RpcError::NoRunId)?;
+            let (run, steps) = cx
+                .journal
+                .get_run(run)
+                .await?
+                .ok_or(RpcError::NoSuchRun(run))?;
+            Ok(json!(supercp_status::api::RunDetail::new(&run, &steps)))
         }
         "reconcile" | "plan" => {
             let (reply, answer) = oneshot::channel();
@@ -287,19 +336,13 @@ async fn call_method(method: &str, params: &Value, id: Value, cx: &Context) -> V
             } else {
                 Command::Plan(reply)
             };
-            if cx.commands.send(command).await.is_err() {
-                return error(id, -32603, "the agent is stopping");
-            }
-            answer
+            cx.commands
+                .send(command)
                 .await
-                .unwrap_or_else(|_| Err("the agent is stopping".to_owned()))
-                .map(versioned)
+                .map_err(|_| RpcError::Stopping)?;
+            answer.await.map_err(|_| RpcError::Stopping)?.map(versioned)
         }
-        other => return error(id, -32601, &format!("method not found: {other}")),
-    };
-    match result {
-        Ok(value) => json!({ "jsonrpc": "2.0", "id": id, "result": value }),
-        Err(message) => error(id, -32603, &message),
+        other => Err(RpcError::NoSuchMethod(other.to_owned())),
     }
 }
 
@@ -312,13 +355,12 @@ fn versioned(mut value: Value) -> Value {
     value
 }
 
-async fn status(cx: &Context) -> Result<Value, String> {
+async fn status(cx: &Context) -> Result<Value, RpcError> {
     let snapshot = cx.snapshot.read().map(|s| s.clone()).unwrap_or_default();
     let last_run = cx
         .journal
         .list_runs(50)
-        .await
-        .map_err(|e| e.to_string())?
+        .await?
         .into_iter()
         .find(|r| r.node == snapshot.node);
     Ok(json!({
@@ -328,8 +370,9 @@ async fn status(cx: &Context) -> Result<Value, String> {
     }))
 }
 
-fn error(id: Value, code: i64, message: &str) -> Value {
-    json!({ "jsonrpc": "2.0", "id": id, "error": { "code": code, "message": message } })
+/// The JSON-RPC error object of `e`, answering the request `id`.
+fn error(id: Value, e: &RpcError) -> Value {
+    json!({ "jsonrpc": "2.0", "id": id, "error": { "code": e.code(), "message": e.to_string() } })
 }
 
 /// A client: sends one request and returns its response (for `supercp status`/`reconcile`).
@@ -502,6 +545,56 @@ mod tests {
             versioned(json!({"ok": true, "run": null})),
             json!({"format_version": FORMAT_VERSION, "ok": true, "run": null})
         );
+    }
+
+    #[tokio::test]
+    async fn errors_keep_their_codes_and_messages_and_say_whether_a_retry_may_help() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (cx, rx) = context(&dir).await;
+        for (line, code, message) in [
+            ("{", -32700, "parse error: "),
+            (
+                r#"{"jsonrpc":"2.0","id":1,"method":"runs.get","params":{}}"#,
+                -32602,
+                r#"invalid params: {"id": RUN} is required"#,
+            ),
+            (
+                r#"{"jsonrpc":"2.0","id":1,"method":"runs.get","params":{"id":99}}"#,
+                -32602,
+                "invalid params: no run 99",
+            ),
+            (
+                r#"{"jsonrpc":"2.0","id":1,"method":"runs.list","params":{"limit":0}}"#,
+                -32602,
+                "invalid params: limit must be 1 to 1000",
+            ),
+            (
+                r#"{"jsonrpc":"2.0","id":1,"method":"nope"}"#,
+                -32601,
+                "method not found: nope",
+            ),
+        ] {
+            let answer = handle(line, &cx).await.expect("an error");
+            assert_eq!(answer["error"]["code"], code, "{answer}");
+            assert!(
+                answer["error"]["message"]
+                    .as_str()
+                    .is_some_and(|m| m.starts_with(message)),
+                "{answer}"
+            );
+        }
+        // The loop is gone: the agent is stopping, which a later request may get past.
+        drop(rx);
+        let answer = handle(r#"{"jsonrpc":"2.0","id":1,"method":"reconcile"}"#, &cx)
+            .await
+            .expect("an error");
+        assert_eq!(
+            answer["error"],
+            json!({"code": -32603, "message": "the agent is stopping"})
+        );
+        assert!(RpcError::Stopping.is_transient());
+        assert!(!RpcError::NoSuchRun(99).is_transient());
+        assert!(!RpcError::Run(crate::RunError::Invalid(Vec::new())).is_transient());
     }
 
     #[tokio::test]
