@@ -799,8 +799,19 @@ impl State<'_> {
                 (desired, None, Remember::All(hashed))
             }
         };
-        let result =
-            supercp_engine::apply(&inputs, subset, self.journal, &options, prefetched).await;
+        // What the run observed, also when it failed: the page shows the node as it is, never
+        // the last green observations (a directory refused because a symlink took its place
+        // is not "as desired").
+        let mut seen = Vec::new();
+        let result = supercp_engine::apply_observed(
+            &inputs,
+            subset,
+            self.journal,
+            &options,
+            prefetched,
+            &mut seen,
+        )
+        .await;
         // Until the journal is read again below, a failure leaves the memory unknown.
         let before = self.memory.desired.take();
         match result {
@@ -829,10 +840,13 @@ impl State<'_> {
                         warn!(error = %e, "could not read the owned objects; the next run is a full one")
                     }
                 }
-                self.publish_observed(report.observed);
+                self.publish_observed(seen);
                 Ok(())
             }
-            Err(e) => Err(e.into()),
+            Err(e) => {
+                self.publish_observed(seen);
+                Err(e.into())
+            }
         }
     }
 

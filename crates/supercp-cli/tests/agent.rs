@@ -731,3 +731,60 @@ fn an_invalid_commit_makes_exactly_one_failed_run_until_the_next_commit_or_node_
     });
     assert_eq!(of_c2(&p), 2);
 }
+
+/// The resource API's `observed` map for a Domain, from the agent's status page.
+fn observed(port: u16, domain: &str) -> serde_json::Map<String, serde_json::Value> {
+    let reply = http_get(port, &format!("/api/v1/resources/Domain/{domain}"));
+    let body = reply.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    let json: serde_json::Value =
+        serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {reply}"));
+    json["observed"].as_object().cloned().unwrap_or_default()
+}
+
+#[test]
+fn after_a_failed_run_the_status_page_shows_each_object_as_that_run_observed_it() {
+    let mut p = Prefix::with_example("quickstart");
+    let port = supercp_testkit::services::free_port();
+    p.node_with(&format!(
+        "  agent:\n    driftScanSeconds: 2\n    statusBind: \"127.0.0.1:{port}\"\n"
+    ));
+    let repo = [std::ffi::OsStr::new("--repo"), p.repo.as_os_str()];
+    let _agent = Agent::start(&p, p.node.as_ref().expect("node"), &repo, &[]);
+    let first = wait_for_run(&p, "the first run", |r| r["trigger"] == "change");
+    assert_eq!(first["outcome"], "succeeded", "{first}");
+    let key = |seen: &serde_json::Map<String, serde_json::Value>| {
+        seen.keys()
+            .find(|k| k.starts_with("dir:") && k.ends_with("/acme.test/public_html"))
+            .cloned()
+    };
+    let seen = observed(port, "acme.test");
+    let id = key(&seen).unwrap_or_else(|| panic!("public_html is observed: {seen:?}"));
+    assert_eq!(seen[&id]["found"], "dir", "{seen:?}");
+    assert!(seen[&id]["differs"].is_null(), "as desired: {seen:?}");
+
+    // A tenant puts a symlink where its document root was: the next drift scan refuses to
+    // write through it and fails. The page must say so, not show the green of the first run.
+    let public = std::path::PathBuf::from(id.trim_start_matches("dir:"));
+    fs::remove_dir_all(&public).expect("rm public_html");
+    std::os::unix::fs::symlink("/etc", &public).expect("symlink");
+    let failed = wait_for_run(&p, "the drift scan that refuses the symlink", |r| {
+        r["trigger"] == "drift" && r["outcome"] == "failed"
+    });
+    assert!(
+        failed["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("failed")),
+        "{failed}"
+    );
+    let seen = observed(port, "acme.test");
+    assert_eq!(
+        seen[&id]["found"], "blocked",
+        "the failed run's observation, not the last green one: {seen:?}"
+    );
+    assert!(
+        seen[&id]["differs"]
+            .as_str()
+            .is_some_and(|d| d.contains("refused: a symlink")),
+        "{seen:?}"
+    );
+}

@@ -120,6 +120,29 @@ pub async fn apply(
     options: &ApplyOptions,
     prefetched: Option<Prefetched<'_>>,
 ) -> Result<ApplyReport, EngineError> {
+    let mut seen = Vec::new();
+    let mut report =
+        apply_observed(inputs, desired, journal, options, prefetched, &mut seen).await?;
+    report.observed = seen;
+    Ok(report)
+}
+
+/// `apply`, which also leaves in `seen` what the run observed, whether it succeeded or not:
+/// each desired object as planned, then each applied object again as verified (the later one
+/// is the node's state now). Empty when the run failed before it planned. A caller that shows
+/// the node's state (the agent's status page) shows a failed run's observations too, never
+/// the last green ones.
+///
+/// # Errors
+/// As `apply`.
+pub async fn apply_observed(
+    inputs: &Inputs,
+    desired: Vec<Desired>,
+    journal: &Journal,
+    options: &ApplyOptions,
+    prefetched: Option<Prefetched<'_>>,
+    seen: &mut Vec<(String, Observation)>,
+) -> Result<ApplyReport, EngineError> {
     let node = inputs.node_name().to_owned();
     let started = std::time::Instant::now();
     let Prefetched {
@@ -214,6 +237,7 @@ pub async fn apply(
             pid: std::process::id(),
         })
         .await?;
+    let mut verified = Vec::new();
     let result: Result<ApplyReport, EngineError> = async {
         info!(run, %summary, "apply started");
         let mut report = ApplyReport {
@@ -230,7 +254,7 @@ pub async fn apply(
             inputs,
             pause: options.pause_before_step,
             index: 0,
-            verified: Vec::new(),
+            verified: &mut verified,
         };
         for dir in anchors(&plan.steps) {
             ex.drivers.remove_stale_temps(dir);
@@ -338,16 +362,12 @@ pub async fn apply(
         }
         journal.finish_run(run, Outcome::Succeeded, None).await?;
         info!(run, applied = report.applied, "apply finished");
-        // After the reloads: naming every object costs nothing on the way to a served change.
-        report.observed = desired
-            .iter()
-            .map(|d| d.id().to_string())
-            .zip(observed)
-            .collect();
-        report.observed.append(&mut ex.verified);
         Ok(report)
     }
     .await;
+    // After the reloads: naming every object costs nothing on the way to a served change.
+    seen.extend(desired.iter().map(|d| d.id().to_string()).zip(observed));
+    seen.append(&mut verified);
     if let Err(e) = &result {
         // Never a run left `running`: an error the run did not record yet (a full disk, a
         // journal that went away) is recorded here when the journal still takes it.
@@ -367,7 +387,7 @@ struct Executor<'a> {
     /// Index of the next step in execution order (for the pause hook).
     index: usize,
     /// What verifying each applied step observed, by object id.
-    verified: Vec<(String, Observation)>,
+    verified: &'a mut Vec<(String, Observation)>,
 }
 
 struct PhaseOutcome {

@@ -19,7 +19,7 @@ pub mod plan;
 mod progress;
 pub mod status;
 
-pub use apply::{apply, prefetch, ApplyOptions, ApplyReport, Prefetched};
+pub use apply::{apply, apply_observed, prefetch, ApplyOptions, ApplyReport, Prefetched};
 pub use inputs::{Inputs, SANDBOX_NODE};
 pub use plan::{plan, PlanOptions, Scope};
 
