@@ -639,10 +639,7 @@ impl State<'_> {
         self.update(|s| s.last_error = Some(message.clone()));
         // A failed gate and failed steps are recorded by apply itself (a run with its steps);
         // anything else stopped before a run was recorded: record why.
-        let recorded = matches!(
-            error,
-            RunError::Engine(EngineError::Gate(_) | EngineError::StepsFailed { .. })
-        );
+        let recorded = matches!(&error, RunError::Engine(e) if e.run_recorded());
         if !recorded {
             let id = commit.map(|c| c.id);
             self.record(trigger, id, commit, "refused: nothing applied", &message)

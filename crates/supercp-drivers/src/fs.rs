@@ -54,6 +54,31 @@ pub enum DriverError {
     Placeholder { path: String, detail: String },
 }
 
+impl DriverError {
+    /// Whether trying again unchanged may succeed: a symlink, a file too large or an owner
+    /// that does not exist stays until someone acts; an I/O error (a full disk, EIO) may pass.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            DriverError::SymlinkRefused { .. }
+            | DriverError::UnknownOwner { .. }
+            | DriverError::NotAFile { .. }
+            | DriverError::Private(
+                crate::private::PrivateError::SymlinkRefused { .. }
+                | crate::private::PrivateError::TooLarge { .. },
+            ) => false,
+            DriverError::OpenFailed { .. }
+            | DriverError::WriteFailed { .. }
+            | DriverError::MetadataFailed { .. }
+            | DriverError::DeleteFailed { .. }
+            | DriverError::SyncFailed { .. }
+            | DriverError::ObserveFailed { .. }
+            | DriverError::Account(_)
+            | DriverError::Private(_)
+            | DriverError::Placeholder { .. } => true,
+        }
+    }
+}
+
 impl From<crate::accounts::AccountError> for DriverError {
     fn from(e: crate::accounts::AccountError) -> DriverError {
         DriverError::Account(Box::new(e))

@@ -8,7 +8,7 @@ use supercp_core::resource::AccountLayout;
 use supercp_core::{Desired, Object};
 use supercp_drivers::accounts;
 
-use crate::EngineError;
+use crate::{AccountsError, EngineError};
 
 /// Fills in the uid of every desired account and returns the ones the journal does not hold
 /// yet, `(tenant, uid)`, for the caller to record before it creates them.
@@ -39,8 +39,11 @@ pub fn assign(
             continue;
         };
         let tenant = account.name.clone();
-        let observed = accounts::observe(&tenant)
-            .map_err(|e| EngineError::Accounts(format!("{} ({}): {e}", d.resource, d.origin)))?;
+        let observed = accounts::observe(&tenant).map_err(|source| AccountsError::Observe {
+            resource: d.resource.to_string(),
+            origin: d.origin.clone(),
+            source,
+        })?;
         let existing = match observed {
             Observed::Account {
                 uid, gid, comment, ..
@@ -58,13 +61,17 @@ pub fn assign(
                     && recorded_uid.is_none_or(|r| *r == uid)
                     && !recorded.iter().any(|(t, u)| *u == uid && *t != tenant);
                 if !ours {
-                    return Err(EngineError::Accounts(format!(
-                        "{}: user {tenant} already exists (uid {uid}, gid {gid}, comment {comment:?}) \
-                         and is not this SuperCP tenant's account (made by SuperCP: comment \
-                         {ACCOUNT_COMMENT:?}, its own group, a uid in {}..={} recorded for no other \
-                         tenant). Rename the tenant, or remove or rename that user",
-                        d.resource, layout.uid_min, layout.uid_max
-                    )));
+                    return Err(AccountsError::NotOurs {
+                        resource: d.resource.to_string(),
+                        tenant,
+                        uid,
+                        gid,
+                        comment,
+                        expected: ACCOUNT_COMMENT,
+                        min: layout.uid_min,
+                        max: layout.uid_max,
+                    }
+                    .into());
                 }
                 uid
             }
@@ -73,10 +80,12 @@ pub fn assign(
                     next += 1;
                 }
                 if next > layout.uid_max {
-                    return Err(EngineError::Accounts(format!(
-                        "{}: no free uid left in {}..={}; widen accounts.uidMax in the node file",
-                        d.resource, layout.uid_min, layout.uid_max
-                    )));
+                    return Err(AccountsError::NoFreeUid {
+                        resource: d.resource.to_string(),
+                        min: layout.uid_min,
+                        max: layout.uid_max,
+                    }
+                    .into());
                 }
                 next
             }

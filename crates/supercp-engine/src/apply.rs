@@ -24,7 +24,7 @@ use tracing::{info, warn};
 use crate::inputs::Inputs;
 use crate::plan::{plan, PlanOptions, Planned, Scope};
 use crate::progress::Progress;
-use crate::EngineError;
+use crate::{EngineError, GateFailure};
 
 /// What an operator allows an apply to do, and who runs it.
 #[derive(Clone, Debug, Default)]
@@ -262,13 +262,17 @@ pub async fn apply_observed(
         // Stand-ins first: the configs written below point their services at them. One
         // that cannot be put in place stops the run before anything else is written (the
         // configs that refer to it would fail their checks).
-        let (mut notes, placed) = ex.stand_ins(&plan.steps);
-        if let Some(e) = stand_in_failure(&plan.steps, &notes, &placed) {
+        let stand_ins = ex.stand_ins(&plan.steps);
+        if let Some(e) = stand_in_failure(&plan.steps, &stand_ins) {
             journal
                 .finish_run(run, Outcome::Failed, Some(&e.to_string()))
                 .await?;
             return Err(e);
         }
+        let placed: Vec<bool> = stand_ins
+            .iter()
+            .map(|s| matches!(s, StandIn::Placed))
+            .collect();
         let new_steps: Vec<NewStep> = plan.steps.iter().map(new_step).collect();
         let ids = journal.add_steps(run, &new_steps).await?;
         let mut done: Vec<bool> = vec![false; plan.steps.len()];
@@ -287,7 +291,6 @@ pub async fn apply_observed(
                     inputs,
                     &plan.steps[start..end],
                     &ids[start..end],
-                    notes[start..end].iter_mut().map(std::mem::take).collect(),
                     &placed[start..end],
                     &mut ex.drivers,
                     journal,
@@ -337,11 +340,11 @@ pub async fn apply_observed(
         for step in &plan.retained {
             warn!(object = %step.id, resource = %step.resource, "tenant data left the repo and is kept (deletion policy Retain, or no --allow-destroy)");
         }
-        if let Some(message) = gate_error {
+        if let Some(failure) = gate_error {
             journal
-                .finish_run(run, Outcome::Failed, Some(&message))
+                .finish_run(run, Outcome::Failed, Some(&failure.to_string()))
                 .await?;
-            return Err(EngineError::Gate(message));
+            return Err(failure.into());
         }
         let total = plan.steps.len();
         if report.failed > 0 {
@@ -390,11 +393,29 @@ struct Executor<'a> {
     verified: &'a mut Vec<(String, Observation)>,
 }
 
+/// Why one step failed.
+#[derive(Debug, thiserror::Error)]
+enum StepError {
+    #[error("refused: {what} at {path}; SuperCP never writes, chmods or chowns through it. Remove it and apply again")]
+    Refused { path: String, what: String },
+    #[error(transparent)]
+    Driver(#[from] supercp_drivers::DriverError),
+}
+
+/// What the stand-in pass did for one step.
+enum StandIn {
+    /// Not an object of an issue unit (or refused: a symlink in its place).
+    NotIssued,
+    /// In place: a stand-in written, or the object there already.
+    Placed,
+    Failed(supercp_drivers::DriverError),
+}
+
 struct PhaseOutcome {
     ok: Vec<bool>,
     checks: i64,
     reloads: i64,
-    gate_error: Option<String>,
+    gate_error: Option<GateFailure>,
 }
 
 impl Executor<'_> {
@@ -486,38 +507,39 @@ impl Executor<'_> {
     /// Puts a stand-in in place for each object of an issue unit (`Unit::Issue`) that has
     /// none, before any unit runs: the configs that refer to it pass their checks. Per step:
     /// the lines for its log, and whether the object is in place (false for the other steps).
-    fn stand_ins(&mut self, steps: &[Step]) -> (Vec<Vec<String>>, Vec<bool>) {
+    fn stand_ins(&mut self, steps: &[Step]) -> Vec<StandIn> {
         steps
             .iter()
             .map(|step| {
                 let Some(desired) = step.desired().filter(|_| step.unit.is_issue()) else {
-                    return (Vec::new(), false);
+                    return StandIn::NotIssued;
                 };
                 if matches!(step.reason, Reason::Blocked { .. }) {
-                    return (Vec::new(), false);
+                    return StandIn::NotIssued;
                 }
                 match self.drivers.apply(&desired.object) {
-                    Ok(()) => (Vec::new(), true),
+                    Ok(()) => StandIn::Placed,
                     Err(e) => {
                         warn!(run = self.run, object = %step.id, error = %e, "stand-in not written");
-                        (vec![format!("{}: {e}", step.who())], false)
+                        StandIn::Failed(e)
                     }
                 }
             })
-            .unzip()
+            .collect()
     }
 
-    fn execute(&mut self, step: &Step) -> Result<String, String> {
+    fn execute(&mut self, step: &Step) -> Result<String, StepError> {
         if let Reason::Blocked { path, what } = &step.reason {
-            return Err(format!("refused: {what} at {path}; SuperCP never writes, chmods or chowns through it. Remove it and apply again"));
+            return Err(StepError::Refused {
+                path: path.clone(),
+                what: what.clone(),
+            });
         }
-        let result = match &step.target {
-            Target::Put(desired) => self.drivers.apply(&desired.object),
-            Target::Remove(owned) => self.drivers.delete(owned),
-        };
-        result
-            .map(|()| format!("{} {}", step.action, step.id))
-            .map_err(|e| e.to_string())
+        match &step.target {
+            Target::Put(desired) => self.drivers.apply(&desired.object)?,
+            Target::Remove(owned) => self.drivers.delete(owned)?,
+        }
+        Ok(format!("{} {}", step.action, step.id))
     }
 
     fn sync(&mut self, steps: &[Step]) -> Result<(), EngineError> {
@@ -610,7 +632,10 @@ impl Executor<'_> {
             ));
         }
         self.sync(steps)?;
-        outcome.gate_error = Some(why);
+        outcome.gate_error = Some(GateFailure::PutBack {
+            gate: gate.name.clone(),
+            message: why,
+        });
         Ok(())
     }
 
@@ -681,30 +706,31 @@ fn culprits<'a>(steps: &'a [Step], output: &str) -> Vec<&'a Step> {
 }
 
 /// `StandIn` naming every object of an issue unit that is not in place after the stand-in
-/// pass (a symlink in the way, a write that failed).
-fn stand_in_failure(steps: &[Step], notes: &[Vec<String>], placed: &[bool]) -> Option<EngineError> {
+/// pass (a symlink in the way, a write that failed); permanent when something in the way
+/// stays until someone removes it.
+fn stand_in_failure(steps: &[Step], stand_ins: &[StandIn]) -> Option<EngineError> {
     let mut lines = Vec::new();
     let mut transient = true;
-    for ((step, notes), placed) in steps.iter().zip(notes).zip(placed) {
-        if !step.unit.is_issue() || step.action == Action::Delete || *placed {
-            continue;
-        }
-        match &step.reason {
-            Reason::Blocked { path, what } => {
+    for (step, stand_in) in steps.iter().zip(stand_ins) {
+        match (&step.reason, stand_in) {
+            (Reason::Blocked { path, what }, _)
+                if step.unit.is_issue() && step.action != Action::Delete =>
+            {
                 transient = false;
                 lines.push(format!(
                     "{}: refused: {what} at {path}; SuperCP never writes through it, remove it",
                     step.who()
                 ));
             }
-            _ => lines.extend(notes.iter().cloned()),
+            (_, StandIn::Failed(e)) => {
+                transient &= e.is_transient();
+                lines.push(format!("{}: {e}", step.who()));
+            }
+            _ => {}
         }
     }
     if lines.is_empty() {
         return None;
-    }
-    if lines.iter().any(|l| l.contains("symlink")) {
-        transient = false;
     }
     Some(EngineError::StandIn {
         details: lines.iter().map(|l| format!("\n  {l}")).collect(),
@@ -734,9 +760,7 @@ pub(crate) fn reload(gate: &Gate, notes: &mut Vec<String>) -> Result<i64, Engine
             .first()
             .and_then(|p| p.rsplit('/').next())
             .unwrap_or_default();
-        match gate::signal(&gate.name, reload, program)
-            .map_err(|e| EngineError::Gate(e.to_string()))?
-        {
+        match gate::signal(&gate.name, reload, program).map_err(GateFailure::from)? {
             gate::Signalled::Sent { pid } => {
                 info!(gate = %gate.name, pid, signal = ?reload.signal, "reload signalled");
                 return Ok(1);
@@ -754,14 +778,14 @@ pub(crate) fn reload(gate: &Gate, notes: &mut Vec<String>) -> Result<i64, Engine
     if gate.reload.is_empty() {
         return Ok(0);
     }
-    let reload = gate::run_for(gate, &gate.reload).map_err(|e| EngineError::Gate(e.to_string()))?;
+    let reload = gate::run_for(gate, &gate.reload).map_err(GateFailure::from)?;
     if !reload.success {
-        return Err(EngineError::Gate(format!(
-            "gate {}: reload `{}` failed: {}",
-            gate.name,
-            gate.reload.join(" "),
-            reload.output.trim()
-        )));
+        return Err(GateFailure::ReloadFailed {
+            gate: gate.name.clone(),
+            command: gate.reload.join(" "),
+            output: reload.output.trim().to_owned(),
+        }
+        .into());
     }
     Ok(1)
 }
@@ -836,7 +860,10 @@ fn preflight(inputs: &Inputs) -> Result<(), EngineError> {
             .iter()
             .any(|g| g.name == need.gate && !g.optional);
         if required {
-            return Err(EngineError::Gate(message));
+            return Err(EngineError::OpenFiles {
+                gate: need.gate,
+                why: message,
+            });
         }
         warn!(gate = %need.gate, open_files, needed = need.open_files, "{message}");
     }

@@ -41,7 +41,7 @@ use supercp_tls::{
 use tracing::{info, warn};
 
 use crate::inputs::Inputs;
-use crate::EngineError;
+use crate::{CertCheck, EngineError, GateFailure};
 
 /// One Domain with `tls`, for the checks before anything is written.
 #[derive(Clone, Debug)]
@@ -192,7 +192,7 @@ pub fn hold(plan: &mut Plan, policy: &Policy) {
 /// bring-your-own ones, the ACME settings, and the domains asked for renewal.
 ///
 /// # Errors
-/// `EngineError::Tls` naming what is wrong.
+/// `Certificates` naming what is wrong.
 pub fn check(
     inputs: &Inputs,
     sites: &[TlsSite],
@@ -205,10 +205,10 @@ pub fn check(
             .iter()
             .any(|s| &s.domain == domain && matches!(s.source, Source::Acme));
         if !acme {
-            return Err(EngineError::Tls(format!(
-                "cannot renew {domain}: no Domain of that name with `tls` and `certificate: acme` \
-                 in the repo (check the name; bring-your-own certificates are renewed by their owner)"
-            )));
+            return Err(CertCheck::RenewUnknown {
+                domain: domain.clone(),
+            }
+            .into());
         }
     }
     Ok(())
@@ -217,7 +217,7 @@ pub fn check(
 /// Checks every bring-your-own certificate. Called before anything is written.
 ///
 /// # Errors
-/// `EngineError::Tls` naming the Domain, where it is declared, the file and what is wrong.
+/// `Certificates` naming the Domain, where it is declared, the file and what is wrong.
 fn check_files(sites: &[TlsSite]) -> Result<(), EngineError> {
     let mut problems = Vec::new();
     for site in sites {
@@ -244,10 +244,10 @@ fn check_files(sites: &[TlsSite]) -> Result<(), EngineError> {
     if problems.is_empty() {
         Ok(())
     } else {
-        Err(EngineError::Tls(format!(
-            "bring-your-own certificates refused, nothing applied:\n  {}",
-            problems.join("\n  ")
-        )))
+        Err(CertCheck::Byo {
+            lines: problems.iter().map(|p| format!("\n  {p}")).collect(),
+        }
+        .into())
     }
 }
 
@@ -475,14 +475,13 @@ pub(crate) struct Issued {
     pub checks: i64,
     pub reloads: i64,
     /// The gate refused the new certificates (they were put back).
-    pub gate_error: Option<String>,
+    pub gate_error: Option<GateFailure>,
 }
 
 /// Runs one issue unit (`Unit::Issue`): every due certificate ordered from the node's CA
 /// and written, every certificate of a domain that left removed, then the unit's gate checks
-/// them once and reloads, or the new ones are put back. `notes` are the lines the stand-in
-/// pass left per step (`prepared` false: the stand-in could not be written, nothing is
-/// ordered for it).
+/// them once and reloads, or the new ones are put back (`prepared` false: the stand-in could
+/// not be written, nothing is ordered for it; the run stopped before it anyway).
 ///
 /// # Errors
 /// Journal errors, and `Gate` when the reload fails.
@@ -491,7 +490,6 @@ pub(crate) async fn issue(
     inputs: &Inputs,
     steps: &[Step],
     ids: &[i64],
-    notes: Vec<Vec<String>>,
     prepared: &[bool],
     drivers: &mut Drivers,
     journal: &Journal,
@@ -511,8 +509,9 @@ pub(crate) async fn issue(
     let mut previous = Vec::new();
     let mut records = Vec::new();
     let mut forget = Vec::new();
-    for (i, ((step, id), mut log)) in steps.iter().zip(ids).zip(notes).enumerate() {
+    for (i, (step, id)) in steps.iter().zip(ids).enumerate() {
         let started = now_ms();
+        let mut log = Vec::new();
         let domain = step.resource.name.clone();
         let status = match (&step.target, &step.reason) {
             (_, Reason::Blocked { path, what }) => {
@@ -711,10 +710,13 @@ fn commit(
         outcome.ok[*i] = false;
     }
     outcome.issued = 0;
-    outcome.gate_error = Some(format!(
-        "gate {}: the new certificates failed the check and were put back: {why}",
-        gate.name
-    ));
+    outcome.gate_error = Some(GateFailure::PutBack {
+        gate: gate.name.clone(),
+        message: format!(
+            "gate {}: the new certificates failed the check and were put back: {why}",
+            gate.name
+        ),
+    });
     Ok(())
 }
 
@@ -786,10 +788,10 @@ impl Ca {
 /// A refused file (a symlink, a file too large) stays until someone removes it; an I/O error
 /// (a full disk) may pass.
 fn driver_class(e: &DriverError) -> Class {
-    match e {
-        DriverError::Private(p) => file_class(p),
-        DriverError::SymlinkRefused { .. } => Class::Permanent,
-        _ => Class::Transient,
+    if e.is_transient() {
+        Class::Transient
+    } else {
+        Class::Permanent
     }
 }
 
@@ -821,7 +823,7 @@ fn account_name(url: &str) -> String {
 /// site's certificate comes from ACME.
 ///
 /// # Errors
-/// `EngineError::Tls` naming the field and the file.
+/// `Certificates` naming the field and the file.
 fn check_acme(inputs: &Inputs, sites: &[TlsSite]) -> Result<(), EngineError> {
     if sites.iter().any(|s| matches!(s.source, Source::Acme)) {
         acme_config(inputs)?;
@@ -837,23 +839,19 @@ fn acme_config(inputs: &Inputs) -> Result<AcmeConfig, EngineError> {
             // The HMAC key binds accounts to the operator's CA account: root's eyes only.
             use std::os::unix::fs::MetadataExt;
             let mode = std::fs::metadata(&eab.hmac_key_file).map_or(0, |m| m.mode() & 0o777);
+            let refused = |problem: String| CertCheck::Eab {
+                file: eab.hmac_key_file.clone(),
+                problem,
+            };
             if mode & 0o077 != 0 {
-                return Err(EngineError::Tls(format!(
-                    "tls.acmeEab.hmacKeyFile {}: mode {mode:o} lets others read it; chmod 600 it",
-                    eab.hmac_key_file
-                )));
+                return Err(
+                    refused(format!("mode {mode:o} lets others read it; chmod 600 it")).into(),
+                );
             }
-            let text = std::fs::read_to_string(&eab.hmac_key_file).map_err(|e| {
-                EngineError::Tls(format!(
-                    "tls.acmeEab.hmacKeyFile {}: {e}",
-                    eab.hmac_key_file
-                ))
-            })?;
+            let text =
+                std::fs::read_to_string(&eab.hmac_key_file).map_err(|e| refused(e.to_string()))?;
             let key = base64url(text.trim()).ok_or_else(|| {
-                EngineError::Tls(format!(
-                    "tls.acmeEab.hmacKeyFile {}: not base64url (give the key exactly as the CA shows it)",
-                    eab.hmac_key_file
-                ))
+                refused("not base64url (give the key exactly as the CA shows it)".into())
             })?;
             Some((eab.kid.clone(), key))
         }

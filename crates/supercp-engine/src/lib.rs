@@ -62,12 +62,18 @@ pub enum EngineError {
     },
     #[error("the journal records {object}, which this version cannot read: {detail}")]
     BadRecord { object: String, detail: String },
-    #[error("{0}")]
-    Gate(String),
+    /// A commit unit's check refused its batch (put back), could not run, or its service did
+    /// not reload: recorded on the run.
+    #[error(transparent)]
+    Gate(#[from] GateFailure),
+    /// A required gate's check could not pass in this process (too few open files), found
+    /// before anything was written.
+    #[error("gate {gate}: {why}")]
+    OpenFiles { gate: String, why: String },
     #[error("tenant accounts: {0}")]
-    Accounts(String),
+    Accounts(Box<AccountsError>),
     #[error("tls: {0}")]
-    Tls(String),
+    Certificates(#[from] CertCheck),
     /// Objects of an issue unit that could not be put in place before the run (a symlink in
     /// the way, a full disk): nothing was applied.
     #[error("certificates not in place, nothing applied:{details}")]
@@ -87,7 +93,93 @@ pub enum EngineError {
     },
 }
 
+impl From<AccountsError> for EngineError {
+    fn from(e: AccountsError) -> EngineError {
+        EngineError::Accounts(Box::new(e))
+    }
+}
+
+/// How a commit unit failed after its batch was written.
+#[derive(Debug, thiserror::Error)]
+pub enum GateFailure {
+    /// The check failed, ran out of time or could not run, or a write of the batch failed:
+    /// the batch was put back and the previous config stays live.
+    #[error("{message}")]
+    PutBack { gate: String, message: String },
+    /// The check passed but the reload command failed.
+    #[error("gate {gate}: reload `{command}` failed: {output}")]
+    ReloadFailed {
+        gate: String,
+        command: String,
+        output: String,
+    },
+    /// The reload signal or command could not be sent or run.
+    #[error(transparent)]
+    Reload(#[from] supercp_drivers::gate::GateError),
+}
+
+/// Why the tenants' accounts could not be given their ids.
+#[derive(Debug, thiserror::Error)]
+pub enum AccountsError {
+    #[error("{resource} ({origin}): {source}")]
+    Observe {
+        resource: String,
+        origin: Span,
+        #[source]
+        source: supercp_drivers::accounts::AccountError,
+    },
+    #[error(
+        "{resource}: user {tenant} already exists (uid {uid}, gid {gid}, comment {comment:?}) \
+             and is not this SuperCP tenant's account (made by SuperCP: comment {expected:?}, its \
+             own group, a uid in {min}..={max} recorded for no other tenant). Rename the tenant, \
+             or remove or rename that user"
+    )]
+    NotOurs {
+        resource: String,
+        tenant: String,
+        uid: u32,
+        gid: u32,
+        comment: String,
+        expected: &'static str,
+        min: u32,
+        max: u32,
+    },
+    #[error(
+        "{resource}: no free uid left in {min}..={max}; widen accounts.uidMax in the node file"
+    )]
+    NoFreeUid {
+        resource: String,
+        min: u32,
+        max: u32,
+    },
+}
+
+/// A certificate setting or file refused before anything is written.
+#[derive(Debug, thiserror::Error)]
+pub enum CertCheck {
+    /// Bring-your-own certificates that do not pass (one line per Domain).
+    #[error("bring-your-own certificates refused, nothing applied:{lines}")]
+    Byo { lines: String },
+    /// The EAB key file of the node's ACME settings.
+    #[error("tls.acmeEab.hmacKeyFile {file}: {problem}")]
+    Eab { file: String, problem: String },
+    #[error(
+        "cannot renew {domain}: no Domain of that name with `tls` and `certificate: acme` in \
+             the repo (check the name; bring-your-own certificates are renewed by their owner)"
+    )]
+    RenewUnknown { domain: String },
+}
+
 impl EngineError {
+    /// Whether the run was recorded in the journal with this error (a caller records the
+    /// others itself, as a run without steps).
+    pub fn run_recorded(&self) -> bool {
+        matches!(
+            self,
+            EngineError::Gate(_) | EngineError::StepsFailed { .. } | EngineError::StandIn { .. }
+        )
+    }
+
     /// Whether running again without a change may succeed: true for what the node or a
     /// service can change on its own (the lock, the journal, I/O, a driver, a gate, failed
     /// steps, certificates, accounts), which a caller retries with backoff; false for what
@@ -99,18 +191,24 @@ impl EngineError {
     /// someone commits.
     pub fn is_transient(&self) -> bool {
         match self {
-            // A journal record this version cannot read stays unreadable until an upgrade.
-            EngineError::MassDelete { .. } | EngineError::BadRecord { .. } => false,
+            // A journal record this version cannot read stays unreadable until an upgrade;
+            // a limit of this process or of the node file changes only when someone acts.
+            EngineError::MassDelete { .. }
+            | EngineError::BadRecord { .. }
+            | EngineError::OpenFiles { .. }
+            | EngineError::Certificates(CertCheck::RenewUnknown { .. }) => false,
+            EngineError::Accounts(a) => !matches!(**a, AccountsError::NoFreeUid { .. }),
             EngineError::StandIn { transient, .. } => *transient,
-            // What cannot be seen now (permissions, a service down) may be seen later.
+            EngineError::Driver { source, .. } => source.is_transient(),
+            // What cannot be seen now (permissions, a service down) may be seen later; files
+            // outside the repo (bring-your-own certificates, the EAB key) may be fixed on the
+            // node.
             EngineError::Unobservable { .. }
             | EngineError::StateDir { .. }
             | EngineError::Lock(_)
             | EngineError::Audit(_)
-            | EngineError::Driver { .. }
             | EngineError::Gate(_)
-            | EngineError::Accounts(_)
-            | EngineError::Tls(_)
+            | EngineError::Certificates(_)
             | EngineError::StepsFailed { .. } => true,
         }
     }
@@ -118,7 +216,7 @@ impl EngineError {
 
 #[cfg(test)]
 mod error_class_tests {
-    use super::EngineError;
+    use super::{CertCheck, EngineError, GateFailure};
 
     #[test]
     fn a_mass_delete_is_permanent_and_what_the_node_can_change_is_transient() {
@@ -131,8 +229,33 @@ mod error_class_tests {
             needed: 90.0,
         };
         assert!(!mass.is_transient());
+        for permanent in [
+            EngineError::OpenFiles {
+                gate: "nginx".into(),
+                why: "nginx opens two log files per site".into(),
+            },
+            super::AccountsError::NoFreeUid {
+                resource: "Tenant/acme".into(),
+                min: 20000,
+                max: 20001,
+            }
+            .into(),
+            EngineError::Driver {
+                resource: "Domain/a.test".into(),
+                origin: supercp_core::Span::default(),
+                source: supercp_drivers::DriverError::SymlinkRefused {
+                    path: "/home/acme/domains/a.test/public_html".into(),
+                    what: "a symlink".into(),
+                },
+            },
+        ] {
+            assert!(!permanent.is_transient(), "{permanent}");
+        }
         for transient in [
-            EngineError::Gate("gate nginx: `nginx -t` did not finish within 120 s".into()),
+            EngineError::Gate(GateFailure::PutBack {
+                gate: "nginx".into(),
+                message: "gate nginx: `nginx -t` did not finish within 120 s".into(),
+            }),
             EngineError::StepsFailed {
                 failed: 1,
                 total: 2,
@@ -143,7 +266,10 @@ mod error_class_tests {
                 path: "/state".into(),
                 source: std::io::Error::from_raw_os_error(28),
             },
-            EngineError::Tls("placeholder: no space left on device".into()),
+            EngineError::Certificates(CertCheck::Eab {
+                file: "/etc/supercp/eab.key".into(),
+                problem: "Permission denied (os error 13)".into(),
+            }),
         ] {
             assert!(transient.is_transient(), "{transient}");
         }
