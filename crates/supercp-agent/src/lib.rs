@@ -524,7 +524,25 @@ impl State<'_> {
                 })
             })
             .collect();
-        Ok(json!({ "summary": planned.plan.summary().to_string(), "steps": steps }))
+        let held: Vec<Value> = planned
+            .plan
+            .held
+            .iter()
+            .map(|(s, why)| {
+                json!({
+                    "action": s.action.as_str(),
+                    "object": s.id.to_string(),
+                    "resource": s.resource.to_string(),
+                    "reason": s.reason.to_string(),
+                    "held": why,
+                })
+            })
+            .collect();
+        Ok(json!({
+            "summary": planned.plan.summary().to_string(),
+            "steps": steps,
+            "held": held,
+        }))
     }
     /// Fetches; applies a new head (unless it is the head of a permanent failure and the node
     /// file has not changed since).

@@ -123,6 +123,32 @@ fn the_engine_never_dispatches_on_an_object_kind_by_string() {
 }
 
 #[test]
+fn node_reads_go_through_the_drivers() {
+    // `inputs.rs` reads what the run is given (the repo, the node file, its templates), not
+    // the node's state.
+    let reads = [
+        "fs::read(",
+        "fs::read_to_string(",
+        "fs::read_dir(",
+        "fs::metadata(",
+        "fs::symlink_metadata(",
+        "File::open(",
+    ];
+    let found: Vec<String> = ["supercp-engine/src", "supercp-tls/src"]
+        .into_iter()
+        .flat_map(production_lines)
+        .filter(|(f, _, _)| !f.ends_with("supercp-engine/src/inputs.rs"))
+        .filter(|(_, _, l)| reads.iter().any(|r| l.contains(r)))
+        .map(|(f, n, l)| format!("{f}:{n}: {l}"))
+        .collect();
+    assert!(
+        found.is_empty(),
+        "the engine and the TLS crate observe the node only through supercp-drivers:\n{}",
+        found.join("\n")
+    );
+}
+
+#[test]
 fn node_writes_go_through_the_drivers() {
     let writes = [
         "fs::write(",

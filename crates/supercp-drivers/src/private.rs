@@ -196,6 +196,28 @@ pub fn read(anchor: &str, rel: &str) -> Result<Option<Vec<u8>>, PrivateError> {
     Ok(Some(content))
 }
 
+/// A file the operator names in the node file or the repo (a bring-your-own certificate or
+/// key, the ACME EAB key), read where it points, as the service that uses it reads it: links
+/// are followed (certbot's `live/` links work). Returns its text and permission bits.
+///
+/// # Errors
+/// `ReadFailed` naming the path.
+pub fn read_operator_file(path: &str) -> Result<(String, u32), PrivateError> {
+    use std::os::unix::fs::MetadataExt;
+    let failed = |source: std::io::Error| PrivateError::ReadFailed {
+        path: path.to_owned(),
+        source,
+    };
+    let mut file = std::fs::File::open(path).map_err(failed)?;
+    let mode = file.metadata().map_err(failed)?.mode() & 0o7777;
+    let mut text = String::new();
+    (&mut file)
+        .take(MAX_PRIVATE_FILE)
+        .read_to_string(&mut text)
+        .map_err(failed)?;
+    Ok((text, mode))
+}
+
 /// Whether `anchor/rel` is a regular file, seen without following a symlink (a symlink there
 /// or on the way is not a file).
 pub fn is_file(anchor: &str, rel: &str) -> bool {

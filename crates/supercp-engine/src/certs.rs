@@ -225,7 +225,9 @@ fn check_files(sites: &[TlsSite]) -> Result<(), EngineError> {
             continue;
         };
         let read = |path: &Path| {
-            std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))
+            private::read_operator_file(&path.display().to_string())
+                .map(|(text, _)| text)
+                .map_err(|e| e.to_string())
         };
         let checked = read(cert).and_then(|chain| {
             let key_text = read(key)?;
@@ -837,19 +839,19 @@ fn acme_config(inputs: &Inputs) -> Result<AcmeConfig, EngineError> {
     let eab = match &tls.acme_eab {
         Some(eab) => {
             // The HMAC key binds accounts to the operator's CA account: root's eyes only.
-            use std::os::unix::fs::MetadataExt;
-            let mode = std::fs::metadata(&eab.hmac_key_file).map_or(0, |m| m.mode() & 0o777);
             let refused = |problem: String| CertCheck::Eab {
                 file: eab.hmac_key_file.clone(),
                 problem,
             };
+            let (text, mode) = private::read_operator_file(&eab.hmac_key_file)
+                .map_err(|e| refused(e.to_string()))?;
             if mode & 0o077 != 0 {
-                return Err(
-                    refused(format!("mode {mode:o} lets others read it; chmod 600 it")).into(),
-                );
+                return Err(refused(format!(
+                    "mode {:o} lets others read it; chmod 600 it",
+                    mode & 0o777
+                ))
+                .into());
             }
-            let text =
-                std::fs::read_to_string(&eab.hmac_key_file).map_err(|e| refused(e.to_string()))?;
             let key = base64url(text.trim()).ok_or_else(|| {
                 refused("not base64url (give the key exactly as the CA shows it)".into())
             })?;
