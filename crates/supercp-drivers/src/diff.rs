@@ -490,4 +490,71 @@ mod tests {
             step.reason
         );
     }
+
+    fn acme(locked: bool) -> Desired {
+        Desired {
+            object: Object::Account(Account {
+                name: "acme".into(),
+                uid: Some(20001),
+                home: "/home/acme".into(),
+                shell: "/usr/sbin/nologin".into(),
+                members: vec!["www-data".into()],
+                locked,
+            }),
+            resource: ResourceRef::new(ResourceKind::Tenant, "acme"),
+            origin: Span::new("acme.yaml".into(), 1, 1),
+            unit: Unit::Direct,
+            tenant_data: false,
+        }
+    }
+
+    fn user(home: &str, members: &[&str], locked: bool) -> Observed {
+        Observed::Account {
+            uid: 20001,
+            gid: 20001,
+            home: home.into(),
+            shell: "/usr/sbin/nologin".into(),
+            comment: supercp_core::object::ACCOUNT_COMMENT.into(),
+            members: members.iter().map(|m| (*m).to_owned()).collect(),
+            locked,
+        }
+    }
+
+    #[test]
+    fn an_account_diff_names_each_difference_and_nothing_when_it_matches() {
+        let step =
+            |d: &Desired, o: Observed| diff(d, &seen(o)).map(|s| (s.action, s.reason.to_string()));
+        assert_eq!(
+            step(&acme(false), Observed::Absent),
+            Some((
+                Action::Create,
+                "new user and group 20001, home /home/acme, shell /usr/sbin/nologin, group members www-data".into()
+            ))
+        );
+        assert_eq!(
+            step(&acme(false), user("/home/acme", &["www-data"], false)),
+            None
+        );
+        assert_eq!(
+            step(&acme(true), user("/srv/acme", &[], false)),
+            Some((
+                Action::Update,
+                "expire the account (suspended), home /srv/acme → /home/acme, add group members www-data".into()
+            ))
+        );
+        assert_eq!(
+            step(&acme(false), user("/home/acme", &["www-data"], true)),
+            Some((Action::Update, "lift the expiry (suspension lifted)".into()))
+        );
+        let file = Observed::File {
+            content: Vec::new(),
+            mode: 0o644,
+            uid: 0,
+            gid: 0,
+        };
+        assert!(matches!(
+            diff(&acme(false), &seen(file)).map(|s| s.reason),
+            Some(Reason::Blocked { .. })
+        ));
+    }
 }
