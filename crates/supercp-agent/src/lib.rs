@@ -499,16 +499,11 @@ impl State<'_> {
         let inputs = Inputs::load(&self.repo, Some(&self.config.node_file), &self.config.state)
             .map_err(RunError::Invalid)?;
         let desired = inputs.render().map_err(RunError::Invalid)?;
-        let owned = self.journal.owned(self.node).await?;
-        let unchecked = self.journal.unchecked(self.node).await?;
-        let records = self.journal.certificates(self.node).await?;
-        let certs = supercp_engine::certs::Policy::new(&inputs, records, Default::default());
-        let planned = supercp_engine::plan(
+        let journaled = supercp_engine::Journaled::read(self.journal, self.node).await?;
+        let planned = supercp_engine::dry_run(
+            &inputs,
             desired,
-            owned,
-            &supercp_engine::Scope::Whole,
-            &unchecked,
-            &certs,
+            journaled,
             &supercp_engine::PlanOptions::default(),
         )?;
         let steps: Vec<Value> = planned

@@ -557,9 +557,13 @@ pub(crate) async fn issue(
                     .filter(|r| r.ari_start.is_some())
                     .and_then(|_| supercp_drivers::cert::read_chain(&cert.at).ok().flatten())
                     .filter(|text| CertInfo::parse(text).is_ok_and(|i| !i.placeholder));
-                let result = ca
-                    .order(&cert.names, key, &solver, replaces.as_deref())
-                    .await;
+                let order = Order {
+                    names: &cert.names,
+                    key,
+                    solver: &solver,
+                    replaces: replaces.as_deref(),
+                };
+                let result = ca.order(&order).await;
                 let known = records_before.get(&domain);
                 match result {
                     Ok(pair) => {
@@ -722,6 +726,15 @@ fn commit(
     Ok(())
 }
 
+/// One certificate to order: its names, its key, how challenges are answered, and the
+/// certificate it replaces (ARI).
+struct Order<'a> {
+    names: &'a [String],
+    key: KeyKind,
+    solver: &'a Http01,
+    replaces: Option<&'a str>,
+}
+
 /// The node's CA for one run: the account is opened once, when the first certificate is
 /// ordered, and made again once if the CA forgot it.
 struct Ca {
@@ -748,14 +761,8 @@ impl Ca {
         self.client.insert(client)
     }
 
-    async fn order(
-        &mut self,
-        names: &[String],
-        key: KeyKind,
-        solver: &Http01,
-        replaces: Option<&str>,
-    ) -> Result<supercp_tls::KeyAndChain, CertError> {
-        let first = self.try_order(names, key, solver, replaces).await;
+    async fn order(&mut self, order: &Order<'_>) -> Result<supercp_tls::KeyAndChain, CertError> {
+        let first = self.try_order(order).await;
         // The CA forgot the account (a reset test CA, a deactivated account): make a new one
         // and try once more.
         if !matches!(&first, Err(e) if e.acme().is_some_and(AcmeError::is_unknown_account)) {
@@ -766,19 +773,13 @@ impl Ca {
             warn!(error = %e, "the old account file stays");
         }
         self.client = None;
-        self.try_order(names, key, solver, replaces).await
+        self.try_order(order).await
     }
 
-    async fn try_order(
-        &mut self,
-        names: &[String],
-        key: KeyKind,
-        solver: &Http01,
-        replaces: Option<&str>,
-    ) -> Result<supercp_tls::KeyAndChain, CertError> {
+    async fn try_order(&mut self, o: &Order<'_>) -> Result<supercp_tls::KeyAndChain, CertError> {
         match self.client().await {
             Ok(client) => client
-                .issue(names, key, solver, replaces)
+                .issue(o.names, o.key, o.solver, o.replaces)
                 .await
                 .map_err(CertError::from),
             // Said once per certificate, as the CA's own words.

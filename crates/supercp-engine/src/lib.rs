@@ -21,7 +21,7 @@ pub mod status;
 
 pub use apply::{apply, apply_observed, prefetch, ApplyOptions, ApplyReport, Prefetched};
 pub use inputs::{Inputs, SANDBOX_NODE};
-pub use plan::{plan, PlanOptions, Scope};
+pub use plan::{dry_run, plan, Journaled, PlanOptions, Scope};
 
 use supercp_core::Span;
 

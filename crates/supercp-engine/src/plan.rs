@@ -72,6 +72,53 @@ pub struct Planned {
     pub observed: Vec<Observation>,
 }
 
+/// What a plan of the whole node reads from the journal: the owned objects, the writes a
+/// killed run never checked, and each certificate's record (what the CA said last).
+pub struct Journaled {
+    pub owned: Vec<OwnedObject>,
+    pub unchecked: Vec<Unchecked>,
+    pub certificates: BTreeMap<String, supercp_audit::CertRecord>,
+}
+
+impl Journaled {
+    /// Reads them for `node`.
+    ///
+    /// # Errors
+    /// Journal errors.
+    pub async fn read(
+        journal: &supercp_audit::Journal,
+        node: &str,
+    ) -> Result<Journaled, supercp_audit::AuditError> {
+        Ok(Journaled {
+            owned: journal.owned(node).await?,
+            unchecked: journal.unchecked(node).await?,
+            certificates: journal.certificates(node).await?,
+        })
+    }
+}
+
+/// A dry run over the whole node: what an apply would do now, certificates due by what the CA
+/// said last (a dry run asks the CA nothing). `supercp plan` and the agent's socket.
+///
+/// # Errors
+/// As `plan`.
+pub fn dry_run(
+    inputs: &crate::Inputs,
+    desired: Vec<Desired>,
+    journaled: Journaled,
+    options: &PlanOptions,
+) -> Result<Planned, EngineError> {
+    let certs = crate::certs::Policy::new(inputs, journaled.certificates, BTreeSet::new());
+    plan(
+        desired,
+        journaled.owned,
+        &Scope::Whole,
+        &journaled.unchecked,
+        &certs,
+        options,
+    )
+}
+
 /// Everything observing found: each desired object as seen, in order, and each owned object
 /// that no desired object stands for, with what is in its place.
 pub struct Observations {

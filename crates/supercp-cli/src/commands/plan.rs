@@ -19,23 +19,6 @@ pub struct Args {
     pub delete: super::DeleteArgs,
 }
 
-type Journaled = (
-    Vec<supercp_audit::OwnedObject>,
-    std::collections::BTreeMap<String, supercp_audit::CertRecord>,
-    Vec<supercp_audit::Unchecked>,
-);
-
-async fn read_journal(
-    journal: &supercp_audit::Journal,
-    node: &str,
-) -> Result<Journaled, supercp_audit::AuditError> {
-    Ok((
-        journal.owned(node).await?,
-        journal.certificates(node).await?,
-        journal.unchecked(node).await?,
-    ))
-}
-
 /// # Errors
 /// Journal and output failures.
 pub fn exec(state: &Path, args: &Args) -> anyhow::Result<Outcome> {
@@ -60,7 +43,7 @@ pub fn exec(state: &Path, args: &Args) -> anyhow::Result<Outcome> {
                 let (state, source) = (state.to_path_buf(), args.source.clone());
                 let loading =
                     tokio::task::spawn_blocking(move || super::load_and_render(&state, &source));
-                let journaled = read_journal(&journal, node).await;
+                let journaled = supercp_engine::Journaled::read(&journal, node).await;
                 journal.close().await;
                 (loading.await?, Some(journaled?))
             }
@@ -69,25 +52,16 @@ pub fn exec(state: &Path, args: &Args) -> anyhow::Result<Outcome> {
         let Some((inputs, desired)) = loaded else {
             return anyhow::Ok(None);
         };
-        let (owned, records, unchecked) = match journaled {
+        let journaled = match journaled {
             Some(journaled) => journaled,
             None => {
                 let journal = super::open_journal(state, &inputs.audit_url()).await?;
-                let journaled = read_journal(&journal, inputs.node_name()).await;
+                let journaled = supercp_engine::Journaled::read(&journal, inputs.node_name()).await;
                 journal.close().await;
                 journaled?
             }
         };
-        // Certificates are due by what the CA said last (the journal's records).
-        let certs = supercp_engine::certs::Policy::new(&inputs, records, Default::default());
-        let planned = supercp_engine::plan(
-            desired,
-            owned,
-            &supercp_engine::Scope::Whole,
-            &unchecked,
-            &certs,
-            &options,
-        )?;
+        let planned = supercp_engine::dry_run(&inputs, desired, journaled, &options)?;
         Ok(Some((inputs, planned)))
     })?;
     let Some((inputs, planned)) = result else {
