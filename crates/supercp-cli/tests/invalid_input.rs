@@ -152,3 +152,36 @@ fn an_applied_file_replaced_by_a_symlink_is_refused_naming_the_link_and_nothing_
     }
     assert!(p.snapshot() == before, "nothing was changed or deleted");
 }
+
+#[test]
+fn a_valid_zone_is_refused_on_a_dns_node_until_zones_are_served_and_ignored_on_a_web_node() {
+    let mut p = Prefix::empty();
+    let fixture = common::workspace().join("tests/fixtures/valid/zone-example/resources.yaml");
+    common::write(
+        &p.repo.join("resources.yaml"),
+        &fs::read_to_string(&fixture).expect("the fixture"),
+    );
+    // A web node holds no zone: the Zone is valid and not this node's.
+    p.supercp(&["validate"]).expect_code(0);
+    p.supercp(&["plan"]).expect_code(0);
+    // A dns node: refused with nothing applied, not silently skipped.
+    let node = p.node_with("");
+    let text =
+        fs::read_to_string(&node)
+            .expect("node")
+            .replacen("roles: [web]", "roles: [web, dns]", 1);
+    fs::write(&node, text).expect("node");
+    let run = p.supercp(&["apply"]);
+    run.expect_code(1);
+    assert!(
+        run.stderr()
+            .contains("resources.yaml:19:18: error: Zone/acme.test: Zone acme.test is valid, but this version does not serve zones yet"),
+        "{}",
+        run.described
+    );
+    assert!(
+        !p.state.join("sandbox").exists(),
+        "nothing applied\n{}",
+        run.described
+    );
+}

@@ -7,6 +7,7 @@
 
 pub mod catalog;
 pub mod diagnostic;
+pub mod dns;
 pub mod names;
 pub mod object;
 pub mod par;

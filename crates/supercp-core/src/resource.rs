@@ -13,7 +13,7 @@ use crate::diagnostic::Loc;
 pub const API_VERSION: &str = "supercp/v1";
 
 /// The kinds this version knows, in the order they are listed in help texts.
-pub const KINDS: &[&str] = &["Node", "Package", "Tenant", "Domain"];
+pub const KINDS: &[&str] = &["Node", "Package", "Tenant", "Domain", "Zone"];
 
 /// The envelope every resource shares.
 #[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
@@ -169,6 +169,56 @@ pub struct DomainSpec {
     /// HTTPS for the site. Without it the site answers plain HTTP only (and still serves
     /// ACME challenges, so HTTPS can be turned on without a config change first).
     pub tls: Option<Tls>,
+}
+
+/// A DNS zone a tenant owns, served by the node's PowerDNS (role `dns`). SuperCP owns every
+/// rrset of it: one changed or added by hand is put back.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ZoneSpec {
+    /// Name of the Tenant resource that owns the zone.
+    pub tenant: Loc<String>,
+    /// TTL of every rrset that gives none, seconds (60 to 604800; default 3600).
+    pub ttl: Option<Loc<u32>>,
+    /// `hosting` (default): records the repo already implies (not yet built: see docs/dns.md);
+    /// `none`: only the records written here.
+    pub template: Option<Loc<String>>,
+    /// Sign the zone (not yet built: see docs/dns.md).
+    #[serde(default)]
+    pub dnssec: bool,
+    /// Secondary servers: who is notified of a change and may transfer the zone.
+    pub secondaries: Option<Secondaries>,
+    /// The zone's rrsets: each name and type once, with all its values.
+    #[serde(default)]
+    pub records: Vec<RecordSet>,
+}
+
+/// One rrset of a Zone.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RecordSet {
+    /// `@` for the zone itself, a name relative to the zone (`www`, `_sip._tcp`, `*.shop`), or
+    /// an absolute name inside it ending in a dot.
+    pub name: Loc<String>,
+    /// A, AAAA, CNAME, MX, TXT, SRV, CAA, NS, PTR, TLSA or SSHFP.
+    #[serde(rename = "type")]
+    pub record_type: Loc<String>,
+    /// Seconds; default the zone's `ttl`.
+    pub ttl: Option<Loc<u32>>,
+    /// The values, each in the type's usual text form (`10 mail.example.com.` for MX).
+    pub values: Vec<Loc<String>>,
+}
+
+/// A zone's secondary servers.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Secondaries {
+    /// `IP` or `IP:PORT` of servers sent a NOTIFY on every change.
+    #[serde(default)]
+    pub notify: Vec<Loc<String>>,
+    /// `IP` or `IP/PREFIX` of servers that may transfer the zone (AXFR).
+    #[serde(default)]
+    pub allow_transfer: Vec<Loc<String>>,
 }
 
 /// A Domain's HTTPS: one certificate for the domain and its aliases, and the site's policies.
@@ -734,6 +784,7 @@ pub fn schemas() -> Vec<(String, serde_json::Value)> {
         one::<PackageSpec>("Package"),
         one::<TenantSpec>("Tenant"),
         one::<DomainSpec>("Domain"),
+        one::<ZoneSpec>("Zone"),
     ];
     let refs: Vec<serde_json::Value> = KINDS
         .iter()

@@ -11,6 +11,7 @@
 mod outline;
 mod parse;
 mod validate;
+mod zones;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};

@@ -7,7 +7,7 @@ use serde::de::IgnoredAny;
 use serde::Deserialize;
 use supercp_core::diagnostic::with_line_offset;
 use supercp_core::resource::{
-    Document, DomainSpec, NodeSpec, PackageSpec, TenantSpec, API_VERSION, KINDS,
+    Document, DomainSpec, NodeSpec, PackageSpec, TenantSpec, ZoneSpec, API_VERSION, KINDS,
 };
 use supercp_core::{Diagnostic, Span};
 
@@ -21,6 +21,7 @@ pub enum ParsedDoc {
     Package(Arc<str>, Document<PackageSpec>),
     Tenant(Arc<str>, Document<TenantSpec>),
     Domain(Arc<str>, Document<DomainSpec>),
+    Zone(Arc<str>, Document<ZoneSpec>),
 }
 
 /// The documents of one file that parsed, and the problems of those that did not.
@@ -141,6 +142,7 @@ fn parse_as(
         "Package" => deserialize(chunk, offset).map(|d| ParsedDoc::Package(file, d)),
         "Tenant" => deserialize(chunk, offset).map(|d| ParsedDoc::Tenant(file, d)),
         "Domain" => deserialize(chunk, offset).map(|d| ParsedDoc::Domain(file, d)),
+        "Zone" => deserialize(chunk, offset).map(|d| ParsedDoc::Zone(file, d)),
         _ => return None,
     })
 }
@@ -153,6 +155,7 @@ impl ParsedDoc {
             ParsedDoc::Package(_, d) => (&d.api_version, &d.kind),
             ParsedDoc::Tenant(_, d) => (&d.api_version, &d.kind),
             ParsedDoc::Domain(_, d) => (&d.api_version, &d.kind),
+            ParsedDoc::Zone(_, d) => (&d.api_version, &d.kind),
         };
         (&a.value, &k.value)
     }

@@ -61,12 +61,14 @@ pub fn build_catalog(
     let mut seen: BTreeMap<(String, String), Span> = BTreeMap::new();
     let mut tenant_docs = Vec::new();
     let mut domain_docs = Vec::new();
+    let mut zone_docs = Vec::new();
     for doc in docs {
         let (kind, file, name) = match &doc {
             ParsedDoc::Node(f, d) => ("Node", f, &d.metadata.name),
             ParsedDoc::Package(f, d) => ("Package", f, &d.metadata.name),
             ParsedDoc::Tenant(f, d) => ("Tenant", f, &d.metadata.name),
             ParsedDoc::Domain(f, d) => ("Domain", f, &d.metadata.name),
+            ParsedDoc::Zone(f, d) => ("Zone", f, &d.metadata.name),
         };
         let span = Span::new(file.clone(), name.line, name.col);
         declared.insert((kind.to_owned(), name.value.clone()));
@@ -110,6 +112,7 @@ pub fn build_catalog(
             }
             ParsedDoc::Tenant(f, d) => tenant_docs.push((f, span, d)),
             ParsedDoc::Domain(f, d) => domain_docs.push((f, span, d)),
+            ParsedDoc::Zone(f, d) => zone_docs.push((f, span, d)),
         }
     }
     for (file, span, doc) in tenant_docs {
@@ -126,11 +129,12 @@ pub fn build_catalog(
         }
     }
     check_package_limits(&catalog, locate, out);
+    crate::zones::check_zones(zone_docs, &mut catalog, &declared, locate, out);
     catalog
 }
 
 /// Where diagnostics go for one resource.
-struct Cx<'a> {
+pub(crate) struct Cx<'a> {
     file: &'a Arc<str>,
     resource: String,
     locate: Locate<'a>,
@@ -138,7 +142,7 @@ struct Cx<'a> {
 }
 
 impl<'a> Cx<'a> {
-    fn new(
+    pub(crate) fn new(
         file: &'a Arc<str>,
         kind: &str,
         name: &str,
@@ -155,7 +159,7 @@ impl<'a> Cx<'a> {
         }
     }
 
-    fn error<T>(&self, field: &str, at: &Loc<T>, message: String, help: &str) {
+    pub(crate) fn error<T>(&self, field: &str, at: &Loc<T>, message: String, help: &str) {
         let span = Span::new(self.file.clone(), at.line, at.col);
         let d = Diagnostic::new(span, message, help)
             .resource(&self.resource)
@@ -164,13 +168,13 @@ impl<'a> Cx<'a> {
     }
 
     /// Where `path` is written in the document that holds `near`, else `near` itself.
-    fn find<T>(&self, near: &Loc<T>, path: &str, role: Role) -> Loc<()> {
+    pub(crate) fn find<T>(&self, near: &Loc<T>, path: &str, role: Role) -> Loc<()> {
         let (line, col) =
             (self.locate)(self.file, near.line, path, role).unwrap_or((near.line, near.col));
         Loc::new((), line, col)
     }
 
-    fn name_error<T>(&self, field: &str, at: &Loc<T>, e: NameError) {
+    pub(crate) fn name_error<T>(&self, field: &str, at: &Loc<T>, e: NameError) {
         self.error(field, at, e.message, e.help);
     }
 
@@ -198,7 +202,7 @@ impl<'a> Cx<'a> {
     }
 }
 
-fn resource<S>(origin: Span, doc: Document<S>) -> Resource<S> {
+pub(crate) fn resource<S>(origin: Span, doc: Document<S>) -> Resource<S> {
     Resource {
         name: doc.metadata.name.value,
         origin,
@@ -212,7 +216,7 @@ fn name_rule(cx: &Cx, name: &Loc<String>, rule: fn(&str) -> Result<(), NameError
     }
 }
 
-fn check_labels<S>(cx: &Cx, doc: &Document<S>) {
+pub(crate) fn check_labels<S>(cx: &Cx, doc: &Document<S>) {
     for (key, value) in &doc.metadata.labels {
         let field = format!("metadata.labels.{}", key.escape_debug());
         if let Err(e) = check_config_string(key) {

@@ -41,7 +41,13 @@ const CASES: &[&str] = &[
     "unknown_kind",
     "wrong_type",
     "yaml_syntax",
+    "zone_rules",
 ];
+
+#[test]
+fn zone_names_types_values_ttls_cname_rules_and_ownership_are_reported_at_each() {
+    check("zone_rules");
+}
 
 #[test]
 fn yaml_syntax_error_is_reported_at_the_broken_token() {
@@ -228,6 +234,51 @@ fn every_diagnostic_names_its_resource_when_the_document_has_a_kind_and_name() {
             }
         }
     }
+}
+
+#[test]
+fn the_zone_of_issue_12_loads_as_written_with_canonical_rrsets() {
+    let catalog = load_repo(
+        &fixtures().join("valid/zone-example"),
+        &LoadOptions::default(),
+    )
+    .unwrap_or_else(|ds| {
+        panic!(
+            "{}",
+            ds.iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("\n")
+        )
+    });
+    let (name, zone) = catalog.zones.iter().next().expect("one zone");
+    assert_eq!(name.as_str(), "acme.test");
+    assert_eq!(zone.tenant.as_str(), "acme");
+    assert!(zone.resource.spec.dnssec);
+    let rrsets: Vec<String> = zone
+        .rrsets
+        .iter()
+        .map(|r| {
+            format!(
+                "{} {} {} {}",
+                r.name,
+                r.record_type,
+                r.ttl,
+                r.contents.join(" | ")
+            )
+        })
+        .collect();
+    assert_eq!(
+        rrsets,
+        [
+            "_sip._tcp.acme.test. SRV 3600 10 60 5060 sip.acme.test.",
+            "acme.test. A 300 192.0.2.10",
+            "acme.test. MX 3600 10 mail.acme.test.",
+            "acme.test. TXT 3600 \"v=spf1 mx -all\"",
+            "acme.test. CAA 3600 0 issue \"letsencrypt.org\"",
+            "www.acme.test. CNAME 3600 acme.test.",
+        ]
+    );
 }
 
 #[test]

@@ -70,6 +70,8 @@ pub const BUILTIN_TEMPLATES: &[(&str, &str)] = &[
 
 /// The role whose nodes serve sites: nginx, PHP-FPM, tenant homes.
 pub const ROLE_WEB: &str = "web";
+/// The role of a node that serves DNS zones.
+pub const ROLE_DNS: &str = "dns";
 
 /// What a commit unit needs of the process that applies it, beyond its objects: a gate whose
 /// check opens a file per site needs that many descriptors.
@@ -226,6 +228,24 @@ pub fn render(
 ) -> Result<Vec<Desired>, Vec<Diagnostic>> {
     let mut r = Renderer::new(node, templates);
     r.check_node();
+    // Zones load and are validated, but this version does not converge them into PowerDNS
+    // yet: a dns node refuses them rather than pretend they are served.
+    if node.spec.roles.iter().any(|r| r == ROLE_DNS) {
+        for zone in catalog.zones.values() {
+            r.diagnostics.push(
+                Diagnostic::new(
+                    zone.resource.origin.clone(),
+                    format!(
+                        "Zone {} is valid, but this version does not serve zones yet",
+                        zone.name.as_str()
+                    ),
+                    "see docs/dns.md: zones are validated now and converged into PowerDNS in a \
+                     later version; remove the `dns` role from this node until then",
+                )
+                .resource(format!("Zone/{}", zone.name.as_str())),
+            );
+        }
+    }
     if !r.diagnostics.is_empty() {
         return Err(r.diagnostics);
     }
