@@ -329,6 +329,208 @@ fn txt(text: &str) -> Result<String, RecordError> {
     Ok(strings.join(" "))
 }
 
+/// The text of a TXT value as written, without the quotes around the whole value.
+pub fn txt_text(written: &str) -> &str {
+    written
+        .strip_prefix('"')
+        .and_then(|t| t.strip_suffix('"'))
+        .unwrap_or(written)
+}
+
+/// What an SPF record (RFC 7208) asks of a receiver: the DNS lookups its own terms cost
+/// (`include`, `a`, `mx`, `ptr`, `exists`, `redirect`: one each) and the domains whose SPF
+/// records it pulls in (`include:` and `redirect=`), whose lookups count too.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Spf {
+    pub lookups: u32,
+    pub pulls: Vec<String>,
+}
+
+/// The most DNS lookups an SPF evaluation may need (RFC 7208 4.6.4).
+pub const SPF_MAX_LOOKUPS: u32 = 10;
+
+/// Parses an SPF record (`v=spf1 …`).
+///
+/// # Errors
+/// A term that is not an SPF mechanism or modifier, with how to write one.
+pub fn spf(text: &str) -> Result<Spf, RecordError> {
+    let bad = |term: &str, why: &str| {
+        refused(
+            format!("SPF {text:?}: {term:?} {why}"),
+            "write `v=spf1` then mechanisms (all, include:D, a[:D][/N], mx[:D][/N], ptr[:D],              ip4:A[/N], ip6:A[/N], exists:D, each optionally after + - ~ ?) and modifiers              (redirect=D, exp=D), separated by spaces",
+        )
+    };
+    let mut terms = text.split(' ').filter(|t| !t.is_empty());
+    if terms.next() != Some("v=spf1") {
+        return Err(bad(text, "does not start with v=spf1"));
+    }
+    let mut out = Spf::default();
+    let mut redirects = 0;
+    for term in terms {
+        if let Some((name, value)) = term.split_once('=') {
+            match name.to_ascii_lowercase().as_str() {
+                "redirect" => {
+                    redirects += 1;
+                    out.lookups += 1;
+                    out.pulls
+                        .push(spf_domain(value).ok_or_else(|| bad(term, "names no domain"))?);
+                }
+                "exp" => {
+                    spf_domain(value).ok_or_else(|| bad(term, "names no domain"))?;
+                }
+                n if !n.is_empty()
+                    && n.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+                    && n.as_bytes()[0].is_ascii_alphabetic() => {}
+                _ => return Err(bad(term, "is not a modifier")),
+            }
+            continue;
+        }
+        let mechanism = term.trim_start_matches(['+', '-', '~', '?']);
+        if mechanism.len() + 1 < term.len() {
+            return Err(bad(term, "has more than one qualifier"));
+        }
+        let (name, arg) = match mechanism.split_once([':', '/']) {
+            Some((n, _)) => (n, Some(&mechanism[n.len()..])),
+            None => (mechanism, None),
+        };
+        match (name.to_ascii_lowercase().as_str(), arg) {
+            ("all", None) => {}
+            ("include" | "exists", Some(arg)) if arg.starts_with(':') => {
+                out.lookups += 1;
+                let domain = spf_domain(&arg[1..]).ok_or_else(|| bad(term, "names no domain"))?;
+                if name.eq_ignore_ascii_case("include") {
+                    out.pulls.push(domain);
+                }
+            }
+            ("a" | "mx", arg) => {
+                out.lookups += 1;
+                if let Some(arg) = arg {
+                    let (domain, cidr) = match arg.strip_prefix(':') {
+                        Some(rest) => match rest.split_once('/') {
+                            Some((d, c)) => (Some(d), Some(c)),
+                            None => (Some(rest), None),
+                        },
+                        None => (None, arg.strip_prefix('/')),
+                    };
+                    if domain.is_some_and(|d| spf_domain(d).is_none()) {
+                        return Err(bad(term, "names no domain"));
+                    }
+                    if cidr.is_some_and(|c| {
+                        !c.split("//")
+                            .all(|n| n.parse::<u8>().is_ok_and(|n| n <= 128))
+                    }) {
+                        return Err(bad(term, "has a prefix length that is not a number"));
+                    }
+                }
+            }
+            ("ptr", arg) => {
+                out.lookups += 1;
+                if let Some(arg) = arg {
+                    let d = arg
+                        .strip_prefix(':')
+                        .ok_or_else(|| bad(term, "is not ptr:DOMAIN"))?;
+                    spf_domain(d).ok_or_else(|| bad(term, "names no domain"))?;
+                }
+            }
+            ("ip4", Some(arg)) if arg.starts_with(':') => {
+                let (ip, cidr) = split_cidr(&arg[1..]);
+                if ip.parse::<Ipv4Addr>().is_err() || cidr.is_some_and(|c| c > 32) {
+                    return Err(bad(term, "is not ip4:ADDRESS[/0-32]"));
+                }
+            }
+            ("ip6", Some(arg)) if arg.starts_with(':') => {
+                let (ip, cidr) = split_cidr(&arg[1..]);
+                if ip.parse::<Ipv6Addr>().is_err() || cidr.is_some_and(|c| c > 128) {
+                    return Err(bad(term, "is not ip6:ADDRESS[/0-128]"));
+                }
+            }
+            _ => return Err(bad(term, "is not an SPF mechanism")),
+        }
+    }
+    if redirects > 1 {
+        return Err(bad("redirect=", "appears more than once"));
+    }
+    Ok(out)
+}
+
+/// `ADDRESS/N` → (address, N); a prefix that is not a number gives `Some(255)`.
+fn split_cidr(text: &str) -> (&str, Option<u8>) {
+    match text.split_once('/') {
+        Some((ip, n)) => (ip, Some(n.parse().unwrap_or(255))),
+        None => (text, None),
+    }
+}
+
+/// An SPF domain-spec, absolute and lower case; `None` when it is not a name (macros such as
+/// `%{i}` are accepted as written, lookups counted the same).
+fn spf_domain(text: &str) -> Option<String> {
+    if text.is_empty() {
+        return None;
+    }
+    if text.contains('%') {
+        return Some(text.to_owned());
+    }
+    target(&format!("{}.", text.trim_end_matches('.')), "").ok()
+}
+
+/// Checks a DMARC record (RFC 7489): `v=DMARC1` first, a policy `p=`, and every known tag's
+/// value.
+///
+/// # Errors
+/// The tag that is wrong, and how to write one.
+pub fn dmarc(text: &str) -> Result<(), RecordError> {
+    let bad = |why: String| {
+        refused(
+            format!("DMARC {text:?}: {why}"),
+            "write e.g. v=DMARC1; p=quarantine; rua=mailto:dmarc@example.com (tags separated by              `;`: p and sp none, quarantine or reject; adkim and aspf r or s; pct 0-100; rua and              ruf mailto: URIs)",
+        )
+    };
+    let tags: Vec<(&str, &str)> = text
+        .split(';')
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(|t| {
+            t.split_once('=')
+                .map(|(k, v)| (k.trim(), v.trim()))
+                .ok_or(t)
+        })
+        .collect::<Result<_, _>>()
+        .map_err(|t| bad(format!("{t:?} is not TAG=VALUE")))?;
+    if tags.first() != Some(&("v", "DMARC1")) {
+        return Err(bad("does not start with v=DMARC1".into()));
+    }
+    if !tags.iter().any(|(k, _)| *k == "p") {
+        return Err(bad("has no policy (p=none, quarantine or reject)".into()));
+    }
+    for (key, value) in &tags[1..] {
+        let ok = match *key {
+            "p" | "sp" => matches!(*value, "none" | "quarantine" | "reject"),
+            "adkim" | "aspf" => matches!(*value, "r" | "s"),
+            "pct" => value.parse::<u8>().is_ok_and(|n| n <= 100),
+            "ri" => value.parse::<u32>().is_ok(),
+            "fo" => value.split(':').all(|o| matches!(o, "0" | "1" | "d" | "s")),
+            "rf" => value.split(':').all(|f| f == "afrf"),
+            "rua" | "ruf" => value.split(',').all(|uri| {
+                uri.trim()
+                    .strip_prefix("mailto:")
+                    .and_then(|a| a.split('!').next())
+                    .is_some_and(|a| {
+                        a.split_once('@').is_some_and(|(l, d)| {
+                            !l.is_empty() && target(&format!("{d}."), "").is_ok()
+                        })
+                    })
+            }),
+            "v" => false,
+            _ => return Err(bad(format!("unknown tag {key:?}"))),
+        };
+        if !ok {
+            return Err(bad(format!("{key}={value:?} is not a valid value")));
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -395,5 +597,47 @@ mod tests {
         assert_eq!(ok(RecordType::Tlsa, "3 1 1 ABCD"), "3 1 1 abcd");
         assert!(value(RecordType::Tlsa, "3 1 1 xyz", z).is_err());
         assert_eq!(ok(RecordType::Sshfp, "4 2 00ff"), "4 2 00ff");
+    }
+
+    #[test]
+    fn spf_records_parse_and_count_their_lookups() {
+        let spf = |t: &str| super::spf(t);
+        assert_eq!(spf("v=spf1 mx -all").unwrap().lookups, 1);
+        assert_eq!(
+            spf("v=spf1 ip4:192.0.2.0/24 ip6:2001:db8::/32 a:mail.acme.test mx/24 ~all")
+                .unwrap()
+                .lookups,
+            2
+        );
+        let inc = spf("v=spf1 include:_spf.example.net redirect=spf.acme.test").unwrap();
+        assert_eq!(inc.lookups, 2);
+        assert_eq!(inc.pulls, ["_spf.example.net.", "spf.acme.test."]);
+        for broken in [
+            "spf1 -all",
+            "v=spf1 bogus",
+            "v=spf1 ip4:300.1.1.1",
+            "v=spf1 include:",
+            "v=spf1 redirect=a.test redirect=b.test",
+            "v=spf1 +-all",
+        ] {
+            assert!(spf(broken).is_err(), "{broken}");
+        }
+    }
+
+    #[test]
+    fn dmarc_records_are_checked_tag_by_tag() {
+        assert!(dmarc("v=DMARC1; p=quarantine; rua=mailto:dmarc@acme.test; pct=50").is_ok());
+        assert!(dmarc("v=DMARC1;p=none").is_ok());
+        for broken in [
+            "p=none; v=DMARC1",
+            "v=DMARC1; rua=mailto:a@acme.test",
+            "v=DMARC1; p=maybe",
+            "v=DMARC1; p=none; pct=101",
+            "v=DMARC1; p=none; rua=dmarc@acme.test",
+            "v=DMARC1; p=none; colour=blue",
+            "v=DMARC1; p",
+        ] {
+            assert!(dmarc(broken).is_err(), "{broken}");
+        }
     }
 }

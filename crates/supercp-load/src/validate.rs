@@ -381,6 +381,29 @@ fn check_tenant(
     })
 }
 
+/// The tenant a resource's `spec.tenant` names; `None` (reported) when there is none, or
+/// (not reported again) when it is declared but invalid.
+pub(crate) fn tenant_ref(
+    cx: &Cx,
+    tenant: &Loc<String>,
+    catalog: &Catalog,
+    declared: &BTreeSet<(String, String)>,
+) -> Option<TenantName> {
+    match TenantName::parse(&tenant.value) {
+        Ok(t) if catalog.tenants.contains_key(&t) => Some(t),
+        _ if declared.contains(&("Tenant".to_owned(), tenant.value.clone())) => None,
+        _ => {
+            cx.error(
+                "spec.tenant",
+                tenant,
+                format!("tenant {:?} does not exist", tenant.value),
+                "declare a Tenant with this name or use an existing one",
+            );
+            None
+        }
+    }
+}
+
 fn check_domain(
     cx: &Cx,
     span: Span,
@@ -419,19 +442,7 @@ fn check_domain(
         .enumerate()
         .map(|(i, a)| claim(&format!("spec.aliases[{i}]"), a))
         .collect();
-    let tenant = match TenantName::parse(&spec.tenant.value) {
-        Ok(t) if catalog.tenants.contains_key(&t) => Some(t),
-        _ if declared.contains(&("Tenant".to_owned(), spec.tenant.value.clone())) => None,
-        _ => {
-            cx.error(
-                "spec.tenant",
-                &spec.tenant,
-                format!("tenant {:?} does not exist", spec.tenant.value),
-                "declare a Tenant with this name or use an existing one",
-            );
-            None
-        }
-    };
+    let tenant = tenant_ref(cx, &spec.tenant, catalog, declared);
     if let Some(t) = tenant.as_ref().and_then(|t| catalog.tenants.get(t)) {
         if spec.php && t.resource.spec.php.is_none() {
             let at = cx.find(&doc.metadata.name, "spec.php", Role::Value);

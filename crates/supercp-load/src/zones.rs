@@ -11,7 +11,7 @@ use supercp_core::dns::{self, RecordType, TTL_MAX, TTL_MIN};
 use supercp_core::resource::{Document, ZoneSpec};
 use supercp_core::{Catalog, Diagnostic, DomainName, Loc, Span, TenantName};
 
-use crate::validate::{check_labels, resource, Cx, Locate};
+use crate::validate::{check_labels, resource, tenant_ref, Cx, Locate};
 
 /// Templates a Zone may name.
 const TEMPLATES: &[&str] = &["hosting", "none"];
@@ -27,6 +27,7 @@ pub fn check_zones(
     // Targets of MX, NS and SRV values, checked once every zone's CNAMEs are known.
     let mut targets: Vec<(Arc<str>, String, Target)> = Vec::new();
     let mut cnames: BTreeSet<String> = BTreeSet::new();
+    let mut spfs: Vec<(Arc<str>, String, SpfAt)> = Vec::new();
     let mut entries = Vec::new();
     for (file, span, doc) in docs {
         let cx = Cx::new(&file, "Zone", &doc.metadata.name.value, locate, out);
@@ -34,6 +35,12 @@ pub fn check_zones(
         let checked = check_zone(&cx, span, doc, catalog, declared);
         // Also from a zone with other errors: each problem is reported in one go.
         cnames.extend(checked.cnames);
+        spfs.extend(
+            checked
+                .spfs
+                .into_iter()
+                .map(|s| (file.clone(), zone.clone(), s)),
+        );
         targets.extend(
             checked
                 .targets
@@ -57,6 +64,7 @@ pub fn check_zones(
             );
         }
     }
+    spf_lookups(&spfs, locate, out);
     nested(&entries, locate, out);
     for entry in entries {
         catalog.zones.insert(entry.name.clone(), entry);
@@ -69,7 +77,11 @@ struct Checked {
     entry: Option<ZoneEntry>,
     targets: Vec<Target>,
     cnames: Vec<String>,
+    spfs: Vec<SpfAt>,
 }
+
+/// An SPF record of a zone: its owner, what it asks, its field and the value as written.
+type SpfAt = (String, dns::Spf, String, Loc<String>);
 
 /// An MX, NS or SRV value: its field, the value as written, and the host it names.
 type Target = (String, Loc<String>, String);
@@ -90,19 +102,7 @@ fn check_zone(
             None
         }
     };
-    let tenant = match TenantName::parse(&spec.tenant.value) {
-        Ok(t) if catalog.tenants.contains_key(&t) => Some(t),
-        _ if declared.contains(&("Tenant".to_owned(), spec.tenant.value.clone())) => None,
-        _ => {
-            cx.error(
-                "spec.tenant",
-                &spec.tenant,
-                format!("tenant {:?} does not exist", spec.tenant.value),
-                "declare a Tenant with this name or use an existing one",
-            );
-            None
-        }
-    };
+    let tenant = tenant_ref(cx, &spec.tenant, catalog, declared);
     if let (Some(zone), Some(tenant)) = (&name, &tenant) {
         owned_names(cx, &doc.metadata.name, zone, tenant, catalog);
     }
@@ -162,6 +162,7 @@ fn check_zone(
     let default_ttl = spec.ttl.as_ref().map_or(3600, |t| t.value);
     let mut rrsets: BTreeMap<(String, RecordType), (Rrset, Loc<String>)> = BTreeMap::new();
     let mut targets = Vec::new();
+    let mut spfs = Vec::new();
     let mut ok = true;
     for (i, r) in spec.records.iter().enumerate() {
         let field = |f: &str| format!("spec.records[{i}].{f}");
@@ -200,9 +201,32 @@ fn check_zone(
             continue;
         }
         let mut contents = Vec::new();
+        let mut spf_here = 0;
         for (j, v) in r.values.iter().enumerate() {
             match dns::value(t, &v.value, &zone) {
                 Ok(c) => {
+                    if t == RecordType::Txt {
+                        let text = dns::txt_text(&v.value);
+                        let checked = if text.starts_with("v=spf1") {
+                            spf_here += 1;
+                            dns::spf(text).map(|spf| {
+                                spfs.push((
+                                    owner.clone(),
+                                    spf,
+                                    field(&format!("values[{j}]")),
+                                    v.clone(),
+                                ))
+                            })
+                        } else if owner.starts_with("_dmarc.") {
+                            dns::dmarc(text)
+                        } else {
+                            Ok(())
+                        };
+                        if let Err(e) = checked {
+                            cx.error(&field(&format!("values[{j}]")), v, e.message, e.help);
+                            ok = false;
+                        }
+                    }
                     if matches!(t, RecordType::Mx | RecordType::Ns | RecordType::Srv) {
                         let target = c.rsplit(' ').next().unwrap_or_default().to_owned();
                         targets.push((field(&format!("values[{j}]")), v.clone(), target));
@@ -214,6 +238,15 @@ fn check_zone(
                     ok = false;
                 }
             }
+        }
+        if spf_here > 1 {
+            cx.error(
+                &field("values"),
+                &r.name,
+                format!("{owner} has {spf_here} SPF records"),
+                "a name may have one SPF record (RFC 7208 4.5: more is a permanent error): merge them",
+            );
+            ok = false;
         }
         if t == RecordType::Cname && owner == apex {
             cx.error(
@@ -292,6 +325,51 @@ fn check_zone(
         entry,
         targets,
         cnames,
+        spfs,
+    }
+}
+
+/// Every SPF record's DNS lookups, its own and those of the SPF records it includes or
+/// redirects to that the repo declares, must stay within RFC 7208's ten. (Lookups of records
+/// outside the repo count one each: their own are not known here.)
+fn spf_lookups(spfs: &[(Arc<str>, String, SpfAt)], locate: Locate, out: &mut Vec<Diagnostic>) {
+    let by_owner: BTreeMap<&str, &dns::Spf> = spfs
+        .iter()
+        .map(|(_, _, (o, spf, ..))| (o.as_str(), spf))
+        .collect();
+    fn total(
+        spf: &dns::Spf,
+        by_owner: &BTreeMap<&str, &dns::Spf>,
+        seen: &mut BTreeSet<String>,
+    ) -> u32 {
+        let mut n = spf.lookups;
+        for pulled in &spf.pulls {
+            if let Some(inner) = by_owner.get(pulled.as_str()) {
+                if seen.insert(pulled.clone()) {
+                    n += total(inner, by_owner, seen);
+                } else {
+                    // A loop never ends: count it as over the limit.
+                    n += dns::SPF_MAX_LOOKUPS + 1;
+                }
+            }
+        }
+        n
+    }
+    for (file, zone, (owner, spf, field, at)) in spfs {
+        let mut seen = BTreeSet::from([owner.clone()]);
+        let n = total(spf, &by_owner, &mut seen);
+        if n > dns::SPF_MAX_LOOKUPS {
+            let cx = Cx::new(file, "Zone", zone, locate, out);
+            cx.error(
+                field,
+                at,
+                format!(
+                    "the SPF record of {owner} needs {n} DNS lookups (with what it includes), over {}",
+                    dns::SPF_MAX_LOOKUPS
+                ),
+                "receivers fail SPF past 10 lookups (RFC 7208 4.6.4): replace includes and a/mx                  terms by ip4:/ip6: ranges, or flatten the included records",
+            );
+        }
     }
 }
 

@@ -236,10 +236,10 @@ fn every_diagnostic_names_its_resource_when_the_document_has_a_kind_and_name() {
     }
 }
 
-#[test]
-fn the_zone_of_issue_12_loads_as_written_with_canonical_rrsets() {
-    let catalog = load_repo(
-        &fixtures().join("valid/zone-example"),
+/// The catalog of `tests/fixtures/valid/<name>`, or a panic listing every diagnostic.
+fn load_valid(name: &str) -> supercp_core::Catalog {
+    load_repo(
+        &fixtures().join("valid").join(name),
         &LoadOptions::default(),
     )
     .unwrap_or_else(|ds| {
@@ -250,7 +250,12 @@ fn the_zone_of_issue_12_loads_as_written_with_canonical_rrsets() {
                 .collect::<Vec<_>>()
                 .join("\n")
         )
-    });
+    })
+}
+
+#[test]
+fn the_zone_of_issue_12_loads_as_written_with_canonical_rrsets() {
+    let catalog = load_valid("zone-example");
     let (name, zone) = catalog.zones.iter().next().expect("one zone");
     assert_eq!(name.as_str(), "acme.test");
     assert_eq!(zone.tenant.as_str(), "acme");
@@ -283,19 +288,7 @@ fn the_zone_of_issue_12_loads_as_written_with_canonical_rrsets() {
 
 #[test]
 fn issue_example_loads_with_every_field_as_written() {
-    let catalog = load_repo(
-        &fixtures().join("valid/issue-example"),
-        &LoadOptions::default(),
-    )
-    .unwrap_or_else(|ds| {
-        panic!(
-            "{}",
-            ds.iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join("\n")
-        )
-    });
+    let catalog = load_valid("issue-example");
     assert_eq!(catalog.len(), 3);
 
     let basic = &catalog.packages["basic"];
