@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs SuperCP's whole test suite on a Debian 12 machine, as root: installs the services and tools the
 # tests start for real (nginx, PHP-FPM 8.2 and its CLI, PostgreSQL, logrotate, git, ssh-keygen,
-# Chromium, sshd and fcgiwrap as Git servers, pebble as an ACME CA, curl, sslyze from PyPI) and the
-# headers git2's https and ssh transports build against, then `cargo test --workspace`. Services are
+# Chromium, sshd and fcgiwrap as Git servers, pebble as an ACME CA, curl, PowerDNS with its SQLite
+# backend and dig, sslyze from PyPI) and the headers git2's https and ssh transports build against,
+# then `cargo test --workspace`. Services are
 # installed but never started as system services: each test starts its own copy on loopback under a
 # temporary prefix. The web tests create Linux users named scw<pid><n><a|b> with uids from 41000 and
 # remove them afterwards.
@@ -10,7 +11,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(nginx php8.2-fpm php8.2-cli postgresql git ca-certificates logrotate openssh-client chromium
-          openssh-server fcgiwrap openssl pkg-config libssl-dev libssh2-1-dev pebble curl python3-venv)
+          openssh-server fcgiwrap openssl pkg-config libssl-dev libssh2-1-dev pebble curl python3-venv
+          pdns-server pdns-backend-sqlite3 sqlite3 bind9-dnsutils)
 
 missing=()
 for p in "${packages[@]}"; do

@@ -333,6 +333,15 @@ fn pebble_issues_certificates_through_supercps_nginx_renews_them_and_survives_a_
         tls_steps(p).is_empty(),
         "nothing ordered during the backoff"
     );
+    // Its files go missing during the backoff: the stand-in comes back (the vhost that points
+    // at them keeps passing nginx's check), and still nothing is ordered.
+    let blocked_dir = p.sandbox().join("etc/supercp/tls").join(BLOCKED);
+    fs::remove_file(blocked_dir.join("fullchain.pem")).expect("rm");
+    fs::remove_file(blocked_dir.join("privkey.pem")).expect("rm");
+    p.supercp(&["apply"]).expect_code(0);
+    assert!(tls_steps(p).is_empty(), "still in its backoff");
+    let chain = fs::read_to_string(blocked_dir.join("fullchain.pem")).expect("a stand-in");
+    assert!(CertInfo::parse(&chain).expect("cert").placeholder);
     assert!(settled(BLOCKED, https, |c| c.names == [BLOCKED]).placeholder);
     let plan = p.supercp(&["plan", "--detailed-exitcode"]);
     plan.expect_code(0);

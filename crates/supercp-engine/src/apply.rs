@@ -262,8 +262,15 @@ pub async fn apply_observed(
         // Stand-ins first: the configs written below point their services at them. One
         // that cannot be put in place stops the run before anything else is written (the
         // configs that refer to it would fail their checks).
+        // Held steps too: a certificate waiting out the CA's backoff still needs a stand-in
+        // when its files went missing, or every nginx check fails on the vhost that points at
+        // them.
+        let held: Vec<Step> = plan.held.iter().map(|(step, _)| step.clone()).collect();
+        let held_stand_ins = ex.stand_ins(&held);
         let stand_ins = ex.stand_ins(&plan.steps);
-        if let Some(e) = stand_in_failure(&plan.steps, &stand_ins) {
+        let failure = stand_in_failure(&plan.steps, &stand_ins)
+            .or_else(|| stand_in_failure(&held, &held_stand_ins));
+        if let Some(e) = failure {
             journal
                 .finish_run(run, Outcome::Failed, Some(&e.to_string()))
                 .await?;

@@ -1,5 +1,5 @@
 //! Test support shared by every crate's integration tests: temporary prefixes, free loopback
-//! ports, and launchers for the real services of the stack (PostgreSQL, nginx, php-fpm) and
+//! ports, and launchers for the real services of the stack (PostgreSQL, nginx, php-fpm, PowerDNS) and
 //! for the Git servers an agent pulls from (sshd, nginx + git-http-backend).
 //!
 //! It never mocks a service: a launcher starts the Debian binary under a temp prefix, on
@@ -7,6 +7,7 @@
 //! `CI=true` and otherwise skips it loudly on stderr.
 
 pub mod git_servers;
+pub mod pdns;
 pub mod pebble;
 pub mod postgres;
 pub mod services;
