@@ -48,12 +48,9 @@ command -v python3 >/dev/null || die "python3 is missing: apt-get install python
 command -v git >/dev/null || die "git is missing: apt-get install git"
 command -v jq >/dev/null || die "jq is missing: apt-get install jq"
 
-if [ -z "${SUPERCP:-}" ]; then
-    log "building supercp (cargo build --release -p supercp-cli)"
-    (cd "$ROOT" && cargo build --release -p supercp-cli) >&2
-    SUPERCP=${CARGO_TARGET_DIR:-$ROOT/target}/release/supercp
-fi
-[ -x "$SUPERCP" ] || die "no supercp binary at $SUPERCP"
+# shellcheck source=scripts/bench-common.sh
+. "$ROOT/scripts/bench-common.sh"
+bench_binary
 
 WORK=$(mktemp -d "$BENCH_TMP/supercp-bench-agent.XXXXXX")
 AGENT_PID=""

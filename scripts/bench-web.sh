@@ -60,12 +60,9 @@ if [ ! -x /usr/bin/time ]; then
         || die "cannot install the 'time' package; install it and run again"
 fi
 
-if [ -z "${SUPERCP:-}" ]; then
-    log "building supercp (cargo build --release -p supercp-cli)"
-    (cd "$ROOT" && cargo build --release -p supercp-cli) >&2
-    SUPERCP=${CARGO_TARGET_DIR:-$ROOT/target}/release/supercp
-fi
-[ -x "$SUPERCP" ] || die "no supercp binary at $SUPERCP"
+# shellcheck source=scripts/bench-common.sh
+. "$ROOT/scripts/bench-common.sh"
+bench_binary
 
 WORK=$(mktemp -d "$BENCH_TMP/supercp-bench-web.XXXXXX")
 NGINX_PID=""

@@ -46,12 +46,9 @@ fi
 command -v jq >/dev/null || die "jq is missing: apt-get install jq"
 command -v python3 >/dev/null || die "python3 is missing: apt-get install python3"
 
-if [ -z "${SUPERCP:-}" ]; then
-    log "building supercp (cargo build --release -p supercp-cli)"
-    (cd "$ROOT" && cargo build --release -p supercp-cli) >&2
-    SUPERCP=${CARGO_TARGET_DIR:-$ROOT/target}/release/supercp
-fi
-[ -x "$SUPERCP" ] || die "no supercp binary at $SUPERCP"
+# shellcheck source=scripts/bench-common.sh
+. "$ROOT/scripts/bench-common.sh"
+bench_binary
 
 WORK=$(mktemp -d "$BENCH_TMP/supercp-bench.XXXXXX")
 TIMED_PIDS=() # the command being timed and /usr/bin/time around it, stopped if we are
