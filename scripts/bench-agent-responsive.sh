@@ -76,7 +76,6 @@ FS=$(df -PT "$WORK" | awk 'NR == 2 { print $2 " (" $1 ")" }')
 case "$FS" in tmpfs*) log "warning: $WORK is on tmpfs: the first run's syncfs costs nothing there" ;; esac
 MEM=$(awk '/^MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)
 LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)
-BINARY="$SUPERCP ($("$SUPERCP" --version), built $(date -u -r "$SUPERCP" +%Y-%m-%dT%H:%MZ))"
 log "machine: $(nproc) cpus, $MEM; temp dirs on $FS; load $LOAD0"
 log "binary: $BINARY"
 

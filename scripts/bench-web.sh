@@ -204,7 +204,6 @@ NOFILE="soft $(ulimit -Sn), hard $(ulimit -Hn)"
 LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)
 COMMIT="$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$ROOT" diff --quiet HEAD -- crates Cargo.toml Cargo.lock templates 2>/dev/null || echo ' + uncommitted changes')"
 NGINX_VERSION=$(nginx -v 2>&1 | sed 's/^nginx version: //')
-BINARY="$SUPERCP ($("$SUPERCP" --version), built $(date -u -r "$SUPERCP" +%Y-%m-%dT%H:%MZ))"
 log "machine: $(nproc) cpus, $MEM, $CPU; temp dirs on $FS; open files $NOFILE"
 log "binary: $BINARY; $NGINX_VERSION"
 

@@ -118,7 +118,6 @@ FS=$(df -PT "$WORK" | awk 'NR == 2 { print $2 " (" $1 ")" }')
 LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)
 COMMIT="$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$ROOT" diff --quiet HEAD -- crates Cargo.toml Cargo.lock templates 2>/dev/null || echo ' + uncommitted changes')"
 log "machine: $(nproc) cpus, $MEM, $CPU; temp dirs on $FS; open-file limit $(ulimit -n)"
-BINARY="$SUPERCP ($("$SUPERCP" --version), built $(date -u -r "$SUPERCP" +%Y-%m-%dT%H:%MZ))"
 log "binary: $BINARY"
 
 # --- 1. the repo -----------------------------------------------------------------------------
