@@ -28,6 +28,15 @@ struct JsonPlan<'a> {
     /// Due steps this apply would not take yet, each with why (a certificate the CA refused
     /// recently, or past the cap on orders per run).
     held: Vec<JsonHeld<'a>>,
+    /// Objects not planned because their service did not answer (a DNS server down).
+    unreached: Vec<JsonUnreached<'a>>,
+}
+
+#[derive(Serialize)]
+struct JsonUnreached<'a> {
+    object: String,
+    resource: String,
+    why: &'a str,
 }
 
 #[derive(Serialize)]
@@ -95,6 +104,15 @@ pub fn write_plan(
                     .map(|(step, why)| JsonHeld {
                         step: json_step(step),
                         held: why,
+                    })
+                    .collect(),
+                unreached: plan
+                    .unreached
+                    .iter()
+                    .map(|u| JsonUnreached {
+                        object: u.id.to_string(),
+                        resource: u.resource.to_string(),
+                        why: &u.why,
                     })
                     .collect(),
             };
@@ -192,7 +210,23 @@ fn write_text(out: &mut impl Write, node: &str, plan: &Plan, colour: bool) -> st
             step.reason
         )?;
     }
-    if plan.is_empty() {
+    for u in &plan.unreached {
+        writeln!(
+            out,
+            "{}  ({}): not planned: {}",
+            paint("31", &format!("? {}", u.id)),
+            u.resource,
+            u.why
+        )?;
+    }
+    if !plan.unreached.is_empty() {
+        writeln!(
+            out,
+            "Plan for node {node}: {}; {} object(s) not planned (their service did not answer).",
+            plan.summary(),
+            plan.unreached.len()
+        )
+    } else if plan.is_empty() {
         writeln!(
             out,
             "No changes. Node {node} matches the repo ({} objects).",
@@ -248,8 +282,23 @@ fn write_markdown(out: &mut impl Write, node: &str, plan: &Plan) -> std::io::Res
     write_held(out, plan)
 }
 
-/// Markdown rows for the steps a plan holds back.
+/// Markdown rows for the steps a plan holds back, and the objects it could not reach.
 fn write_held(out: &mut impl Write, plan: &Plan) -> std::io::Result<()> {
+    if !plan.unreached.is_empty() {
+        writeln!(
+            out,
+            "\n**Not planned: their service did not answer**\n\n| object | resource | why |\n|---|---|---|"
+        )?;
+        for u in &plan.unreached {
+            writeln!(
+                out,
+                "| `{}` | {} | {} |",
+                u.id,
+                md_escape(&u.resource.to_string()),
+                md_escape(&u.why)
+            )?;
+        }
+    }
     if plan.held.is_empty() {
         return Ok(());
     }

@@ -22,4 +22,4 @@ pub use object::{
     Cert, CertFacts, CertState, Desired, KeyType, Kind, Location, Object, ObjectId, Observation,
     Owned, Owner, Renewal, ResourceKind, ResourceRef, Unit,
 };
-pub use plan::{Action, Found, Plan, Reason, Snapshot, Step, Target};
+pub use plan::{Action, Found, Plan, Reason, Snapshot, Step, Target, Unreached};

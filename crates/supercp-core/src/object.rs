@@ -23,6 +23,11 @@ pub enum Kind {
     /// A TLS certificate issued by the node's CA and its private key: `fullchain.pem` and
     /// `privkey.pem` in a directory per domain (written `tls:<chain path>`).
     Cert,
+    /// A DNS zone on the node's authoritative server with every rrset in it (written
+    /// `zone:<name>`, without the trailing dot). SuperCP owns the whole zone: an rrset in it
+    /// that the object does not hold is drift. One object per zone because the server's unit
+    /// of write is the zone: every change to it goes out as one request.
+    Zone,
 }
 
 /// What SuperCP wants one object to be.
@@ -41,6 +46,65 @@ pub enum Object {
     },
     Account(Account),
     Cert(Cert),
+    Zone(Zone),
+}
+
+/// A DNS zone as SuperCP wants it served.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Zone {
+    /// Absolute and lower case, with the trailing dot: `acme.test.`.
+    pub name: String,
+    /// The SOA a new zone is created with; the server keeps its serial from then on (one
+    /// increase per change), so the SOA is never compared.
+    pub soa: String,
+    /// Servers sent a NOTIFY on every change (`IP` or `IP:PORT`).
+    pub notify: Vec<String>,
+    /// Who may transfer the zone (`IP` or `IP/PREFIX`).
+    pub allow_transfer: Vec<String>,
+    /// Every rrset but the SOA, sorted by name and type, each name and type once.
+    pub rrsets: Vec<ZoneRrset>,
+}
+
+/// One rrset of a zone: an absolute owner name, a type, a TTL and the contents in the
+/// server's canonical text, sorted.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ZoneRrset {
+    pub name: String,
+    pub record_type: String,
+    pub ttl: u32,
+    pub contents: Vec<String>,
+    /// Where it comes from, for the plan: the Zone's own records, or its template.
+    pub source: RrsetSource,
+}
+
+/// Where a desired rrset comes from (shown by `plan`; never compared).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum RrsetSource {
+    /// Written in the Zone's `records`.
+    Explicit,
+    /// Filled in by the Zone's template from what the repo says.
+    Template,
+    /// Found on the server (an observed rrset).
+    Server,
+}
+
+/// What the node's DNS server holds for a zone.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ZoneState {
+    Missing,
+    Present(ZoneFacts),
+}
+
+/// A zone as the server holds it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ZoneFacts {
+    /// Every rrset but the SOA, sorted by name and type.
+    pub rrsets: Vec<ZoneRrset>,
+    pub serial: u32,
+    pub notify: Vec<String>,
+    pub allow_transfer: Vec<String>,
+    /// The server's kind of zone (`Native`, `Master`).
+    pub kind: String,
 }
 
 /// A certificate to be issued by the node's CA, with what decides when it is due again.
@@ -145,7 +209,7 @@ pub struct ObjectId {
 
 /// An object id of the journal that this version cannot read.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("`{0}` is not an object id of this version (kind:key, kind one of file, dir, user, tls)")]
+#[error("`{0}` is not an object id of this version (kind:key, kind one of file, dir, user, tls, zone)")]
 pub struct BadObjectId(pub String);
 
 /// The kinds of resource a repo declares, as far as objects name them.
@@ -155,6 +219,7 @@ pub enum ResourceKind {
     Package,
     Tenant,
     Domain,
+    Zone,
 }
 
 /// The resource that asked for an object: `Kind/name` when written.
@@ -237,6 +302,7 @@ pub enum Observed {
         what: String,
     },
     Cert(CertState),
+    Zone(ZoneState),
     Account {
         uid: u32,
         gid: u32,
@@ -276,7 +342,7 @@ pub struct Observation {
 }
 
 impl Kind {
-    pub const ALL: [Kind; 4] = [Kind::File, Kind::Dir, Kind::User, Kind::Cert];
+    pub const ALL: [Kind; 5] = [Kind::File, Kind::Dir, Kind::User, Kind::Cert, Kind::Zone];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -284,6 +350,7 @@ impl Kind {
             Kind::Dir => "dir",
             Kind::User => "user",
             Kind::Cert => "tls",
+            Kind::Zone => "zone",
         }
     }
 
@@ -291,7 +358,7 @@ impl Kind {
     pub fn is_file_like(self) -> bool {
         match self {
             Kind::File | Kind::Dir | Kind::Cert => true,
-            Kind::User => false,
+            Kind::User | Kind::Zone => false,
         }
     }
 }
@@ -309,6 +376,7 @@ impl Object {
             Object::Dir { .. } => Kind::Dir,
             Object::Account(_) => Kind::User,
             Object::Cert(_) => Kind::Cert,
+            Object::Zone(_) => Kind::Zone,
         }
     }
 
@@ -317,7 +385,7 @@ impl Object {
         match self {
             Object::File { at, .. } | Object::Dir { at, .. } => Some(at),
             Object::Cert(c) => Some(&c.at),
-            Object::Account(_) => None,
+            Object::Account(_) | Object::Zone(_) => None,
         }
     }
 
@@ -325,7 +393,7 @@ impl Object {
     pub fn owner(&self) -> Option<&Owner> {
         match self {
             Object::File { owner, .. } | Object::Dir { owner, .. } => owner.as_ref(),
-            Object::Account(_) | Object::Cert(_) => None,
+            Object::Account(_) | Object::Cert(_) | Object::Zone(_) => None,
         }
     }
 
@@ -333,7 +401,7 @@ impl Object {
     pub fn as_cert(&self) -> Option<&Cert> {
         match self {
             Object::Cert(c) => Some(c),
-            Object::File { .. } | Object::Dir { .. } | Object::Account(_) => None,
+            Object::File { .. } | Object::Dir { .. } | Object::Account(_) | Object::Zone(_) => None,
         }
     }
 
@@ -341,7 +409,7 @@ impl Object {
     pub fn renewal_mut(&mut self) -> Option<&mut Renewal> {
         match self {
             Object::Cert(c) => Some(&mut c.renewal),
-            Object::File { .. } | Object::Dir { .. } | Object::Account(_) => None,
+            Object::File { .. } | Object::Dir { .. } | Object::Account(_) | Object::Zone(_) => None,
         }
     }
 
@@ -350,6 +418,7 @@ impl Object {
             Object::File { at, .. } | Object::Dir { at, .. } => at.path(),
             Object::Cert(c) => c.at.path(),
             Object::Account(a) => a.name.clone(),
+            Object::Zone(z) => z.name.trim_end_matches('.').to_owned(),
         };
         ObjectId::new(self.kind(), key)
     }
@@ -366,6 +435,14 @@ impl Object {
             }
             // What the certificate must be; not when it is due.
             Object::Cert(c) => digest_bytes(format!("tls {:?} {:?}", c.names, c.key).as_bytes()),
+            // What the server should serve; not where each rrset came from.
+            Object::Zone(z) => {
+                let mut text = format!("zone {:?} {:?}", z.notify, z.allow_transfer);
+                for r in &z.rrsets {
+                    text.push_str(&format!("\n{} {} {} {:?}", r.name, r.ttl, r.record_type, r.contents));
+                }
+                digest_bytes(text.as_bytes())
+            }
         }
     }
 }
@@ -436,11 +513,12 @@ impl fmt::Display for ObjectId {
 }
 
 impl ResourceKind {
-    pub const ALL: [ResourceKind; 4] = [
+    pub const ALL: [ResourceKind; 5] = [
         ResourceKind::Node,
         ResourceKind::Package,
         ResourceKind::Tenant,
         ResourceKind::Domain,
+        ResourceKind::Zone,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -449,6 +527,7 @@ impl ResourceKind {
             ResourceKind::Package => "Package",
             ResourceKind::Tenant => "Tenant",
             ResourceKind::Domain => "Domain",
+            ResourceKind::Zone => "Zone",
         }
     }
 }
@@ -533,6 +612,18 @@ impl fmt::Display for Unit {
 }
 
 impl Observation {
+    /// An object whose service could not be reached: nothing is known of it.
+    pub fn unreached(at_ms: i64, why: &str) -> Observation {
+        Observation {
+            at_ms,
+            found: "unreachable",
+            mode: None,
+            owner: None,
+            content_matches: None,
+            differs: Some(why.to_owned()),
+        }
+    }
+
     /// Summarises what was observed for `desired`; `differs` is the reason of the plan's step
     /// for the object, `None` when diffing gave no step.
     pub fn new(
@@ -548,6 +639,8 @@ impl Observation {
             Observed::Account { uid, gid, .. } => ("user", None, Some((*uid, *gid))),
             Observed::Cert(CertState::Missing) => ("absent", None, None),
             Observed::Cert(_) => ("tls", None, None),
+            Observed::Zone(ZoneState::Missing) => ("absent", None, None),
+            Observed::Zone(ZoneState::Present(_)) => ("zone", None, None),
             Observed::Blocked { .. } => ("blocked", None, None),
         };
         // The diff compares a file's content first: `Content` is its answer, any other

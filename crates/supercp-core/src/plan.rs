@@ -33,6 +33,14 @@ pub enum Reason {
     /// A certificate to issue now: why it is due (`no certificate yet`, `expires in 9
     /// days`…).
     Due { why: String },
+    /// Some entries of an object that holds many differ (a zone's rrsets): what changes, and
+    /// `guard` when the change is too large to make unasked (more than a share of a zone's
+    /// rrsets, or its apex NS set): the plan is refused unless the operator forces it for
+    /// that resource.
+    Entries {
+        detail: String,
+        guard: Option<String>,
+    },
 }
 
 /// One change to one object.
@@ -122,8 +130,20 @@ pub struct Plan {
     /// (until its backoff ends), or past the cap on issues per run. Shown, never applied, and
     /// not changes: `is_empty` ignores them.
     pub held: Vec<(Step, String)>,
+    /// Objects whose service could not be reached (a DNS server down): not planned, neither
+    /// changed nor deleted nor forgotten. An apply does the rest of the node and fails naming
+    /// them.
+    pub unreached: Vec<Unreached>,
     /// Objects rendered, for the summary.
     pub objects: usize,
+}
+
+/// An object this plan could not cover because its service did not answer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Unreached {
+    pub id: crate::object::ObjectId,
+    pub resource: crate::object::ResourceRef,
+    pub why: String,
 }
 
 /// Counts of a plan, for summaries and the journal.
@@ -237,6 +257,7 @@ impl fmt::Display for Reason {
                 "written by interrupted run {run} and never checked: check it again"
             ),
             Reason::Due { why } => f.write_str(why),
+            Reason::Entries { detail, .. } => f.write_str(detail),
         }
     }
 }

@@ -191,6 +191,10 @@ pub struct ZoneSpec {
     /// The zone's rrsets: each name and type once, with all its values.
     #[serde(default)]
     pub records: Vec<RecordSet>,
+    /// What happens to the zone on the DNS server when it leaves the repo: `Retain` (the
+    /// default: it keeps being served, unmanaged) or `Delete` (only with `--allow-destroy`).
+    #[serde(default)]
+    pub deletion_policy: DeletionPolicy,
 }
 
 /// One rrset of a Zone.
@@ -340,6 +344,39 @@ pub struct NodeSpec {
     /// Certificates: the ACME CA, where certificates live, when they are renewed.
     #[serde(default)]
     pub tls: TlsLayout,
+    /// The authoritative DNS server this node converges its zones into (role `dns`).
+    pub dns: Option<DnsLayout>,
+}
+
+/// Where a `dns` node's zones go: a PowerDNS Authoritative server's HTTP API, and what every
+/// zone it creates starts with.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DnsLayout {
+    /// The API's base URL: `http://127.0.0.1:8081` (no path; plain HTTP only on loopback).
+    pub api_url: String,
+    /// A file holding the API key (`api-key` in pdns.conf), mode 0600, owned by root. Read
+    /// once per run; the key is never logged or recorded. `{state}` is replaced.
+    pub api_key_file: String,
+    /// The server id in API paths (`localhost` for a single server).
+    #[serde(default = "default_server_id")]
+    pub server_id: String,
+    /// The zones' nameservers (absolute host names, at least one): the apex NS set of every
+    /// zone that declares none, and the SOA's primary.
+    pub nameservers: Vec<String>,
+    /// The SOA's mailbox, as a name (`hostmaster.example.net.`); default `hostmaster.<zone>`.
+    pub hostmaster: Option<String>,
+    /// Seconds a client waits for one API request before the run gives up on it. Default 10.
+    #[serde(default = "default_dns_timeout")]
+    pub timeout_seconds: u32,
+}
+
+fn default_server_id() -> String {
+    "localhost".to_owned()
+}
+
+fn default_dns_timeout() -> u32 {
+    10
 }
 
 /// Where a node gets certificates and keeps them.
@@ -737,6 +774,9 @@ impl NodeSpec {
         node.tls.acme_ca_file = node.tls.acme_ca_file.as_deref().map(sub);
         if let Some(eab) = &mut node.tls.acme_eab {
             eab.hmac_key_file = sub(&eab.hmac_key_file);
+        }
+        if let Some(dns) = &mut node.dns {
+            dns.api_key_file = sub(&dns.api_key_file);
         }
         if let Some(agent) = &mut node.agent {
             agent.socket = agent.socket.as_deref().map(sub);

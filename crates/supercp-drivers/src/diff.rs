@@ -5,7 +5,9 @@
 //! members and the suspension. Something of another kind in the object's place (a symlink, a
 //! directory where a file belongs) is a refused step, never written through.
 
-use supercp_core::object::{Account, Cert, CertState, Observed};
+use supercp_core::object::{
+    Account, Cert, CertState, Observed, RrsetSource, Zone, ZoneFacts, ZoneRrset, ZoneState,
+};
 use supercp_core::plan::{FileMeta, Found};
 use supercp_core::{Action, Desired, Object, Reason, Snapshot, Step};
 
@@ -21,7 +23,152 @@ pub fn diff(desired: &Desired, seen: &Seen) -> Option<Step> {
         Object::File { .. } | Object::Dir { .. } => file_or_dir(desired, seen),
         Object::Account(a) => account(desired, a, observed),
         Object::Cert(c) => cert(desired, c, observed),
+        Object::Zone(z) => zone(desired, z, observed),
     }
+}
+
+/// A zone with at least this many rrsets is guarded: a plan that would change or remove more
+/// than `GUARD_SHARE` percent of them is refused unless forced for that zone.
+pub const GUARD_MIN_RRSETS: usize = 10;
+pub const GUARD_SHARE: usize = 30;
+
+/// How a zone on the server differs from the desired one, rrset by rrset.
+#[derive(Debug, Default)]
+pub struct ZoneChanges<'a> {
+    pub add: Vec<&'a ZoneRrset>,
+    /// (on the server, desired)
+    pub change: Vec<(&'a ZoneRrset, &'a ZoneRrset)>,
+    pub remove: Vec<&'a ZoneRrset>,
+}
+
+impl ZoneChanges<'_> {
+    pub fn is_empty(&self) -> bool {
+        self.add.is_empty() && self.change.is_empty() && self.remove.is_empty()
+    }
+}
+
+/// The rrsets to add, change and remove to make `found` what `zone` wants (both sorted by
+/// name and type, as render and observe leave them). Pure; the driver's PATCH is built from
+/// it, so the plan shows exactly what is sent.
+pub fn zone_changes<'a>(zone: &'a Zone, found: &'a ZoneFacts) -> ZoneChanges<'a> {
+    let key = |r: &'a ZoneRrset| (r.name.as_str(), r.record_type.as_str());
+    let have: std::collections::BTreeMap<_, _> = found.rrsets.iter().map(|r| (key(r), r)).collect();
+    let want: std::collections::BTreeSet<_> = zone.rrsets.iter().map(key).collect();
+    let mut out = ZoneChanges::default();
+    for r in &zone.rrsets {
+        match have.get(&key(r)) {
+            None => out.add.push(r),
+            Some(old) if old.ttl != r.ttl || old.contents != r.contents => out.change.push((old, r)),
+            Some(_) => {}
+        }
+    }
+    out.remove = found.rrsets.iter().filter(|r| !want.contains(&key(r))).collect();
+    out
+}
+
+fn zone(desired: &Desired, z: &Zone, observed: &Observed) -> Option<Step> {
+    let facts = match observed {
+        Observed::Zone(ZoneState::Present(f)) => f,
+        Observed::Zone(ZoneState::Missing) => {
+            let lines: Vec<String> = z.rrsets.iter().map(|r| rrset_line('+', r)).collect();
+            let found = Found {
+                before: None,
+                diff: Some(lines.join("\n") + "\n"),
+                snapshot: Snapshot::Kept,
+            };
+            return Some(Step::put(desired, Action::Create, Reason::Missing, found));
+        }
+        _ => {
+            return Some(refused(
+                desired,
+                desired.id().key().to_owned(),
+                "an object of another kind".into(),
+            ))
+        }
+    };
+    let changes = zone_changes(z, facts);
+    let kind = crate::dns::zone_kind(z);
+    if changes.is_empty() && facts.kind.eq_ignore_ascii_case(kind) {
+        return None;
+    }
+    let mut lines = Vec::new();
+    if !facts.kind.eq_ignore_ascii_case(kind) {
+        lines.push(format!("~ kind {} → {kind}", facts.kind));
+    }
+    for r in &changes.add {
+        lines.push(rrset_line('+', r));
+    }
+    for (old, new) in &changes.change {
+        lines.push(rrset_line('-', old));
+        lines.push(rrset_line('+', new));
+    }
+    for r in &changes.remove {
+        lines.push(rrset_line('-', r));
+    }
+    let mut detail = format!(
+        "{} rrsets to add, {} to change, {} to remove",
+        changes.add.len(),
+        changes.change.len(),
+        changes.remove.len()
+    );
+    if !changes.remove.is_empty() {
+        detail.push_str(" (not in the repo: drift or a removed record)");
+    }
+    let reason = Reason::Entries {
+        guard: zone_guard(z, facts, &changes),
+        detail,
+    };
+    let found = Found {
+        before: None,
+        diff: Some(lines.join("\n") + "\n"),
+        snapshot: Snapshot::Kept,
+    };
+    Some(Step::put(desired, Action::Update, reason, found))
+}
+
+/// Why a zone's change is too large to make unasked: more than `GUARD_SHARE` % of the rrsets
+/// of a zone with at least `GUARD_MIN_RRSETS` changed or removed, or a different apex NS set
+/// (a wrong one takes every name of the zone offline). `None` when it may go ahead.
+fn zone_guard(z: &Zone, facts: &ZoneFacts, changes: &ZoneChanges<'_>) -> Option<String> {
+    let apex_ns = |rrsets: &[ZoneRrset]| {
+        rrsets
+            .iter()
+            .find(|r| r.name == z.name && r.record_type == "NS")
+            .map(|r| r.contents.clone())
+    };
+    let (before, after) = (apex_ns(&facts.rrsets), apex_ns(&z.rrsets));
+    if before.is_some() && before != after {
+        return Some(format!(
+            "changes the apex NS set from {} to {}",
+            before.unwrap_or_default().join(" "),
+            after.map_or_else(|| "none".to_owned(), |a| a.join(" "))
+        ));
+    }
+    let total = facts.rrsets.len();
+    let touched = changes.change.len() + changes.remove.len();
+    if total >= GUARD_MIN_RRSETS && touched * 100 > GUARD_SHARE * total {
+        return Some(format!(
+            "changes or removes {touched} of its {total} rrsets ({} %, more than {GUARD_SHARE} %)",
+            touched * 100 / total
+        ));
+    }
+    None
+}
+
+/// One rrset as a plan shows it: `+ www.a.test. 300 CNAME a.test.  (explicit)`.
+fn rrset_line(sign: char, r: &ZoneRrset) -> String {
+    let source = match r.source {
+        RrsetSource::Explicit => "  (explicit)",
+        RrsetSource::Template => "  (template)",
+        RrsetSource::Server => "",
+    };
+    format!(
+        "{sign} {} {} {} {}{source}",
+        r.name,
+        r.ttl,
+        r.record_type,
+        r.contents.join(" | ")
+    )
 }
 
 fn refused(desired: &Desired, path: String, what: String) -> Step {

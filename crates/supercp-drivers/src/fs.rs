@@ -52,6 +52,15 @@ pub enum DriverError {
     Private(#[from] crate::private::PrivateError),
     #[error("cannot make the self-signed stand-in certificate for {path}: {detail}")]
     Placeholder { path: String, detail: String },
+    /// A service a driver talks to (a DNS server's API) refused or could not be reached.
+    /// `unreachable`: the service is down or timed out, not the object wrong; the engine
+    /// goes on with the rest of the node.
+    #[error("{what}: {detail}")]
+    Service {
+        what: String,
+        detail: String,
+        unreachable: bool,
+    },
 }
 
 impl DriverError {
@@ -75,7 +84,20 @@ impl DriverError {
             | DriverError::Account(_)
             | DriverError::Private(_)
             | DriverError::Placeholder { .. } => true,
+            DriverError::Service { unreachable, .. } => *unreachable,
         }
+    }
+
+    /// Whether the service behind an object could not be reached: the object cannot be
+    /// planned now, but the rest of the node can.
+    pub fn is_unreachable(&self) -> bool {
+        matches!(
+            self,
+            DriverError::Service {
+                unreachable: true,
+                ..
+            }
+        )
     }
 }
 
@@ -219,7 +241,9 @@ impl Node {
                 write_file(parent, name, &path, content, *mode, ids)
             }
             Object::Dir { mode, .. } => ensure_dir(parent, name, &path, *mode, ids),
-            Object::Account(_) | Object::Cert(_) => Err(DriverError::NotAFile { path }),
+            Object::Account(_) | Object::Cert(_) | Object::Zone(_) => {
+                Err(DriverError::NotAFile { path })
+            }
         }
     }
 

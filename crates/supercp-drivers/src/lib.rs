@@ -16,6 +16,7 @@
 pub mod accounts;
 pub mod cert;
 pub mod diff;
+pub mod dns;
 pub mod fs;
 pub mod gate;
 pub mod lock;
@@ -23,4 +24,4 @@ pub mod private;
 pub mod registry;
 
 pub use fs::{DriverError, Node};
-pub use registry::{Drivers, Seen};
+pub use registry::{Drivers, Seen, Settings};

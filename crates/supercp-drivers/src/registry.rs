@@ -27,15 +27,58 @@ pub struct Seen {
     pub owner_ids: Option<(u32, u32)>,
 }
 
+/// What the drivers need to know of the node beyond each object: where its services' APIs
+/// are. Built once per run from the node's spec; the engine passes it on without looking.
+#[derive(Clone, Debug, Default)]
+pub struct Settings {
+    dns: Option<supercp_core::resource::DnsLayout>,
+}
+
+impl Settings {
+    /// The settings of a node (its spec with `{state}` resolved).
+    pub fn for_node(spec: &supercp_core::resource::NodeSpec) -> Settings {
+        Settings {
+            dns: spec.dns.clone(),
+        }
+    }
+}
+
 /// Every driver of this version, with what they keep open for a run.
 #[derive(Default)]
 pub struct Drivers {
+    settings: Settings,
     files: Node,
+    /// The DNS server's client, connected on first use (or why it could not be).
+    dns: Option<Result<crate::dns::PowerDns, String>>,
 }
 
 impl Drivers {
-    pub fn new() -> Drivers {
-        Drivers::default()
+    pub fn new(settings: &Settings) -> Drivers {
+        Drivers {
+            settings: settings.clone(),
+            ..Drivers::default()
+        }
+    }
+
+    /// The DNS server's client; one per `Drivers`, its key read once.
+    fn dns(&mut self) -> Result<&crate::dns::PowerDns, DriverError> {
+        if self.dns.is_none() {
+            let client = match &self.settings.dns {
+                Some(layout) => crate::dns::PowerDns::connect(layout).map_err(|e| e.to_string()),
+                None => Err("this node has no `dns:` block: it serves no zones".to_owned()),
+            };
+            self.dns = Some(client);
+        }
+        match self.dns.as_ref() {
+            Some(Ok(client)) => Ok(client),
+            Some(Err(why)) => Err(DriverError::Service {
+                what: "DNS server".into(),
+                detail: why.clone(),
+                // A key that cannot be read keeps the zones from being planned, not the node.
+                unreachable: true,
+            }),
+            None => unreachable!("set just above"),
+        }
     }
 
     /// What is on the node for one desired object.
@@ -47,6 +90,7 @@ impl Drivers {
             Object::File { at, .. } | Object::Dir { at, .. } => self.files.observe(at)?,
             Object::Account(a) => crate::accounts::observe(&a.name)?,
             Object::Cert(c) => crate::cert::observe(&c.at)?,
+            Object::Zone(z) => Observed::Zone(self.dns()?.observe(&z.name)?),
         };
         let owner_ids = object.owner().and_then(|o| self.files.owner_ids(o));
         Ok(Seen {
@@ -64,6 +108,7 @@ impl Drivers {
             Kind::File | Kind::Dir => self.files.observe(location(owned)?),
             Kind::User => Ok(crate::accounts::observe(owned.id.key())?),
             Kind::Cert => crate::cert::observe(location(owned)?),
+            Kind::Zone => Ok(Observed::Zone(self.dns()?.observe(&zone_name(owned))?)),
         }
     }
 
@@ -77,6 +122,12 @@ impl Drivers {
             Object::File { .. } | Object::Dir { .. } => self.files.apply(object),
             Object::Account(a) => Ok(crate::accounts::apply(a)?),
             Object::Cert(c) => crate::cert::apply(c),
+            // Seen again just before the write: the request carries only what differs now.
+            Object::Zone(z) => {
+                let dns = self.dns()?;
+                let found = dns.observe(&z.name)?;
+                dns.apply(z, &found)
+            }
         }
     }
 
@@ -92,6 +143,10 @@ impl Drivers {
             Kind::Dir => self.files.delete(location(owned)?),
             Kind::User => Ok(crate::accounts::delete(owned.id.key())?),
             Kind::Cert => crate::cert::delete(location(owned)?),
+            Kind::Zone => {
+                let name = zone_name(owned);
+                self.dns()?.delete(&name)
+            }
         }
     }
 
@@ -114,7 +169,7 @@ impl Drivers {
                     path: step.id.to_string(),
                 })
             }
-            (Kind::Dir | Kind::User | Kind::Cert, _) => return Ok(()),
+            (Kind::Dir | Kind::User | Kind::Cert | Kind::Zone, _) => return Ok(()),
         };
         match &step.snapshot {
             Snapshot::Kept => Ok(()),
@@ -171,7 +226,12 @@ impl Drivers {
 /// Pure.
 pub fn removal(owned: &Owned, observed: &Observed) -> Option<Step> {
     let snapshot = match (owned.id.kind(), observed) {
-        (_, Observed::Absent | Observed::Cert(CertState::Missing)) => return None,
+        (
+            _,
+            Observed::Absent
+            | Observed::Cert(CertState::Missing)
+            | Observed::Zone(supercp_core::object::ZoneState::Missing),
+        ) => return None,
         (
             Kind::File,
             Observed::File {
@@ -217,6 +277,11 @@ pub fn removal(owned: &Owned, observed: &Observed) -> Option<Step> {
 /// Compares a desired object with what was seen (pure; see `diff.rs`).
 pub fn diff(desired: &Desired, seen: &Seen) -> Option<Step> {
     crate::diff::diff(desired, seen)
+}
+
+/// An owned zone's absolute name (its id's key has no trailing dot).
+fn zone_name(owned: &Owned) -> String {
+    format!("{}.", owned.id.key())
 }
 
 fn location(owned: &Owned) -> Result<&Location, DriverError> {

@@ -203,13 +203,22 @@ pub async fn apply_observed(
         crate::certs::refresh_ari(inputs, &desired, &mut records, journal).await?;
     }
     let policy = crate::certs::Policy::new(inputs, records, options.renew.clone());
+    let settings = supercp_drivers::Settings::for_node(&inputs.spec);
     let started = std::time::Instant::now();
     let Planned {
         plan,
         owned,
         desired,
         observed,
-    } = plan(desired, owned, &scope, &unchecked, &policy, &options.plan)?;
+    } = plan(
+        desired,
+        owned,
+        &scope,
+        &unchecked,
+        &policy,
+        &settings,
+        &options.plan,
+    )?;
     info!(
         ms = started.elapsed().as_millis(),
         objects = desired.len(),
@@ -248,7 +257,7 @@ pub async fn apply_observed(
             ..ApplyReport::default()
         };
         let mut ex = Executor {
-            drivers: Drivers::new(),
+            drivers: Drivers::new(&settings),
             journal,
             run,
             inputs,
@@ -354,11 +363,20 @@ pub async fn apply_observed(
             return Err(failure.into());
         }
         let total = plan.steps.len();
-        if report.failed > 0 {
-            let details: String = not_issued
+        for u in &plan.unreached {
+            warn!(object = %u.id, resource = %u.resource, "not planned: {}", u.why);
+        }
+        if report.failed > 0 || !plan.unreached.is_empty() {
+            let mut details: String = not_issued
                 .iter()
                 .map(|f| format!("\ncertificate not issued (the current one keeps serving): {f}"))
                 .collect();
+            for u in &plan.unreached {
+                details.push_str(&format!(
+                    "\nnot planned, the rest of the node was applied: {} ({}): {}",
+                    u.id, u.resource, u.why
+                ));
+            }
             let message = format!("{} of {total} steps failed{details}", report.failed);
             journal
                 .finish_run(run, Outcome::Failed, Some(&message))
@@ -885,12 +903,14 @@ fn ownership(
     done: &[bool],
     catalog: &supercp_core::Catalog,
 ) -> (Vec<OwnedObject>, Vec<String>) {
+    // Not recorded as owned: what failed, and what could not be reached (never created).
     let failed: BTreeSet<String> = plan
         .steps
         .iter()
         .zip(done)
         .filter(|(s, d)| !**d && s.action != Action::Delete)
         .map(|(s, _)| s.id.to_string())
+        .chain(plan.unreached.iter().map(|u| u.id.to_string()))
         .collect();
     let policies: BTreeMap<String, String> = catalog
         .tenants
@@ -915,10 +935,10 @@ fn ownership(
             anchor: d
                 .location()
                 .map_or_else(String::new, |at| at.anchor.clone()),
-            // Only tenant data has a deletion policy: look its tenant up for those alone.
+            // Only tenant data has a deletion policy: a zone its own, the rest their tenant's.
             deletion_policy: d.tenant_data.then(|| {
-                tenant_of(d, catalog)
-                    .and_then(|t| policies.get(&t).cloned())
+                zone_policy(d, catalog)
+                    .or_else(|| tenant_of(d, catalog).and_then(|t| policies.get(&t).cloned()))
                     .unwrap_or_else(|| "Retain".into())
             }),
             gate: d.unit.journal_name(),
@@ -954,8 +974,18 @@ fn tenant_of(d: &Desired, catalog: &supercp_core::Catalog) -> Option<String> {
             .ok()
             .and_then(|n| catalog.domains.get(&n))
             .map(|e| e.tenant.to_string()),
-        ResourceKind::Node | ResourceKind::Package => None,
+        ResourceKind::Node | ResourceKind::Package | ResourceKind::Zone => None,
     }
+}
+
+/// A zone's own deletion policy (`spec.deletionPolicy` of the Zone).
+fn zone_policy(d: &Desired, catalog: &supercp_core::Catalog) -> Option<String> {
+    if d.resource.kind != ResourceKind::Zone {
+        return None;
+    }
+    let name = supercp_core::DomainName::parse(&d.resource.name).ok()?;
+    let zone = catalog.zones.get(&name)?;
+    Some(format!("{:?}", zone.resource.spec.deletion_policy))
 }
 
 #[cfg(test)]

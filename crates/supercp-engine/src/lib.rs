@@ -22,6 +22,7 @@ pub mod status;
 pub use apply::{apply, apply_observed, prefetch, ApplyOptions, ApplyReport, Prefetched};
 pub use inputs::{Inputs, SANDBOX_NODE};
 pub use plan::{dry_run, plan, Journaled, PlanOptions, Scope};
+pub use supercp_drivers::Settings;
 
 use supercp_core::Span;
 
@@ -53,6 +54,12 @@ pub enum EngineError {
         share: f64,
         limit: f64,
         needed: f64,
+    },
+    #[error("the plan makes {count} change(s) too large to make unasked, so nothing was applied:{changes}\ncheck them with `supercp plan`, then pass --force-zone NAME for each zone to let its change through")]
+    Guarded {
+        count: usize,
+        /// One line per change (at most ten), each starting with a newline.
+        changes: String,
     },
     #[error("cannot observe {count} object(s), so nothing was planned or applied:{objects}")]
     Unobservable {
@@ -194,6 +201,7 @@ impl EngineError {
             // A journal record this version cannot read stays unreadable until an upgrade;
             // a limit of this process or of the node file changes only when someone acts.
             EngineError::MassDelete { .. }
+            | EngineError::Guarded { .. }
             | EngineError::BadRecord { .. }
             | EngineError::OpenFiles { .. }
             | EngineError::Certificates(CertCheck::RenewUnknown { .. }) => false,

@@ -17,7 +17,8 @@ use supercp_core::{
     Action, Desired, Location, ObjectId, Observation, Owned, Plan, Reason, ResourceKind,
     ResourceRef, Snapshot, Span, Step, Target, Unit,
 };
-use supercp_drivers::{registry, Drivers, Seen};
+use supercp_core::Unreached;
+use supercp_drivers::{registry, Drivers, Seen, Settings};
 
 use crate::progress::Progress;
 use crate::EngineError;
@@ -30,6 +31,9 @@ pub struct PlanOptions {
     /// Refuse a plan that deletes more than this share (percent) of the owned resources of
     /// any kind (more than one resource).
     pub max_delete_share: f64,
+    /// Resources (`Kind/name`) whose guarded changes go ahead (`--force-zone`): a change of
+    /// more than a share of a zone's rrsets, or of its apex NS set.
+    pub force: BTreeSet<String>,
 }
 
 impl Default for PlanOptions {
@@ -37,6 +41,7 @@ impl Default for PlanOptions {
         PlanOptions {
             allow_destroy: false,
             max_delete_share: 25.0,
+            force: BTreeSet::new(),
         }
     }
 }
@@ -115,6 +120,7 @@ pub fn dry_run(
         &Scope::Whole,
         &journaled.unchecked,
         &certs,
+        &Settings::for_node(&inputs.spec),
         options,
     )
 }
@@ -142,6 +148,7 @@ pub fn plan(
     scope: &Scope<'_>,
     unchecked: &[Unchecked],
     certs: &crate::certs::Policy,
+    settings: &Settings,
     options: &PlanOptions,
 ) -> Result<Planned, EngineError> {
     let owned: BTreeMap<String, OwnedObject> =
@@ -153,16 +160,26 @@ pub fn plan(
     Progress::announce("observing", desired.len());
     let mut failures = Vec::new();
     let parts = supercp_core::par::map_chunks(&desired, |chunk| {
-        let mut drivers = Drivers::new();
+        let mut drivers = Drivers::new(settings);
         let mut steps = Vec::new();
         let mut observed = Vec::with_capacity(chunk.len());
         let mut failed = Vec::new();
+        let mut unreached = Vec::new();
         for d in chunk {
             match drivers.observe(&d.object) {
                 Ok(seen) => {
                     let (step, observation) = compare(d, &seen, at_ms);
                     steps.extend(step);
                     observed.push(observation);
+                }
+                // Its service is down: not planned, the rest of the node is.
+                Err(e) if e.is_unreachable() => {
+                    observed.push(Observation::unreached(at_ms, &e.to_string()));
+                    unreached.push(Unreached {
+                        id: d.id(),
+                        resource: d.resource.clone(),
+                        why: e.to_string(),
+                    });
                 }
                 Err(e) => failed.push(unobservable(
                     &d.id(),
@@ -172,18 +189,21 @@ pub fn plan(
                 )),
             }
         }
-        (steps, observed, failed)
+        (steps, observed, failed, unreached)
     });
     let mut steps = Vec::new();
     let mut observed = Vec::with_capacity(desired.len());
-    for (chunk_steps, chunk_observed, failed) in parts {
+    let mut unreached = Vec::new();
+    for (chunk_steps, chunk_observed, failed, chunk_unreached) in parts {
         steps.extend(chunk_steps);
         observed.extend(chunk_observed);
         failures.extend(failed);
+        unreached.extend(chunk_unreached);
     }
-    let leaving = observe_leaving(&desired, &owned, &mut failures)?;
+    let leaving = observe_leaving(&desired, &owned, settings, &mut failures, &mut unreached)?;
     fail_unobservable(failures)?;
     let mut plan = finish(&desired, steps, &leaving, &owned, scope, options)?;
+    plan.unreached = unreached;
     resume(&mut plan, unchecked, &desired, scope)?;
     crate::certs::hold(&mut plan, certs);
     Ok(Planned {
@@ -199,15 +219,23 @@ pub fn plan(
 fn observe_leaving(
     desired: &[Desired],
     owned: &BTreeMap<String, OwnedObject>,
+    settings: &Settings,
     failures: &mut Vec<String>,
+    unreached: &mut Vec<Unreached>,
 ) -> Result<Vec<(Owned, Observed)>, EngineError> {
     let wanted: BTreeSet<String> = desired.iter().map(|d| d.id().to_string()).collect();
-    let mut drivers = Drivers::new();
+    let mut drivers = Drivers::new(settings);
     let mut leaving = Vec::new();
     for record in owned.values().filter(|o| !wanted.contains(&o.object)) {
         let owned = owned_record(record)?;
         match drivers.observe_owned(&owned) {
             Ok(observed) => leaving.push((owned, observed)),
+            // Neither deleted nor forgotten: it stays owned until its service answers.
+            Err(e) if e.is_unreachable() => unreached.push(Unreached {
+                id: owned.id.clone(),
+                resource: owned.resource.clone(),
+                why: e.to_string(),
+            }),
             Err(e) => failures.push(unobservable(&owned.id, &owned.resource, "", &e)),
         }
     }
@@ -291,12 +319,40 @@ fn finish(
         }
     }
     guard(scope, desired, leaving, owned, options)?;
+    guard_changes(&steps, options)?;
     Ok(Plan {
         steps: order(steps, deletes),
         retained,
         gone,
         held: Vec::new(),
+        unreached: Vec::new(),
         objects: desired.len(),
+    })
+}
+
+/// Refuses a plan with a change its driver marked as too large to make unasked (a zone's
+/// rrsets or apex NS set) unless the operator forced it for that resource.
+///
+/// # Errors
+/// `Guarded` naming each such change and why.
+fn guard_changes(steps: &[Step], options: &PlanOptions) -> Result<(), EngineError> {
+    let refused: Vec<String> = steps
+        .iter()
+        .filter_map(|s| match &s.reason {
+            Reason::Entries {
+                guard: Some(why), ..
+            } if !options.force.contains(&s.resource.to_string()) => {
+                Some(format!("\n  {}: {why}", s.who()))
+            }
+            _ => None,
+        })
+        .collect();
+    if refused.is_empty() {
+        return Ok(());
+    }
+    Err(EngineError::Guarded {
+        count: refused.len(),
+        changes: refused.iter().take(10).cloned().collect(),
     })
 }
 

@@ -34,6 +34,7 @@ fn every_desired_object_is_observed_in_order() {
         &Scope::Whole,
         &[],
         &supercp_engine::certs::Policy::default(),
+        &supercp_engine::Settings::default(),
         &PlanOptions::default(),
     )
     .expect("a plan");

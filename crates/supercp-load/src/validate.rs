@@ -95,6 +95,7 @@ pub fn build_catalog(
                 check_labels(&cx, &d);
                 name_rule(&cx, &d.metadata.name, check_resource_name);
                 check_node_tls(&cx, &d.spec.tls, &d.metadata.name);
+                check_node_dns(&cx, &d.spec, &d.metadata.name);
                 catalog
                     .nodes
                     .insert(d.metadata.name.value.clone(), resource(span, *d));
@@ -559,6 +560,120 @@ fn check_node_tls(cx: &Cx, tls: &supercp_core::resource::TlsLayout, name: &Loc<S
             "maxOrdersPerRun 0 would never order a certificate".into(),
             "use 50, or a number your CA's rate limits allow",
         );
+    }
+}
+
+/// A node's `spec.dns`: present on a `dns` node; an API URL with nothing a request could be
+/// steered by (plain HTTP only on loopback: the key travels in a header), an absolute key
+/// file, a server id and nameservers in their grammars.
+fn check_node_dns(cx: &Cx, spec: &supercp_core::resource::NodeSpec, name: &Loc<String>) {
+    let Some(dns) = &spec.dns else {
+        if spec.roles.iter().any(|r| r == "dns") {
+            cx.error(
+                "spec.dns",
+                name,
+                "a node with the `dns` role needs a `dns:` block".into(),
+                "give spec.dns.apiUrl, apiKeyFile and nameservers of the PowerDNS this node \
+                 converges its zones into (see docs/dns.md)",
+            );
+        }
+        return;
+    };
+    if let Err(why) = api_url(&dns.api_url) {
+        cx.error(
+            "spec.dns.apiUrl",
+            name,
+            format!("{:?} {why}", dns.api_url),
+            "use the API's base URL, like http://127.0.0.1:8081 (https:// for a remote server)",
+        );
+    }
+    if !dns.api_key_file.starts_with('/') && !dns.api_key_file.starts_with("{state}/") {
+        cx.error(
+            "spec.dns.apiKeyFile",
+            name,
+            format!("{:?} is not an absolute path", dns.api_key_file),
+            "give the absolute path of a root-owned file, mode 0600, holding the API key",
+        );
+    }
+    let id_ok = !dns.server_id.is_empty()
+        && dns.server_id.len() <= 63
+        && dns
+            .server_id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+    if !id_ok {
+        cx.error(
+            "spec.dns.serverId",
+            name,
+            format!("{:?} is not a server id", dns.server_id),
+            "use letters, digits, '.', '_' and '-' (PowerDNS's own server is `localhost`)",
+        );
+    }
+    if dns.nameservers.is_empty() {
+        cx.error(
+            "spec.dns.nameservers",
+            name,
+            "no nameservers".into(),
+            "name at least one nameserver (two on different networks for a real domain), as an \
+             absolute host name like ns1.example.net.",
+        );
+    }
+    let names = dns
+        .nameservers
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (format!("spec.dns.nameservers[{i}]"), n))
+        .chain(dns.hostmaster.iter().map(|h| ("spec.dns.hostmaster".to_owned(), h)));
+    for (field, host) in names {
+        let absolute = host.ends_with('.') && host.len() > 1;
+        if let Err(e) = supercp_core::dns::target(host, ".").and_then(|t| {
+            if absolute {
+                Ok(t)
+            } else {
+                Err(supercp_core::dns::RecordError {
+                    message: format!("{host:?} is not absolute"),
+                    help: "end the name with a dot: ns1.example.net.",
+                })
+            }
+        }) {
+            cx.error(&field, name, e.message, e.help);
+        }
+    }
+    if !(1..=300).contains(&dns.timeout_seconds) {
+        cx.error(
+            "spec.dns.timeoutSeconds",
+            name,
+            format!("timeoutSeconds {} is outside 1 to 300", dns.timeout_seconds),
+            "use 10, or up to 300 for a slow remote server",
+        );
+    }
+}
+
+/// Why a DNS API URL is refused: `http(s)://host[:port]` and nothing else, plain HTTP only
+/// to a loopback host.
+fn api_url(url: &str) -> Result<(), &'static str> {
+    let (scheme, rest) = url.split_once("://").ok_or("is not an http:// or https:// URL")?;
+    let rest = rest.trim_end_matches('/');
+    let host_ok = !rest.is_empty()
+        && rest
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b));
+    if !host_ok {
+        return Err("has a path, a query or characters a host and port do not have");
+    }
+    let host = match rest.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => rest.split(':').next().unwrap_or(""),
+    };
+    let loopback = host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    match scheme {
+        "https" => Ok(()),
+        "http" if loopback => Ok(()),
+        "http" => Err("sends the API key in clear to a host that is not loopback"),
+        _ => Err("is not an http:// or https:// URL"),
     }
 }
 

@@ -110,10 +110,17 @@ pub fn render_delta(
         }
         r.node_objects(catalog);
     }
+    let mut files = std::mem::take(&mut r.files);
+    // Zones are node-wide: rendered again every time (their template reads every Domain).
+    if let Some(dns) = &node.spec.dns {
+        if node.spec.roles.iter().any(|role| role == crate::ROLE_DNS) {
+            files.extend(crate::zones::zones(catalog, dns));
+        }
+    }
     let node_part = Part {
         inputs: None,
         dirs: std::mem::take(&mut r.out),
-        files: std::mem::take(&mut r.files),
+        files,
     };
     // Tenants to render: new ones, and those whose fingerprint moved.
     let mut stale = Vec::new();

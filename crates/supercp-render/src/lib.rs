@@ -22,6 +22,8 @@ use supercp_core::{
 use tera::{Context, Tera};
 
 mod incremental;
+pub mod zones;
+
 pub use incremental::{render_delta, Delta, RenderMemory};
 
 /// Built-in templates, by the file name an override must use.
@@ -228,31 +230,18 @@ pub fn render(
 ) -> Result<Vec<Desired>, Vec<Diagnostic>> {
     let mut r = Renderer::new(node, templates);
     r.check_node();
-    // Zones load and are validated, but this version does not converge them into PowerDNS
-    // yet: a dns node refuses them rather than pretend they are served.
-    if node.spec.roles.iter().any(|r| r == ROLE_DNS) {
-        for zone in catalog.zones.values() {
-            r.diagnostics.push(
-                Diagnostic::new(
-                    zone.resource.origin.clone(),
-                    format!(
-                        "Zone {} is valid, but this version does not serve zones yet",
-                        zone.name.as_str()
-                    ),
-                    "see docs/dns.md: zones are validated now and converged into PowerDNS in a \
-                     later version; remove the `dns` role from this node until then",
-                )
-                .resource(format!("Zone/{}", zone.name.as_str())),
-            );
-        }
-    }
     if !r.diagnostics.is_empty() {
         return Err(r.diagnostics);
     }
-    // Every kind of this version (Package, Tenant, Domain) is the web role's: a node without it
-    // (a fleet's dns or mail node) holds none of their objects.
+    // A dns node serves every zone of the repo (its `dns:` block is checked by the loader).
+    let zones = match &node.spec.dns {
+        Some(dns) if node.spec.roles.iter().any(|r| r == ROLE_DNS) => zones::zones(catalog, dns),
+        _ => Vec::new(),
+    };
+    // Package, Tenant and Domain are the web role's: a node without it (a fleet's dns or
+    // mail node) holds none of their objects.
     if !node.spec.roles.iter().any(|r| r == ROLE_WEB) {
-        return Ok(Vec::new());
+        return Ok(zones);
     }
     let mut by_tenant: BTreeMap<&supercp_core::TenantName, Vec<&DomainEntry>> = BTreeMap::new();
     for d in catalog.domains.values() {
@@ -273,7 +262,10 @@ pub fn render(
         }
         (part.out, part.files, part.diagnostics)
     });
+    // Zones are node-wide objects: after the node's files, before the tenants' (the order
+    // `render_delta`'s memory keeps).
     let mut files = std::mem::take(&mut r.files);
+    files.extend(zones);
     for (out, part_files, diagnostics) in parts {
         r.out.extend(out);
         files.extend(part_files);

@@ -71,6 +71,15 @@ fn check_example(example: &str, node_file: &str) {
                 "tls  {path} names={:?} key={:?} renewDays={} unit={}\n",
                 c.names, c.key, c.renewal.renew_days, d.unit
             )),
+            Object::Zone(z) => {
+                listing.push_str(&format!("zone {path} soa={:?}\n", z.soa));
+                for r in &z.rrsets {
+                    listing.push_str(&format!(
+                        "     {} {} {} {:?} {:?}\n",
+                        r.name, r.ttl, r.record_type, r.contents, r.source
+                    ));
+                }
+            }
         }
     }
     let list_file = dir.join("OBJECTS.txt");

@@ -37,6 +37,10 @@ pub struct DeleteArgs {
     /// Largest share (percent) of any kind of resource one plan may remove.
     #[arg(long, default_value_t = 25.0)]
     pub max_delete_share: f64,
+    /// Let this zone's guarded change through: more than 30 % of the rrsets of a zone with at
+    /// least 10 changed or removed, or its apex NS set changed. Repeat for several zones.
+    #[arg(long = "force-zone", value_name = "ZONE")]
+    pub force_zones: Vec<String>,
 }
 
 impl DeleteArgs {
@@ -44,6 +48,11 @@ impl DeleteArgs {
         supercp_engine::PlanOptions {
             allow_destroy: self.allow_destroy,
             max_delete_share: self.max_delete_share,
+            force: self
+                .force_zones
+                .iter()
+                .map(|z| format!("Zone/{}", z.trim_end_matches('.').to_ascii_lowercase()))
+                .collect(),
         }
     }
 }

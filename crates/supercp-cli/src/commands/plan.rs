@@ -71,6 +71,16 @@ pub fn exec(state: &Path, args: &Args) -> anyhow::Result<Outcome> {
     let mut out = std::io::stdout().lock();
     output::write_plan(&mut out, args.format, inputs.node_name(), plan)?;
     out.flush()?;
+    if let Some(u) = plan.unreached.first() {
+        // The plan is incomplete: CI must not read it as the node's whole change.
+        anyhow::bail!(
+            "{} object(s) could not be planned because their service did not answer, first {} ({}): {}",
+            plan.unreached.len(),
+            u.id,
+            u.resource,
+            u.why
+        );
+    }
     if args.detailed_exitcode && !plan.is_empty() {
         Ok(Outcome::Changes)
     } else {
