@@ -2,7 +2,8 @@
 # Runs SuperCP's whole test suite on a Debian 12 machine, as root: installs the services and tools the
 # tests start for real (nginx, PHP-FPM 8.2 and its CLI, PostgreSQL, logrotate, git, ssh-keygen,
 # Chromium, sshd and fcgiwrap as Git servers, pebble as an ACME CA, curl, PowerDNS with its SQLite
-# backend and dig, sslyze from PyPI) and the headers git2's https and ssh transports build against,
+# backend and dig, BIND 9 as a secondary of that PowerDNS with its zone checkers, ldns's checkers,
+# sslyze from PyPI) and the headers git2's https and ssh transports build against,
 # then `cargo test --workspace`. Services are
 # installed but never started as system services: each test starts its own copy on loopback under a
 # temporary prefix. The web tests create Linux users named scw<pid><n><a|b> with uids from 41000 and
@@ -12,7 +13,7 @@ cd "$(dirname "$0")/.."
 
 packages=(nginx php8.2-fpm php8.2-cli postgresql git ca-certificates logrotate openssh-client chromium
           openssh-server fcgiwrap openssl pkg-config libssl-dev libssh2-1-dev pebble curl python3-venv
-          pdns-server pdns-backend-sqlite3 sqlite3 bind9-dnsutils)
+          pdns-server pdns-backend-sqlite3 sqlite3 bind9-dnsutils bind9 bind9-utils ldnsutils)
 
 missing=()
 for p in "${packages[@]}"; do

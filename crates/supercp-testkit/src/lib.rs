@@ -6,6 +6,7 @@
 //! 127.0.0.1, as a child of the test. When a binary is missing, `require` fails the test under
 //! `CI=true` and otherwise skips it loudly on stderr.
 
+pub mod bind;
 pub mod git_servers;
 pub mod pdns;
 pub mod pebble;

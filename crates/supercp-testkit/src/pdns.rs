@@ -5,6 +5,20 @@
 //! It owns only that server and its files; it knows nothing of SuperCP. `api` speaks just
 //! enough HTTP/1.1 for a test to set up or inspect a zone by hand (drift).
 //!
+//! [`Pdns::start_primary`] starts the same server as a primary for secondaries on loopback
+//! (the BIND harness in `bind`). What PowerDNS 4.7 does there, checked against the real server:
+//! - NOTIFY goes out only with `primary=yes`, and then only for zones of kind `Master` (the API
+//!   also takes `Primary` and shows it as `Master`). A PATCH does not send one: the
+//!   communicator notices the new serial on its next `xfr-cycle-interval` tick (60 s by
+//!   default), notifies, and records `notified_serial`. `PUT …/zones/Z./notify` sends one at
+//!   once (also for a `Native` zone) and records `notified_serial` too.
+//! - Targets are the zone's `ALSO-NOTIFY` metadata (`["127.0.0.1:PORT"]`; the zone JSON has
+//!   no also-notify field, and an `also_notify` key in a POST is ignored) plus, unless
+//!   `only-notify` is empty, the addresses of its NS names on port 53, which it looks up with
+//!   the system resolver. The primary sets `only-notify=` so no lookup leaves the machine.
+//! - AXFR is allowed from `allow-axfr-ips` (default `127.0.0.0/8,::1`, set explicitly here) or
+//!   a zone's `ALLOW-AXFR-FROM` metadata; an IXFR query falls back to AXFR.
+//!
 //! # Guarantees
 //! The server is killed and its files removed when the [`Pdns`] is dropped, also when the test
 //! panics.
@@ -45,6 +59,33 @@ impl Pdns {
     /// # Panics
     /// When the server does not come up: the message holds its log.
     pub fn start(test: &str) -> Option<Pdns> {
+        Pdns::start_with(test, "")
+    }
+
+    /// Starts a fresh server for `test` that acts as a primary: `primary=yes`, AXFR allowed from
+    /// 127.0.0.0/8, NOTIFY sent only to a zone's `ALSO-NOTIFY` targets (`only-notify=` empty,
+    /// so NS names are never looked up), from 127.0.0.1. `xfr_cycle` is how often the
+    /// communicator looks for zones whose serial changed since their last NOTIFY (whole
+    /// seconds, at least 1): a long one leaves NOTIFY to `PUT …/zones/Z./notify`.
+    ///
+    /// Returns `None` like [`Pdns::start`].
+    ///
+    /// # Panics
+    /// When the server does not come up: the message holds its log.
+    pub fn start_primary(test: &str, xfr_cycle: Duration) -> Option<Pdns> {
+        let extra = format!(
+            "primary=yes\n\
+             allow-axfr-ips=127.0.0.0/8\n\
+             only-notify=\n\
+             query-local-address=127.0.0.1\n\
+             xfr-cycle-interval={}\n",
+            xfr_cycle.as_secs().max(1)
+        );
+        Pdns::start_with(test, &extra)
+    }
+
+    /// Starts a server whose pdns.conf ends with `extra` (settings, one a line).
+    fn start_with(test: &str, extra: &str) -> Option<Pdns> {
         let server = require("pdns_server", test)?;
         let sqlite = require("sqlite3", test)?;
         if !Path::new(SCHEMA).is_file() {
@@ -98,7 +139,8 @@ impl Pdns {
              daemon=no\n\
              guardian=no\n\
              disable-syslog=yes\n\
-             security-poll-suffix=\n",
+             security-poll-suffix=\n\
+             {extra}",
             db = db.display(),
             run = dir.path().join("run").display(),
         );
