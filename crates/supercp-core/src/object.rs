@@ -209,7 +209,9 @@ pub struct ObjectId {
 
 /// An object id of the journal that this version cannot read.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("`{0}` is not an object id of this version (kind:key, kind one of file, dir, user, tls, zone)")]
+#[error(
+    "`{0}` is not an object id of this version (kind:key, kind one of file, dir, user, tls, zone)"
+)]
 pub struct BadObjectId(pub String);
 
 /// The kinds of resource a repo declares, as far as objects name them.
@@ -439,7 +441,10 @@ impl Object {
             Object::Zone(z) => {
                 let mut text = format!("zone {:?} {:?}", z.notify, z.allow_transfer);
                 for r in &z.rrsets {
-                    text.push_str(&format!("\n{} {} {} {:?}", r.name, r.ttl, r.record_type, r.contents));
+                    text.push_str(&format!(
+                        "\n{} {} {} {:?}",
+                        r.name, r.ttl, r.record_type, r.contents
+                    ));
                 }
                 digest_bytes(text.as_bytes())
             }

@@ -58,11 +58,17 @@ pub fn zone_changes<'a>(zone: &'a Zone, found: &'a ZoneFacts) -> ZoneChanges<'a>
     for r in &zone.rrsets {
         match have.get(&key(r)) {
             None => out.add.push(r),
-            Some(old) if old.ttl != r.ttl || old.contents != r.contents => out.change.push((old, r)),
+            Some(old) if old.ttl != r.ttl || old.contents != r.contents => {
+                out.change.push((old, r))
+            }
             Some(_) => {}
         }
     }
-    out.remove = found.rrsets.iter().filter(|r| !want.contains(&key(r))).collect();
+    out.remove = found
+        .rrsets
+        .iter()
+        .filter(|r| !want.contains(&key(r)))
+        .collect();
     out
 }
 

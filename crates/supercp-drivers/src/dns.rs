@@ -373,7 +373,11 @@ fn answered(zone: &str, doing: &str, status: u16, body: &str) -> DriverError {
 }
 
 fn encode(zone: &str, e: &serde_json::Error) -> DriverError {
-    service(&format!("zone {zone}"), format!("cannot encode the request: {e}"), false)
+    service(
+        &format!("zone {zone}"),
+        format!("cannot encode the request: {e}"),
+        false,
+    )
 }
 
 /// A URL for a message: scheme, host and path, never a query.
@@ -429,7 +433,12 @@ mod tests {
         let patch = changes(&want, &have);
         let summary: Vec<(String, &str)> = patch
             .iter()
-            .map(|r| (format!("{} {}", r.name, r.record_type), r.changetype.unwrap_or("")))
+            .map(|r| {
+                (
+                    format!("{} {}", r.name, r.record_type),
+                    r.changetype.unwrap_or(""),
+                )
+            })
             .collect();
         assert_eq!(
             summary,

@@ -13,11 +13,11 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use supercp_audit::{OwnedObject, Unchecked};
 use supercp_core::object::Observed;
+use supercp_core::Unreached;
 use supercp_core::{
     Action, Desired, Location, ObjectId, Observation, Owned, Plan, Reason, ResourceKind,
     ResourceRef, Snapshot, Span, Step, Target, Unit,
 };
-use supercp_core::Unreached;
 use supercp_drivers::{registry, Drivers, Seen, Settings};
 
 use crate::progress::Progress;

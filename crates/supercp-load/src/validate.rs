@@ -623,7 +623,11 @@ fn check_node_dns(cx: &Cx, spec: &supercp_core::resource::NodeSpec, name: &Loc<S
         .iter()
         .enumerate()
         .map(|(i, n)| (format!("spec.dns.nameservers[{i}]"), n))
-        .chain(dns.hostmaster.iter().map(|h| ("spec.dns.hostmaster".to_owned(), h)));
+        .chain(
+            dns.hostmaster
+                .iter()
+                .map(|h| ("spec.dns.hostmaster".to_owned(), h)),
+        );
     for (field, host) in names {
         let absolute = host.ends_with('.') && host.len() > 1;
         if let Err(e) = supercp_core::dns::target(host, ".").and_then(|t| {
@@ -652,7 +656,9 @@ fn check_node_dns(cx: &Cx, spec: &supercp_core::resource::NodeSpec, name: &Loc<S
 /// Why a DNS API URL is refused: `http(s)://host[:port]` and nothing else, plain HTTP only
 /// to a loopback host.
 fn api_url(url: &str) -> Result<(), &'static str> {
-    let (scheme, rest) = url.split_once("://").ok_or("is not an http:// or https:// URL")?;
+    let (scheme, rest) = url
+        .split_once("://")
+        .ok_or("is not an http:// or https:// URL")?;
     let rest = rest.trim_end_matches('/');
     let host_ok = !rest.is_empty()
         && rest

@@ -43,8 +43,11 @@ fn zone(entry: &ZoneEntry, dns: &DnsLayout) -> Desired {
             record_type: "NS".to_owned(),
             ttl: NS_TTL,
             contents: {
-                let mut ns: Vec<String> =
-                    dns.nameservers.iter().map(|n| n.to_ascii_lowercase()).collect();
+                let mut ns: Vec<String> = dns
+                    .nameservers
+                    .iter()
+                    .map(|n| n.to_ascii_lowercase())
+                    .collect();
                 ns.sort();
                 ns.dedup();
                 ns

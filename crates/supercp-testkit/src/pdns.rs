@@ -140,6 +140,8 @@ impl Pdns {
              guardian=no\n\
              disable-syslog=yes\n\
              security-poll-suffix=\n\
+             loglevel=6\n\
+             webserver-loglevel=normal\n\
              {extra}",
             db = db.display(),
             run = dir.path().join("run").display(),
@@ -187,6 +189,31 @@ impl Pdns {
     /// The server's log so far.
     pub fn log(&self) -> String {
         fs::read_to_string(self.dir.path().join("pdns.log")).unwrap_or_default()
+    }
+
+    /// Every API request the server logged so far, as `METHOD PATH STATUS` (its web server
+    /// logs one line per request): what a test counts to say what a run sent.
+    pub fn requests(&self) -> Vec<String> {
+        self.log()
+            .lines()
+            .filter_map(|line| {
+                let (_, quoted) = line.split_once(" \"")?;
+                let (request, rest) = quoted.split_once('"')?;
+                let mut words = request.split(' ');
+                let (method, path) = (words.next()?, words.next()?);
+                let status = rest.split_whitespace().next()?;
+                Some(format!("{method} {path} {status}"))
+            })
+            .collect()
+    }
+
+    /// The requests that could change a zone (anything but GET) since the first `skip`.
+    pub fn writes_since(&self, skip: usize) -> Vec<String> {
+        self.requests()
+            .into_iter()
+            .skip(skip)
+            .filter(|r| !r.starts_with("GET "))
+            .collect()
     }
 
     /// One request to the HTTP API: its status and body.
