@@ -154,7 +154,7 @@ fn an_applied_file_replaced_by_a_symlink_is_refused_naming_the_link_and_nothing_
 }
 
 #[test]
-fn a_valid_zone_is_refused_on_a_dns_node_until_zones_are_served_and_ignored_on_a_web_node() {
+fn a_zone_is_refused_on_a_dns_node_without_a_dns_block_and_ignored_on_a_web_node() {
     let mut p = Prefix::empty();
     let fixture = common::workspace().join("tests/fixtures/valid/zone-example/resources.yaml");
     common::write(
@@ -164,7 +164,8 @@ fn a_valid_zone_is_refused_on_a_dns_node_until_zones_are_served_and_ignored_on_a
     // A web node holds no zone: the Zone is valid and not this node's.
     p.supercp(&["validate"]).expect_code(0);
     p.supercp(&["plan"]).expect_code(0);
-    // A dns node: refused with nothing applied, not silently skipped.
+    // A dns node that does not say where zones go: refused with nothing applied, not
+    // silently skipped.
     let node = p.node_with("");
     let text =
         fs::read_to_string(&node)
@@ -175,7 +176,7 @@ fn a_valid_zone_is_refused_on_a_dns_node_until_zones_are_served_and_ignored_on_a
     run.expect_code(1);
     assert!(
         run.stderr()
-            .contains("resources.yaml:19:18: error: Zone/acme.test: Zone acme.test is valid, but this version does not serve zones yet"),
+            .contains("error: Node/sandbox: node sandbox has the `dns` role and the repo has 1 zone(s), but the node has no `dns:` block"),
         "{}",
         run.described
     );

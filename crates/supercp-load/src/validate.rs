@@ -563,20 +563,12 @@ fn check_node_tls(cx: &Cx, tls: &supercp_core::resource::TlsLayout, name: &Loc<S
     }
 }
 
-/// A node's `spec.dns`: present on a `dns` node; an API URL with nothing a request could be
+/// A node's `spec.dns`: an API URL with nothing a request could be
 /// steered by (plain HTTP only on loopback: the key travels in a header), an absolute key
 /// file, a server id and nameservers in their grammars.
 fn check_node_dns(cx: &Cx, spec: &supercp_core::resource::NodeSpec, name: &Loc<String>) {
+    // A dns node without the block is refused at render, when the repo has zones for it.
     let Some(dns) = &spec.dns else {
-        if spec.roles.iter().any(|r| r == "dns") {
-            cx.error(
-                "spec.dns",
-                name,
-                "a node with the `dns` role needs a `dns:` block".into(),
-                "give spec.dns.apiUrl, apiKeyFile and nameservers of the PowerDNS this node \
-                 converges its zones into (see docs/dns.md)",
-            );
-        }
         return;
     };
     if let Err(why) = api_url(&dns.api_url) {

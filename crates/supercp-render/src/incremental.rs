@@ -97,6 +97,7 @@ pub fn render_delta(
 ) -> Result<Delta, Vec<Diagnostic>> {
     let mut r = Renderer::new(node, templates);
     r.check_node();
+    r.check_dns(catalog);
     if !r.diagnostics.is_empty() {
         return Err(r.diagnostics);
     }

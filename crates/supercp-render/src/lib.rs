@@ -230,6 +230,7 @@ pub fn render(
 ) -> Result<Vec<Desired>, Vec<Diagnostic>> {
     let mut r = Renderer::new(node, templates);
     r.check_node();
+    r.check_dns(catalog);
     if !r.diagnostics.is_empty() {
         return Err(r.diagnostics);
     }
@@ -277,6 +278,31 @@ pub fn render(
         Ok(all)
     } else {
         Err(r.diagnostics)
+    }
+}
+
+impl Renderer<'_> {
+    /// A dns node with zones to serve needs to know where they go: refused, naming the node,
+    /// rather than silently serving nothing.
+    fn check_dns(&mut self, catalog: &Catalog) {
+        let dns_role = self.node.spec.roles.iter().any(|r| r == ROLE_DNS);
+        if !dns_role || self.node.spec.dns.is_some() || catalog.zones.is_empty() {
+            return;
+        }
+        self.diagnostics.push(
+            Diagnostic::new(
+                self.node.resource.origin.clone(),
+                format!(
+                    "node {} has the `dns` role and the repo has {} zone(s), but the node has no \
+                     `dns:` block",
+                    self.node.resource.name,
+                    catalog.zones.len()
+                ),
+                "give spec.dns.apiUrl, apiKeyFile and nameservers of the PowerDNS this node \
+                 converges its zones into (see docs/dns.md), or drop the `dns` role",
+            )
+            .resource(format!("Node/{}", self.node.resource.name)),
+        );
     }
 }
 
