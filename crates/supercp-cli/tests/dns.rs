@@ -361,3 +361,67 @@ spec: {tenant: acme}
     let vhost = p.sandbox().join("etc/nginx/sites-enabled/acme.test.conf");
     assert!(vhost.is_file(), "{}\n{}", vhost.display(), run.described);
 }
+
+#[test]
+fn a_secondary_is_notified_and_serves_each_new_serial_shortly_after_an_apply() {
+    let test = "a_secondary_is_notified_and_serves_each_new_serial_shortly_after_an_apply";
+    // PowerDNS's own check of its primaries runs hourly here: only SuperCP's NOTIFY can bring
+    // the secondary up to date within the test.
+    let Some(pdns) = Pdns::start_primary(test, std::time::Duration::from_secs(3600)) else {
+        return;
+    };
+    let primary = std::net::SocketAddr::from(([127, 0, 0, 1], pdns.dns_port));
+    let Some(secondary) = bind::Bind::start_secondary(test, primary, &["globex.test"]) else {
+        return;
+    };
+    let files = |ip: &str| -> Vec<(&'static str, String)> {
+        repo("")
+            .into_iter()
+            .map(|(name, text)| {
+                let text = text.replace("198.51.100.7", ip).replace(
+                    "  template: none\n",
+                    &format!(
+                        "  template: none\n  secondaries: {{notify: [\"{}\"], allowTransfer: [\"127.0.0.1/32\"]}}\n",
+                        secondary.notify_target()
+                    ),
+                );
+                (name, text)
+            })
+            .collect()
+    };
+    let key = pdns.api_key_file.display().to_string();
+    let p = prefix(&pdns.api_url(), &key, &files("198.51.100.7"));
+    p.supercp(&["apply"]).expect_code(0);
+    let first = serial(&pdns, "globex.test");
+    secondary
+        .wait_for_serial("globex.test", first, std::time::Duration::from_secs(10))
+        .unwrap_or_else(|e| panic!("{e}\nprimary log:\n{}", pdns.log()));
+    assert_eq!(secondary.dig("globex.test", "A"), vec!["198.51.100.7"]);
+    let (status, meta) = pdns
+        .api(
+            "GET",
+            "/api/v1/servers/localhost/zones/globex.test./metadata/ALSO-NOTIFY",
+            None,
+        )
+        .expect("the API answers");
+    assert!(
+        status == 200 && meta.contains(&secondary.notify_target()),
+        "{meta}"
+    );
+
+    for (name, text) in files("198.51.100.8") {
+        common::write(&p.repo.join(name), &text);
+    }
+    p.supercp(&["apply"]).expect_code(0);
+    let second = serial(&pdns, "globex.test");
+    assert_eq!(second, first + 1);
+    secondary
+        .wait_for_serial("globex.test", second, std::time::Duration::from_secs(10))
+        .unwrap_or_else(|e| panic!("{e}\nprimary log:\n{}", pdns.log()));
+    assert_eq!(secondary.dig("globex.test", "A"), vec!["198.51.100.8"]);
+    // Nothing changed: no write, no NOTIFY, the same serial.
+    let before = pdns.requests().len();
+    p.supercp(&["apply"]).expect_code(0);
+    assert_eq!(pdns.writes_since(before), Vec::<String>::new());
+    assert_eq!(serial(&pdns, "globex.test"), second);
+}

@@ -94,12 +94,35 @@ fn zone(desired: &Desired, z: &Zone, observed: &Observed) -> Option<Step> {
     };
     let changes = zone_changes(z, facts);
     let kind = crate::dns::zone_kind(z);
-    if changes.is_empty() && facts.kind.eq_ignore_ascii_case(kind) {
+    let set = |v: &[String]| {
+        let mut v = v.to_vec();
+        v.sort();
+        v.dedup();
+        v
+    };
+    let notify = set(&z.notify) != facts.notify;
+    let transfer = set(&z.allow_transfer) != facts.allow_transfer;
+    let same_kind = facts.kind.eq_ignore_ascii_case(kind);
+    if changes.is_empty() && same_kind && !notify && !transfer {
         return None;
     }
     let mut lines = Vec::new();
-    if !facts.kind.eq_ignore_ascii_case(kind) {
+    if !same_kind {
         lines.push(format!("~ kind {} → {kind}", facts.kind));
+    }
+    if notify {
+        lines.push(format!(
+            "~ also-notify [{}] → [{}]",
+            facts.notify.join(" "),
+            set(&z.notify).join(" ")
+        ));
+    }
+    if transfer {
+        lines.push(format!(
+            "~ allow-transfer [{}] → [{}]",
+            facts.allow_transfer.join(" "),
+            set(&z.allow_transfer).join(" ")
+        ));
     }
     for r in &changes.add {
         lines.push(rrset_line('+', r));

@@ -70,6 +70,24 @@ struct ApiRecord {
     disabled: bool,
 }
 
+/// One metadata kind of a zone (`GET …/zones/<zone>/metadata`).
+#[derive(Deserialize)]
+struct ApiMetadata {
+    kind: String,
+    #[serde(default)]
+    metadata: Vec<String>,
+}
+
+/// The metadata kinds SuperCP manages: who is sent a NOTIFY, who may transfer the zone.
+const ALSO_NOTIFY: &str = "ALSO-NOTIFY";
+const ALLOW_AXFR: &str = "ALLOW-AXFR-FROM";
+
+fn sorted(mut values: Vec<String>) -> Vec<String> {
+    values.sort();
+    values.dedup();
+    values
+}
+
 /// The body of a zone's creation.
 #[derive(Serialize)]
 struct NewZone<'a> {
@@ -106,7 +124,14 @@ impl PowerDns {
             ));
         }
         let timeout = Duration::from_secs(u64::from(layout.timeout_seconds));
+        let tls = ureq::tls::TlsConfig::builder()
+            .provider(ureq::tls::TlsProvider::Rustls)
+            .unversioned_rustls_crypto_provider(std::sync::Arc::new(
+                rustls::crypto::aws_lc_rs::default_provider(),
+            ))
+            .build();
         let agent = ureq::Agent::config_builder()
+            .tls_config(tls)
             .timeout_global(Some(timeout))
             .http_status_as_error(false)
             .build()
@@ -122,11 +147,12 @@ impl PowerDns {
         })
     }
 
-    /// What the server holds for `zone` (absolute name): one GET.
+    /// What the server holds for `zone` (absolute name): one GET, and a second one for its
+    /// secondaries' metadata when it has (or should have) any.
     ///
     /// # Errors
     /// `Service` when the server cannot be reached or answers with an error.
-    pub fn observe(&self, zone: &str) -> Result<ZoneState, DriverError> {
+    pub fn observe(&self, zone: &str, secondaries: bool) -> Result<ZoneState, DriverError> {
         let url = format!("{}/zones/{zone}?rrsets=true", self.base);
         let (status, body) = self.call("GET", &url, None, zone)?;
         match status {
@@ -167,13 +193,86 @@ impl PowerDns {
             })
             .collect();
         rrsets.sort_by(|a, b| (&a.name, &a.record_type).cmp(&(&b.name, &b.record_type)));
+        let (mut notify, mut allow_transfer) = (Vec::new(), Vec::new());
+        if secondaries || api.kind.eq_ignore_ascii_case("Master") {
+            let url = format!("{}/zones/{zone}/metadata", self.base);
+            let (status, body) = self.call("GET", &url, None, zone)?;
+            if status != 200 {
+                return Err(answered(zone, "reading the metadata of", status, &body));
+            }
+            let items: Vec<ApiMetadata> = serde_json::from_str(&body).map_err(|e| {
+                service(
+                    &format!("zone {zone}"),
+                    format!("the API's answer is not metadata: {e}"),
+                    false,
+                )
+            })?;
+            for item in items {
+                match item.kind.as_str() {
+                    ALSO_NOTIFY => notify = sorted(item.metadata),
+                    ALLOW_AXFR => allow_transfer = sorted(item.metadata),
+                    _ => {}
+                }
+            }
+        }
         Ok(ZoneState::Present(ZoneFacts {
             rrsets,
             serial: api.serial,
-            notify: Vec::new(),
-            allow_transfer: Vec::new(),
+            notify,
+            allow_transfer,
             kind: api.kind,
         }))
+    }
+
+    /// Sets one metadata kind of a zone to `values` (removes it when empty): one request,
+    /// made only when it differs.
+    fn set_metadata(&self, zone: &str, kind: &str, values: &[String]) -> Result<(), DriverError> {
+        let url = format!("{}/zones/{zone}/metadata/{kind}", self.base);
+        let (status, text) = if values.is_empty() {
+            self.call("DELETE", &url, None, zone)?
+        } else {
+            let body = serde_json::json!({ "kind": kind, "metadata": values }).to_string();
+            self.call("PUT", &url, Some(&body), zone)?
+        };
+        if !(200..300).contains(&status) {
+            return Err(answered(zone, &format!("setting {kind} of"), status, &text));
+        }
+        Ok(())
+    }
+
+    /// The secondaries' metadata of a zone as desired, and a NOTIFY to them when anything of
+    /// the zone changed: PowerDNS would otherwise notify only on its next check of its
+    /// primaries (`xfr-cycle-interval`, a minute by default), never on a PATCH.
+    fn secondaries(
+        &self,
+        zone: &Zone,
+        found: Option<&ZoneFacts>,
+        changed: bool,
+    ) -> Result<(), DriverError> {
+        let (notify, allow) = found.map_or((&[][..], &[][..]), |f| {
+            (f.notify.as_slice(), f.allow_transfer.as_slice())
+        });
+        let want_notify = sorted(zone.notify.clone());
+        let want_allow = sorted(zone.allow_transfer.clone());
+        if want_notify != notify {
+            self.set_metadata(&zone.name, ALSO_NOTIFY, &want_notify)?;
+        }
+        if want_allow != allow {
+            self.set_metadata(&zone.name, ALLOW_AXFR, &want_allow)?;
+        }
+        if !want_notify.is_empty() && (changed || want_notify != notify) {
+            let url = format!("{}/zones/{}/notify", self.base, zone.name);
+            let (status, text) = self.call("PUT", &url, Some(""), &zone.name)?;
+            if !(200..300).contains(&status) {
+                return Err(answered(
+                    &zone.name,
+                    "notifying the secondaries of",
+                    status,
+                    &text,
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// Makes the server hold `zone` as desired, from what `observe` found: one POST for a new
@@ -211,7 +310,7 @@ impl PowerDns {
                 if status != 201 {
                     return Err(answered(&zone.name, "creating", status, &text));
                 }
-                Ok(())
+                self.secondaries(zone, None, true)
             }
             ZoneState::Present(facts) => {
                 let kind = zone_kind(zone);
@@ -225,17 +324,16 @@ impl PowerDns {
                     }
                 }
                 let changes = changes(zone, facts);
-                if changes.is_empty() {
-                    return Ok(());
+                if !changes.is_empty() {
+                    let body = serde_json::json!({ "rrsets": changes });
+                    let url = format!("{}/zones/{}", self.base, zone.name);
+                    let (status, text) =
+                        self.call("PATCH", &url, Some(&body.to_string()), &zone.name)?;
+                    if status != 204 && status != 200 {
+                        return Err(answered(&zone.name, "changing", status, &text));
+                    }
                 }
-                let body = serde_json::json!({ "rrsets": changes });
-                let url = format!("{}/zones/{}", self.base, zone.name);
-                let (status, text) =
-                    self.call("PATCH", &url, Some(&body.to_string()), &zone.name)?;
-                if status != 204 && status != 200 {
-                    return Err(answered(&zone.name, "changing", status, &text));
-                }
-                Ok(())
+                self.secondaries(zone, Some(facts), !changes.is_empty())
             }
         }
     }

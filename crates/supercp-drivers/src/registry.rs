@@ -90,7 +90,7 @@ impl Drivers {
             Object::File { at, .. } | Object::Dir { at, .. } => self.files.observe(at)?,
             Object::Account(a) => crate::accounts::observe(&a.name)?,
             Object::Cert(c) => crate::cert::observe(&c.at)?,
-            Object::Zone(z) => Observed::Zone(self.dns()?.observe(&z.name)?),
+            Object::Zone(z) => Observed::Zone(self.dns()?.observe(&z.name, has_secondaries(z))?),
         };
         let owner_ids = object.owner().and_then(|o| self.files.owner_ids(o));
         Ok(Seen {
@@ -108,7 +108,9 @@ impl Drivers {
             Kind::File | Kind::Dir => self.files.observe(location(owned)?),
             Kind::User => Ok(crate::accounts::observe(owned.id.key())?),
             Kind::Cert => crate::cert::observe(location(owned)?),
-            Kind::Zone => Ok(Observed::Zone(self.dns()?.observe(&zone_name(owned))?)),
+            Kind::Zone => Ok(Observed::Zone(
+                self.dns()?.observe(&zone_name(owned), false)?,
+            )),
         }
     }
 
@@ -125,7 +127,7 @@ impl Drivers {
             // Seen again just before the write: the request carries only what differs now.
             Object::Zone(z) => {
                 let dns = self.dns()?;
-                let found = dns.observe(&z.name)?;
+                let found = dns.observe(&z.name, has_secondaries(z))?;
                 dns.apply(z, &found)
             }
         }
@@ -277,6 +279,10 @@ pub fn removal(owned: &Owned, observed: &Observed) -> Option<Step> {
 /// Compares a desired object with what was seen (pure; see `diff.rs`).
 pub fn diff(desired: &Desired, seen: &Seen) -> Option<Step> {
     crate::diff::diff(desired, seen)
+}
+
+fn has_secondaries(z: &supercp_core::object::Zone) -> bool {
+    !z.notify.is_empty() || !z.allow_transfer.is_empty()
 }
 
 /// An owned zone's absolute name (its id's key has no trailing dot).
