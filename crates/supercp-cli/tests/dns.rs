@@ -425,3 +425,43 @@ fn a_secondary_is_notified_and_serves_each_new_serial_shortly_after_an_apply() {
     assert_eq!(pdns.writes_since(before), Vec::<String>::new());
     assert_eq!(serial(&pdns, "globex.test"), second);
 }
+
+#[test]
+fn a_zone_that_leaves_the_repo_is_deleted_only_under_policy_delete_with_allow_destroy() {
+    let test = "a_zone_that_leaves_the_repo_is_deleted_only_under_policy_delete_with_allow_destroy";
+    let Some(pdns) = Pdns::start(test) else {
+        return;
+    };
+    let key = pdns.api_key_file.display().to_string();
+    let files: Vec<(&'static str, String)> = repo("")
+        .into_iter()
+        .map(|(name, text)| {
+            let text = text.replace(
+                "  tenant: globex\n",
+                "  tenant: globex\n  deletionPolicy: Delete\n",
+            );
+            (name, text)
+        })
+        .collect();
+    let p = prefix(&pdns.api_url(), &key, &files);
+    p.supercp(&["apply"]).expect_code(0);
+    std::fs::remove_file(p.repo.join("acme.yaml")).expect("rm");
+    std::fs::remove_file(p.repo.join("globex.yaml")).expect("rm");
+    // Two of two zones leaving is a mass deletion, and tenant data needs --allow-destroy.
+    p.supercp(&["apply"]).expect_code(1);
+    p.supercp(&["apply", "--max-delete-share", "100"])
+        .expect_code(0);
+    assert_eq!(pdns.dig("globex.test", "A"), vec!["198.51.100.7"]);
+    assert_eq!(pdns.dig("acme.test", "A"), vec!["192.0.2.10"]);
+    let run = p.supercp(&["apply", "--max-delete-share", "100", "--allow-destroy"]);
+    run.expect_code(0);
+    let (status, _) = pdns
+        .api("GET", "/api/v1/servers/localhost/zones/globex.test.", None)
+        .expect("the API answers");
+    assert_eq!(status, 404, "policy Delete: gone\n{}", run.described);
+    // Policy Retain: still served, and no longer SuperCP's to change.
+    assert_eq!(pdns.dig("acme.test", "A"), vec!["192.0.2.10"]);
+    let before = pdns.requests().len();
+    p.supercp(&["apply", "--allow-destroy"]).expect_code(0);
+    assert_eq!(pdns.writes_since(before), Vec::<String>::new());
+}
