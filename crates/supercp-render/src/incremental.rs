@@ -115,7 +115,7 @@ pub fn render_delta(
     // Zones are node-wide: rendered again every time (their template reads every Domain).
     if let Some(dns) = &node.spec.dns {
         if node.spec.roles.iter().any(|role| role == crate::ROLE_DNS) {
-            files.extend(crate::zones::zones(catalog, dns));
+            files.extend(crate::zones::zones(catalog, node, dns));
         }
     }
     let node_part = Part {

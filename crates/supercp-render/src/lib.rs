@@ -236,7 +236,9 @@ pub fn render(
     }
     // A dns node serves every zone of the repo (its `dns:` block is checked by the loader).
     let zones = match &node.spec.dns {
-        Some(dns) if node.spec.roles.iter().any(|r| r == ROLE_DNS) => zones::zones(catalog, dns),
+        Some(dns) if node.spec.roles.iter().any(|r| r == ROLE_DNS) => {
+            zones::zones(catalog, node, dns)
+        }
         _ => Vec::new(),
     };
     // Package, Tenant and Domain are the web role's: a node without it (a fleet's dns or
