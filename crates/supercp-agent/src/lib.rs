@@ -1157,6 +1157,7 @@ mod tests {
             owner: Some((0, 0)),
             content_matches: Some(differs.is_none()),
             differs: differs.map(str::to_owned),
+            notes: Vec::new(),
         };
         let mut map = HashMap::from([
             ("file:/a".to_owned(), seen(1, None)),

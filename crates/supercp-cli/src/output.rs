@@ -30,6 +30,9 @@ struct JsonPlan<'a> {
     held: Vec<JsonHeld<'a>>,
     /// Objects not planned because their service did not answer (a DNS server down).
     unreached: Vec<JsonUnreached<'a>>,
+    /// What the operator must do outside the node: each signed zone's DS records, for the
+    /// registrar (`DS acme.test. 12345 13 2 …`).
+    notes: &'a [String],
 }
 
 #[derive(Serialize)]
@@ -81,6 +84,7 @@ pub fn write_plan(
     format: Format,
     node: &str,
     plan: &Plan,
+    notes: &[String],
 ) -> std::io::Result<()> {
     match format {
         Format::Json => {
@@ -115,17 +119,37 @@ pub fn write_plan(
                         why: &u.why,
                     })
                     .collect(),
+                notes,
             };
             serde_json::to_writer_pretty(&mut *out, &value)?;
             writeln!(out)
         }
-        Format::Markdown => write_markdown(out, node, plan),
-        Format::Text => write_text(
-            out,
-            node,
-            plan,
-            std::io::stdout().is_terminal() && colour_allowed(),
-        ),
+        Format::Markdown => {
+            write_markdown(out, node, plan)?;
+            if !notes.is_empty() {
+                writeln!(out, "\n**For the registrar** (signed zones)\n\n```")?;
+                for n in notes {
+                    writeln!(out, "{n}")?;
+                }
+                writeln!(out, "```")?;
+            }
+            Ok(())
+        }
+        Format::Text => {
+            write_text(
+                out,
+                node,
+                plan,
+                std::io::stdout().is_terminal() && colour_allowed(),
+            )?;
+            if !notes.is_empty() {
+                writeln!(out, "For the registrar (signed zones):")?;
+                for n in notes {
+                    writeln!(out, "  {n}")?;
+                }
+            }
+            Ok(())
+        }
     }
 }
 

@@ -465,3 +465,155 @@ fn a_zone_that_leaves_the_repo_is_deleted_only_under_policy_delete_with_allow_de
     p.supercp(&["apply", "--allow-destroy"]).expect_code(0);
     assert_eq!(pdns.writes_since(before), Vec::<String>::new());
 }
+
+/// Runs a program of the DNS tool packages (bind9-utils, ldnsutils) and returns its output.
+fn tool(test: &str, program: &str, args: &[&str]) -> Option<(bool, String)> {
+    let path = supercp_testkit::services::require(program, test)?;
+    let out = std::process::Command::new(path)
+        .args(args)
+        .output()
+        .expect("the tool runs");
+    Some((
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    ))
+}
+
+#[test]
+fn a_signed_zone_is_served_with_signatures_its_ds_matches_the_served_key_and_going_unsigned_is_forced(
+) {
+    let test = "a_signed_zone_is_served_with_signatures_its_ds_matches_the_served_key_and_going_unsigned_is_forced";
+    let Some(pdns) = Pdns::start(test) else {
+        return;
+    };
+    let key = pdns.api_key_file.display().to_string();
+    let signed = |on: bool| -> Vec<(&'static str, String)> {
+        repo("")
+            .into_iter()
+            .map(|(name, text)| {
+                let text = text.replace(
+                    "  tenant: globex\n",
+                    &format!("  tenant: globex\n  dnssec: {on}\n"),
+                );
+                (name, text)
+            })
+            .collect()
+    };
+    let p = prefix(&pdns.api_url(), &key, &signed(true));
+    p.supercp(&["apply"]).expect_code(0);
+    let port = pdns.dns_port.to_string();
+    let Some((ok, answer)) = tool(
+        test,
+        "dig",
+        &[
+            "@127.0.0.1",
+            "-p",
+            &port,
+            "+dnssec",
+            "+short",
+            "globex.test",
+            "A",
+        ],
+    ) else {
+        return;
+    };
+    assert!(
+        ok && answer.contains("A 13 2 "),
+        "an RRSIG over A: {answer}"
+    );
+    // The DS the plan shows is the one computed outside SuperCP from the served DNSKEY.
+    let plan = p.supercp(&["plan"]);
+    plan.expect_code(0);
+    let shown: Vec<String> = plan
+        .stdout()
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("DS globex.test. "))
+        .map(|ds| ds.to_ascii_lowercase())
+        .collect();
+    assert!(!shown.is_empty(), "{}", plan.described);
+    let Some((_, dnskey)) = tool(
+        test,
+        "dig",
+        &[
+            "@127.0.0.1",
+            "-p",
+            &port,
+            "+noall",
+            "+answer",
+            "globex.test",
+            "DNSKEY",
+        ],
+    ) else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let keyfile = dir.path().join("globex.key");
+    std::fs::write(&keyfile, &dnskey).expect("write");
+    let Some((ok, from_key)) = tool(
+        test,
+        "dnssec-dsfromkey",
+        &["-2", "-f", &keyfile.display().to_string(), "globex.test"],
+    ) else {
+        return;
+    };
+    assert!(ok, "{from_key}");
+    let computed = from_key
+        .lines()
+        .filter_map(|l| l.split_once(" DS "))
+        .map(|(_, ds)| ds.trim().to_ascii_lowercase())
+        .collect::<Vec<_>>();
+    assert!(
+        shown.iter().any(|ds| computed.contains(ds)),
+        "shown {shown:?}, computed from the served DNSKEY {computed:?}"
+    );
+    // The signed zone passes an independent verifier.
+    let server = std::net::SocketAddr::from(([127, 0, 0, 1], pdns.dns_port));
+    let zone = bind::axfr(server, "globex.test").expect("an AXFR");
+    let file = dir.path().join("globex.zone");
+    std::fs::write(&file, &zone).expect("write");
+    let Some((ok, verified)) = tool(test, "ldns-verify-zone", &[&file.display().to_string()])
+    else {
+        return;
+    };
+    assert!(ok, "ldns-verify-zone: {verified}\n{zone}");
+    // Nothing changes on a second run; the signature is not drift.
+    let before = pdns.requests().len();
+    p.supercp(&["apply"]).expect_code(0);
+    assert_eq!(pdns.writes_since(before), Vec::<String>::new());
+
+    // Going unsigned is refused until forced (a DS may still be at the parent).
+    for (name, text) in signed(false) {
+        common::write(&p.repo.join(name), &text);
+    }
+    let before = pdns.requests().len();
+    let run = p.supercp(&["apply"]);
+    run.expect_code(1);
+    assert!(
+        run.stderr().contains("turns DNSSEC off"),
+        "{}",
+        run.described
+    );
+    assert_eq!(pdns.writes_since(before), Vec::<String>::new());
+    p.supercp(&["apply", "--force-zone", "globex.test"])
+        .expect_code(0);
+    let Some((_, answer)) = tool(
+        test,
+        "dig",
+        &[
+            "@127.0.0.1",
+            "-p",
+            &port,
+            "+dnssec",
+            "+short",
+            "globex.test",
+            "A",
+        ],
+    ) else {
+        return;
+    };
+    assert_eq!(answer.trim(), "198.51.100.7", "no signature any more");
+}

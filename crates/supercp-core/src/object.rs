@@ -61,6 +61,8 @@ pub struct Zone {
     pub notify: Vec<String>,
     /// Who may transfer the zone (`IP` or `IP/PREFIX`).
     pub allow_transfer: Vec<String>,
+    /// Signed by the server (one CSK, ECDSAP256SHA256); the DS records go to the registrar.
+    pub dnssec: bool,
     /// Every rrset but the SOA, sorted by name and type, each name and type once.
     pub rrsets: Vec<ZoneRrset>,
 }
@@ -105,6 +107,11 @@ pub struct ZoneFacts {
     pub allow_transfer: Vec<String>,
     /// The server's kind of zone (`Native`, `Master`).
     pub kind: String,
+    /// Signed: the server holds an active key for it.
+    pub dnssec: bool,
+    /// The DS records of its keys, for the parent zone (the registrar), as the server gives
+    /// them (`KEYTAG ALGORITHM DIGESTTYPE DIGEST`).
+    pub ds: Vec<String>,
 }
 
 /// A certificate to be issued by the node's CA, with what decides when it is due again.
@@ -341,6 +348,10 @@ pub struct Observation {
     /// How it differs from the desired object, in the plan's words (`missing on the node`,
     /// `content differs`, `mode 644 → 640`); `None` when it is as desired.
     pub differs: Option<String>,
+    /// What the operator must do outside the node about it: a signed zone's DS records, to
+    /// give the registrar (`DS acme.test. 12345 13 2 …`). Public data, never a secret.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 impl Kind {
@@ -439,7 +450,7 @@ impl Object {
             Object::Cert(c) => digest_bytes(format!("tls {:?} {:?}", c.names, c.key).as_bytes()),
             // What the server should serve; not where each rrset came from.
             Object::Zone(z) => {
-                let mut text = format!("zone {:?} {:?}", z.notify, z.allow_transfer);
+                let mut text = format!("zone {:?} {:?} {}", z.notify, z.allow_transfer, z.dnssec);
                 for r in &z.rrsets {
                     text.push_str(&format!(
                         "\n{} {} {} {:?}",
@@ -626,6 +637,7 @@ impl Observation {
             owner: None,
             content_matches: None,
             differs: Some(why.to_owned()),
+            notes: Vec::new(),
         }
     }
 
@@ -656,6 +668,14 @@ impl Observation {
             }
             _ => None,
         };
+        let notes = match (desired, observed) {
+            (Object::Zone(z), Observed::Zone(ZoneState::Present(f))) if z.dnssec => {
+                f.ds.iter()
+                    .map(|ds| format!("DS {} {ds}", z.name))
+                    .collect()
+            }
+            _ => Vec::new(),
+        };
         Observation {
             at_ms,
             found,
@@ -663,6 +683,7 @@ impl Observation {
             owner,
             content_matches,
             differs: differs.map(ToString::to_string),
+            notes,
         }
     }
 }

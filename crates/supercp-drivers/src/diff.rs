@@ -103,10 +103,21 @@ fn zone(desired: &Desired, z: &Zone, observed: &Observed) -> Option<Step> {
     let notify = set(&z.notify) != facts.notify;
     let transfer = set(&z.allow_transfer) != facts.allow_transfer;
     let same_kind = facts.kind.eq_ignore_ascii_case(kind);
-    if changes.is_empty() && same_kind && !notify && !transfer {
+    let signing = z.dnssec != facts.dnssec;
+    if changes.is_empty() && same_kind && !notify && !transfer && !signing {
         return None;
     }
     let mut lines = Vec::new();
+    if signing {
+        lines.push(if z.dnssec {
+            "~ dnssec off → on (one CSK, ECDSAP256SHA256; give the DS that `supercp plan` then shows to the registrar)".to_owned()
+        } else {
+            "~ dnssec on → off (remove the DS at the registrar first)".to_owned()
+        });
+    }
+    for ds in &facts.ds {
+        lines.push(format!("  DS {} {ds}", z.name));
+    }
     if !same_kind {
         lines.push(format!("~ kind {} → {kind}", facts.kind));
     }
@@ -159,6 +170,15 @@ fn zone(desired: &Desired, z: &Zone, observed: &Observed) -> Option<Step> {
 /// of a zone with at least `GUARD_MIN_RRSETS` changed or removed, or a different apex NS set
 /// (a wrong one takes every name of the zone offline). `None` when it may go ahead.
 fn zone_guard(z: &Zone, facts: &ZoneFacts, changes: &ZoneChanges<'_>) -> Option<String> {
+    if facts.dnssec && !z.dnssec {
+        // Whether the parent still serves a DS is not checked yet: always forced.
+        return Some(
+            "turns DNSSEC off: while the parent zone still serves its DS, resolvers that \
+             validate reject every answer of the zone; remove the DS at the registrar, wait \
+             out its TTL, then force"
+                .to_owned(),
+        );
+    }
     let apex_ns = |rrsets: &[ZoneRrset]| {
         rrsets
             .iter()

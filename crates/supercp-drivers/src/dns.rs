@@ -45,6 +45,8 @@ struct ApiZone {
     #[serde(default)]
     kind: String,
     #[serde(default)]
+    dnssec: bool,
+    #[serde(default)]
     serial: u32,
     #[serde(default)]
     rrsets: Vec<ApiRrset>,
@@ -76,6 +78,16 @@ struct ApiMetadata {
     kind: String,
     #[serde(default)]
     metadata: Vec<String>,
+}
+
+/// One key of a zone (`GET …/zones/<zone>/cryptokeys`).
+#[derive(Deserialize)]
+struct ApiKey {
+    id: u64,
+    #[serde(default)]
+    active: bool,
+    #[serde(default)]
+    ds: Vec<String>,
 }
 
 /// The metadata kinds SuperCP manages: who is sent a NOTIFY, who may transfer the zone.
@@ -215,13 +227,94 @@ impl PowerDns {
                 }
             }
         }
+        let ds = if api.dnssec {
+            self.ds(zone)?
+        } else {
+            Vec::new()
+        };
         Ok(ZoneState::Present(ZoneFacts {
             rrsets,
             serial: api.serial,
             notify,
             allow_transfer,
             kind: api.kind,
+            dnssec: api.dnssec,
+            ds,
         }))
+    }
+
+    /// The DS records of a signed zone's active keys (`GET …/cryptokeys`).
+    fn ds(&self, zone: &str) -> Result<Vec<String>, DriverError> {
+        let url = format!("{}/zones/{zone}/cryptokeys", self.base);
+        let (status, body) = self.call("GET", &url, None, zone)?;
+        if status != 200 {
+            return Err(answered(zone, "reading the keys of", status, &body));
+        }
+        let keys: Vec<ApiKey> = serde_json::from_str(&body).map_err(|e| {
+            service(
+                &format!("zone {zone}"),
+                format!("the API's answer is not a list of keys: {e}"),
+                false,
+            )
+        })?;
+        let mut ds: Vec<String> = keys
+            .into_iter()
+            .filter(|k| k.active)
+            .flat_map(|k| k.ds)
+            .collect();
+        ds.sort();
+        Ok(ds)
+    }
+
+    /// Signs a zone (one active CSK, ECDSAP256SHA256, with the API rectifying the zone on
+    /// every change from now on) or removes every key of it.
+    fn set_dnssec(&self, zone: &str, on: bool) -> Result<(), DriverError> {
+        let url = format!("{}/zones/{zone}", self.base);
+        let body = serde_json::json!({ "api_rectify": on }).to_string();
+        let (status, text) = self.call("PUT", &url, Some(&body), zone)?;
+        if !(200..300).contains(&status) {
+            return Err(answered(zone, "setting api_rectify of", status, &text));
+        }
+        let keys_url = format!("{}/zones/{zone}/cryptokeys", self.base);
+        if on {
+            let body = serde_json::json!({
+                "keytype": "csk",
+                "active": true,
+                "published": true,
+                "algorithm": "ECDSAP256SHA256",
+            })
+            .to_string();
+            let (status, text) = self.call("POST", &keys_url, Some(&body), zone)?;
+            if status != 201 {
+                return Err(answered(zone, "creating a key for", status, &text));
+            }
+        } else {
+            let (status, body) = self.call("GET", &keys_url, None, zone)?;
+            if status != 200 {
+                return Err(answered(zone, "reading the keys of", status, &body));
+            }
+            let keys: Vec<ApiKey> = serde_json::from_str(&body).unwrap_or_default();
+            for key in keys {
+                let url = format!("{keys_url}/{}", key.id);
+                let (status, text) = self.call("DELETE", &url, None, zone)?;
+                if !(200..300).contains(&status) {
+                    return Err(answered(zone, "removing a key of", status, &text));
+                }
+            }
+        }
+        let url = format!("{}/zones/{zone}/rectify", self.base);
+        let (status, text) = self.call("PUT", &url, Some(""), zone)?;
+        if !(200..300).contains(&status) {
+            return Err(answered(zone, "rectifying", status, &text));
+        }
+        // A key change does not purge the packet cache (a PATCH does): without this the old
+        // signatures, or none, are served until the cache expires.
+        let url = format!("{}/cache/flush?domain={zone}", self.base);
+        let (status, text) = self.call("PUT", &url, Some(""), zone)?;
+        if !(200..300).contains(&status) {
+            return Err(answered(zone, "flushing the cache of", status, &text));
+        }
+        Ok(())
     }
 
     /// Sets one metadata kind of a zone to `values` (removes it when empty): one request,
@@ -310,6 +403,9 @@ impl PowerDns {
                 if status != 201 {
                     return Err(answered(&zone.name, "creating", status, &text));
                 }
+                if zone.dnssec {
+                    self.set_dnssec(&zone.name, true)?;
+                }
                 self.secondaries(zone, None, true)
             }
             ZoneState::Present(facts) => {
@@ -333,7 +429,11 @@ impl PowerDns {
                         return Err(answered(&zone.name, "changing", status, &text));
                     }
                 }
-                self.secondaries(zone, Some(facts), !changes.is_empty())
+                let signing = zone.dnssec != facts.dnssec;
+                if signing {
+                    self.set_dnssec(&zone.name, zone.dnssec)?;
+                }
+                self.secondaries(zone, Some(facts), !changes.is_empty() || signing)
             }
         }
     }
@@ -503,6 +603,7 @@ mod tests {
             soa: "ns1.a.test. hostmaster.a.test. 1 10800 3600 604800 3600".into(),
             notify: Vec::new(),
             allow_transfer: Vec::new(),
+            dnssec: false,
             rrsets,
         }
     }
@@ -514,6 +615,8 @@ mod tests {
             notify: Vec::new(),
             allow_transfer: Vec::new(),
             kind: "Native".into(),
+            dnssec: false,
+            ds: Vec::new(),
         }
     }
 

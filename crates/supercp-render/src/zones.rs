@@ -199,7 +199,12 @@ fn zone(entry: &ZoneEntry, dns: &DnsLayout, facts: &Facts<'_>) -> Desired {
             .map(|r| r.name.clone())
             .collect();
         for r in hosting(entry.name.as_str(), &name, ttl, facts) {
-            if cnames.contains(&r.name) {
+            // …and nothing points at one (an MX at a CNAME breaks mail, RFC 2181 10.3).
+            let at_cname = r.record_type == "MX"
+                && r.contents
+                    .iter()
+                    .any(|c| c.split(' ').nth(1).is_some_and(|t| cnames.contains(t)));
+            if cnames.contains(&r.name) || at_cname {
                 continue;
             }
             rrsets
@@ -243,6 +248,7 @@ fn zone(entry: &ZoneEntry, dns: &DnsLayout, facts: &Facts<'_>) -> Desired {
                 .into_iter()
                 .map(|n| n.value)
                 .collect(),
+            dnssec: spec.dnssec,
             rrsets: rrsets.into_values().collect(),
             name,
         }),

@@ -314,6 +314,7 @@ mod tests {
             owner: None,
             content_matches: None,
             differs: None,
+            notes: Vec::new(),
         };
         let dir = "dir:/srv/homes/a/public_html";
         // Newest first: a step of another object, one never started, then the newest started.

@@ -208,6 +208,7 @@ fn a_newer_observation_than_the_failed_step_shows_as_it_is() {
                 owner: None,
                 content_matches: None,
                 differs: Some("refused: a symlink at the path".into()),
+                notes: Vec::new(),
             },
         );
         agent.observed = Arc::new(observed);

@@ -69,7 +69,12 @@ pub fn exec(state: &Path, args: &Args) -> anyhow::Result<Outcome> {
     };
     let plan = &planned.plan;
     let mut out = std::io::stdout().lock();
-    output::write_plan(&mut out, args.format, inputs.node_name(), plan)?;
+    let notes: Vec<String> = planned
+        .observed
+        .iter()
+        .flat_map(|o| o.notes.iter().cloned())
+        .collect();
+    output::write_plan(&mut out, args.format, inputs.node_name(), plan, &notes)?;
     out.flush()?;
     if let Some(u) = plan.unreached.first() {
         // The plan is incomplete: CI must not read it as the node's whole change.

@@ -234,6 +234,7 @@ fn observed() -> HashMap<String, Observation> {
         owner,
         content_matches,
         differs,
+        notes: Vec::new(),
     };
     HashMap::from([
         (
