@@ -5,6 +5,9 @@
 #       into the sandbox (./state/sandbox; no root needed for SuperCP itself): shows the plan,
 #       the files and the audit journal. As root on a fresh Debian 12 machine it first installs
 #       nginx and PHP-FPM so the sandbox's gates run the real `nginx -t`/`php-fpm -t`.
+#       As root it also starts a real PowerDNS (gsqlite3, under the state dir, loopback ports
+#       15353 and 18081), gives the sandbox node the `dns` role and converges the quickstart's
+#       zone into it, then asks it with dig; without root it says it skipped that.
 #   NODE=examples/nodes/debian.yaml bash scripts/quickstart.sh
 #       onto this machine, as root (a fresh Debian 12 with nginx and php8.2-fpm, or it installs
 #       them): creates the tenants' users and homes, the vhosts and pools, removes Debian's own
@@ -29,6 +32,69 @@ supercp=target/release/supercp
 repo=examples/quickstart
 
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+
+# Starts PowerDNS under $state/pdns on loopback, gives the sandbox node the dns role and converges
+# the quickstart's zone into it (as root: it installs what is missing).
+dns_zone() {
+    local dir="$state/pdns" dns_port=15353 api_port=18081
+    if ! command -v pdns_server >/dev/null 2>&1 || ! command -v dig >/dev/null 2>&1; then
+        step "installing PowerDNS (gsqlite3) and dig"
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+            pdns-server pdns-backend-sqlite3 sqlite3 bind9-dnsutils >/dev/null
+        # Debian starts its own pdns on port 53; the quickstart's runs beside it, not instead.
+    fi
+    step "starting PowerDNS on 127.0.0.1:$dns_port (API 127.0.0.1:$api_port) under $dir"
+    mkdir -p "$dir/run"
+    dir=$(cd "$dir" && pwd)
+    [ -f "$dir/pdns.sqlite3" ] || sqlite3 "$dir/pdns.sqlite3" < /usr/share/pdns-backend-sqlite3/schema/schema.sqlite3.sql
+    [ -s "$dir/api.key" ] || (umask 077; head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$dir/api.key")
+    chmod 600 "$dir/api.key"
+    cat > "$dir/pdns.conf" <<CONF
+launch=gsqlite3
+gsqlite3-database=$dir/pdns.sqlite3
+gsqlite3-dnssec=yes
+local-address=127.0.0.1
+local-port=$dns_port
+socket-dir=$dir/run
+api=yes
+api-key=$(cat "$dir/api.key")
+webserver=yes
+webserver-address=127.0.0.1
+webserver-port=$api_port
+webserver-allow-from=127.0.0.0/8
+daemon=no
+guardian=no
+disable-syslog=yes
+security-poll-suffix=
+CONF
+    chmod 600 "$dir/pdns.conf"
+    pdns_server --config-dir="$dir" > "$dir/pdns.log" 2>&1 &
+    local pid=$!
+    trap 'kill $pid 2>/dev/null || true' EXIT
+    for _ in $(seq 50); do
+        curl -fsS -o /dev/null -H "X-API-Key: $(cat "$dir/api.key")" "http://127.0.0.1:$api_port/api/v1/servers/localhost" 2>/dev/null && break
+        sleep 0.2
+    done
+    local node="$state/quickstart-dns-node.yaml"
+    while IFS= read -r line; do
+        case "$line" in
+            "  roles: [web]") echo "  roles: [web, dns]" ;;
+            "spec:")
+                printf 'spec:\n  addresses: [127.0.0.1]\n  dns:\n'
+                printf '    apiUrl: http://127.0.0.1:%s\n    apiKeyFile: %s\n' "$api_port" "$dir/api.key"
+                printf '    nameservers: [ns1.acme.test.]\n' ;;
+            *) printf '%s\n' "$line" ;;
+        esac
+    done < examples/nodes/sandbox.yaml > "$node"
+    step "supercp plan --node $node (the sandbox node with the dns role)"
+    $supercp --state "$state" plan --repo "$repo" --node "$node"
+    step "supercp apply --node $node"
+    $supercp --state "$state" apply --repo "$repo" --node "$node"
+    step "dig @127.0.0.1 -p $dns_port acme.test (A, TXT, SRV)"
+    dig @127.0.0.1 -p "$dns_port" +noall +answer acme.test A acme.test TXT _sip._tcp.acme.test SRV
+    step "stopping PowerDNS (its data stays in $dir; run the script again to serve it)"
+}
 
 if [ -z "$node" ]; then
     state=${STATE:-state}
@@ -60,6 +126,13 @@ if [ -z "$node" ]; then
 
     step "a second plan: nothing to do"
     $supercp --state "$state" plan --repo "$repo" --detailed-exitcode
+
+    if [ "$(id -u)" -ne 0 ]; then
+        step "DNS: skipped (not root)"
+        echo "quickstart: skipped starting PowerDNS and serving examples/quickstart/zones.yaml: run as root for that"
+        exit 0
+    fi
+    dns_zone
     exit 0
 fi
 

@@ -520,6 +520,20 @@ fn a_fleet_of_two_agents_on_one_postgresql_each_converges_only_its_roles() {
         &format!("127.0.0.1:{port}"),
     );
     let dns_node = fleet_node(&dns, "dns1", "dns", &journal, &upstream_dir, "");
+    // The dns node converges the quickstart's zone into a real PowerDNS.
+    let Some(pdns) = supercp_testkit::pdns::Pdns::start(test) else {
+        return;
+    };
+    let text = fs::read_to_string(&dns_node).expect("node file").replacen(
+        "spec:\n",
+        &format!(
+            "spec:\n  dns:\n    apiUrl: {}\n    apiKeyFile: {}\n    nameservers: [ns1.example.net.]\n",
+            pdns.api_url(),
+            pdns.api_key_file.display()
+        ),
+        1,
+    );
+    common::write(&dns_node, &text);
     web.node = Some(web_node.clone());
     dns.node = Some(dns_node.clone());
     let _web_agent = Agent::start(&web, &web_node, &[], &[]);
@@ -537,6 +551,11 @@ fn a_fleet_of_two_agents_on_one_postgresql_each_converges_only_its_roles() {
     assert!(
         !dns.sandbox().join("etc/nginx").exists(),
         "the dns node holds none of the web role's objects"
+    );
+    assert_eq!(
+        pdns.dig("_sip._tcp.acme.test", "SRV"),
+        vec!["10 60 5060 sip.acme.test."],
+        "the dns node serves the zones"
     );
     // Either status page shows the whole fleet.
     let page = http_get(port, "/");
