@@ -44,6 +44,10 @@ dns_zone() {
             pdns-server pdns-backend-sqlite3 sqlite3 bind9-dnsutils >/dev/null
         # Debian starts its own pdns on port 53; the quickstart's runs beside it, not instead.
     fi
+    if curl -s -o /dev/null "http://127.0.0.1:$api_port/" 2>/dev/null; then
+        echo "quickstart: something already listens on 127.0.0.1:$api_port (an earlier PowerDNS?); stop it first" >&2
+        exit 1
+    fi
     step "starting PowerDNS on 127.0.0.1:$dns_port (API 127.0.0.1:$api_port) under $dir"
     mkdir -p "$dir/run"
     dir=$(cd "$dir" && pwd)
@@ -70,8 +74,8 @@ security-poll-suffix=
 CONF
     chmod 600 "$dir/pdns.conf"
     pdns_server --config-dir="$dir" > "$dir/pdns.log" 2>&1 &
-    local pid=$!
-    trap 'kill $pid 2>/dev/null || true' EXIT
+    pdns_pid=$!
+    trap 'kill "${pdns_pid:-}" 2>/dev/null || true' EXIT
     for _ in $(seq 50); do
         curl -fsS -o /dev/null -H "X-API-Key: $(cat "$dir/api.key")" "http://127.0.0.1:$api_port/api/v1/servers/localhost" 2>/dev/null && break
         sleep 0.2
