@@ -94,12 +94,7 @@ fn zone(desired: &Desired, z: &Zone, observed: &Observed) -> Option<Step> {
     };
     let changes = zone_changes(z, facts);
     let kind = crate::dns::zone_kind(z);
-    let set = |v: &[String]| {
-        let mut v = v.to_vec();
-        v.sort();
-        v.dedup();
-        v
-    };
+    let set = |v: &[String]| crate::dns::sorted(v.to_vec());
     let notify = set(&z.notify) != facts.notify;
     let transfer = set(&z.allow_transfer) != facts.allow_transfer;
     let same_kind = facts.kind.eq_ignore_ascii_case(kind);

@@ -94,7 +94,8 @@ struct ApiKey {
 const ALSO_NOTIFY: &str = "ALSO-NOTIFY";
 const ALLOW_AXFR: &str = "ALLOW-AXFR-FROM";
 
-fn sorted(mut values: Vec<String>) -> Vec<String> {
+/// Values sorted and each once: how lists of addresses are compared.
+pub(crate) fn sorted(mut values: Vec<String>) -> Vec<String> {
     values.sort();
     values.dedup();
     values
@@ -208,10 +209,7 @@ impl PowerDns {
         let (mut notify, mut allow_transfer) = (Vec::new(), Vec::new());
         if secondaries || api.kind.eq_ignore_ascii_case("Master") {
             let url = format!("{}/zones/{zone}/metadata", self.base);
-            let (status, body) = self.call("GET", &url, None, zone)?;
-            if status != 200 {
-                return Err(answered(zone, "reading the metadata of", status, &body));
-            }
+            let body = self.send("GET", &url, None, zone, "reading the metadata of")?;
             let items: Vec<ApiMetadata> = serde_json::from_str(&body).map_err(|e| {
                 service(
                     &format!("zone {zone}"),
@@ -246,10 +244,7 @@ impl PowerDns {
     /// The DS records of a signed zone's active keys (`GET …/cryptokeys`).
     fn ds(&self, zone: &str) -> Result<Vec<String>, DriverError> {
         let url = format!("{}/zones/{zone}/cryptokeys", self.base);
-        let (status, body) = self.call("GET", &url, None, zone)?;
-        if status != 200 {
-            return Err(answered(zone, "reading the keys of", status, &body));
-        }
+        let body = self.send("GET", &url, None, zone, "reading the keys of")?;
         let keys: Vec<ApiKey> = serde_json::from_str(&body).map_err(|e| {
             service(
                 &format!("zone {zone}"),
@@ -271,10 +266,7 @@ impl PowerDns {
     fn set_dnssec(&self, zone: &str, on: bool) -> Result<(), DriverError> {
         let url = format!("{}/zones/{zone}", self.base);
         let body = serde_json::json!({ "api_rectify": on }).to_string();
-        let (status, text) = self.call("PUT", &url, Some(&body), zone)?;
-        if !(200..300).contains(&status) {
-            return Err(answered(zone, "setting api_rectify of", status, &text));
-        }
+        self.send("PUT", &url, Some(&body), zone, "setting api_rectify of")?;
         let keys_url = format!("{}/zones/{zone}/cryptokeys", self.base);
         if on {
             let body = serde_json::json!({
@@ -284,36 +276,21 @@ impl PowerDns {
                 "algorithm": "ECDSAP256SHA256",
             })
             .to_string();
-            let (status, text) = self.call("POST", &keys_url, Some(&body), zone)?;
-            if status != 201 {
-                return Err(answered(zone, "creating a key for", status, &text));
-            }
+            self.send("POST", &keys_url, Some(&body), zone, "creating a key for")?;
         } else {
-            let (status, body) = self.call("GET", &keys_url, None, zone)?;
-            if status != 200 {
-                return Err(answered(zone, "reading the keys of", status, &body));
-            }
+            let body = self.send("GET", &keys_url, None, zone, "reading the keys of")?;
             let keys: Vec<ApiKey> = serde_json::from_str(&body).unwrap_or_default();
             for key in keys {
                 let url = format!("{keys_url}/{}", key.id);
-                let (status, text) = self.call("DELETE", &url, None, zone)?;
-                if !(200..300).contains(&status) {
-                    return Err(answered(zone, "removing a key of", status, &text));
-                }
+                self.send("DELETE", &url, None, zone, "removing a key of")?;
             }
         }
         let url = format!("{}/zones/{zone}/rectify", self.base);
-        let (status, text) = self.call("PUT", &url, Some(""), zone)?;
-        if !(200..300).contains(&status) {
-            return Err(answered(zone, "rectifying", status, &text));
-        }
+        self.send("PUT", &url, Some(""), zone, "rectifying")?;
         // A key change does not purge the packet cache (a PATCH does): without this the old
         // signatures, or none, are served until the cache expires.
         let url = format!("{}/cache/flush?domain={zone}", self.base);
-        let (status, text) = self.call("PUT", &url, Some(""), zone)?;
-        if !(200..300).contains(&status) {
-            return Err(answered(zone, "flushing the cache of", status, &text));
-        }
+        self.send("PUT", &url, Some(""), zone, "flushing the cache of")?;
         Ok(())
     }
 
@@ -321,14 +298,12 @@ impl PowerDns {
     /// made only when it differs.
     fn set_metadata(&self, zone: &str, kind: &str, values: &[String]) -> Result<(), DriverError> {
         let url = format!("{}/zones/{zone}/metadata/{kind}", self.base);
-        let (status, text) = if values.is_empty() {
-            self.call("DELETE", &url, None, zone)?
+        let doing = format!("setting {kind} of");
+        if values.is_empty() {
+            self.send("DELETE", &url, None, zone, &doing)?;
         } else {
             let body = serde_json::json!({ "kind": kind, "metadata": values }).to_string();
-            self.call("PUT", &url, Some(&body), zone)?
-        };
-        if !(200..300).contains(&status) {
-            return Err(answered(zone, &format!("setting {kind} of"), status, &text));
+            self.send("PUT", &url, Some(&body), zone, &doing)?;
         }
         Ok(())
     }
@@ -355,15 +330,13 @@ impl PowerDns {
         }
         if !want_notify.is_empty() && (changed || want_notify != notify) {
             let url = format!("{}/zones/{}/notify", self.base, zone.name);
-            let (status, text) = self.call("PUT", &url, Some(""), &zone.name)?;
-            if !(200..300).contains(&status) {
-                return Err(answered(
-                    &zone.name,
-                    "notifying the secondaries of",
-                    status,
-                    &text,
-                ));
-            }
+            self.send(
+                "PUT",
+                &url,
+                Some(""),
+                &zone.name,
+                "notifying the secondaries of",
+            )?;
         }
         Ok(())
     }
@@ -399,10 +372,7 @@ impl PowerDns {
                 };
                 let body = serde_json::to_string(&body).map_err(|e| encode(&zone.name, &e))?;
                 let url = format!("{}/zones", self.base);
-                let (status, text) = self.call("POST", &url, Some(&body), &zone.name)?;
-                if status != 201 {
-                    return Err(answered(&zone.name, "creating", status, &text));
-                }
+                self.send("POST", &url, Some(&body), &zone.name, "creating")?;
                 if zone.dnssec {
                     self.set_dnssec(&zone.name, true)?;
                 }
@@ -414,20 +384,14 @@ impl PowerDns {
                     // Not a part of the PATCH: the zone's own fields go by PUT.
                     let body = serde_json::json!({ "kind": kind }).to_string();
                     let url = format!("{}/zones/{}", self.base, zone.name);
-                    let (status, text) = self.call("PUT", &url, Some(&body), &zone.name)?;
-                    if status != 204 && status != 200 {
-                        return Err(answered(&zone.name, "changing the kind of", status, &text));
-                    }
+                    self.send("PUT", &url, Some(&body), &zone.name, "changing the kind of")?;
                 }
                 let changes = changes(zone, facts);
                 if !changes.is_empty() {
                     let body = serde_json::json!({ "rrsets": changes });
                     let url = format!("{}/zones/{}", self.base, zone.name);
-                    let (status, text) =
-                        self.call("PATCH", &url, Some(&body.to_string()), &zone.name)?;
-                    if status != 204 && status != 200 {
-                        return Err(answered(&zone.name, "changing", status, &text));
-                    }
+                    let body = body.to_string();
+                    self.send("PATCH", &url, Some(&body), &zone.name, "changing")?;
                 }
                 let signing = zone.dnssec != facts.dnssec;
                 if signing {
@@ -449,6 +413,23 @@ impl PowerDns {
             200 | 204 | 404 => Ok(()),
             _ => Err(answered(zone, "deleting", status, &text)),
         }
+    }
+
+    /// One request that must succeed (any 2xx): its body, or the server's refusal naming
+    /// what was being done (`doing`) to the zone.
+    fn send(
+        &self,
+        method: &str,
+        url: &str,
+        body: Option<&str>,
+        zone: &str,
+        doing: &str,
+    ) -> Result<String, DriverError> {
+        let (status, text) = self.call(method, url, body, zone)?;
+        if !(200..300).contains(&status) {
+            return Err(answered(zone, doing, status, &text));
+        }
+        Ok(text)
     }
 
     /// One request: its status and body. The key goes in a header and nowhere else.
